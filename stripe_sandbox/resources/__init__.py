@@ -1,0 +1,20 @@
+"""One module per emulated Stripe resource; each exports its ``ROUTES``."""
+
+from __future__ import annotations
+
+from stripe_sandbox.resources import (
+    customers,
+    events,
+    prices,
+    products,
+    webhook_endpoints,
+)
+from stripe_sandbox.resources.common import Route
+
+API_ROUTES: list[Route] = [
+    *customers.ROUTES,
+    *products.ROUTES,
+    *prices.ROUTES,
+    *events.ROUTES,
+    *webhook_endpoints.ROUTES,
+]

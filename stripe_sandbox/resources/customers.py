@@ -1,0 +1,232 @@
+"""``/v1/customers``: create, retrieve, update, delete, list."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from stripe.params import (
+    CustomerCreateParams,
+    CustomerDeleteParams,
+    CustomerListParams,
+    CustomerRetrieveParams,
+    CustomerUpdateParams,
+)
+
+from stripe_sandbox.resources.common import (
+    Ctx,
+    Route,
+    apply_metadata,
+    blank_to_none,
+    created_matches,
+    paginate,
+    record_update,
+    render,
+)
+from stripe_sandbox.store import deep_copy
+from stripe_sandbox.wire import ApiError, JsonDict, invalid, missing, new_id
+
+_ADDRESS_KEYS = ("city", "country", "line1", "line2", "postal_code", "state")
+_TAX_EXEMPT = ("none", "exempt", "reverse")
+
+
+def new_customer(now: int) -> JsonDict:
+    """A customer with every field Stripe sends for a fresh one (API 2026-10-28.endive)."""
+    return {
+        "id": new_id("cus"),
+        "object": "customer",
+        "address": None,
+        "balance": 0,
+        "business_name": None,
+        "created": now,
+        "currency": None,
+        "customer_account": None,
+        "default_source": None,
+        "delinquent": False,
+        "description": None,
+        "discount": None,
+        "email": None,
+        "individual_name": None,
+        # Stripe derives an 8-character uppercase prefix for invoice numbers.
+        "invoice_prefix": secrets.token_hex(4).upper(),
+        "invoice_settings": {
+            "custom_fields": None,
+            "default_payment_method": None,
+            "footer": None,
+            "rendering_options": None,
+        },
+        "livemode": False,
+        "metadata": {},
+        "name": None,
+        "next_invoice_sequence": 1,
+        "phone": None,
+        "preferred_locales": [],
+        "shipping": None,
+        "tax_exempt": "none",
+        "test_clock": None,
+    }
+
+
+def _address(value: Any) -> JsonDict | None:
+    if value == "":
+        return None
+    return {key: value.get(key) for key in _ADDRESS_KEYS}
+
+
+def _apply(customer: JsonDict, params: JsonDict) -> None:
+    """Write create/update params onto a customer (validation already done)."""
+    for key in ("payment_method", "source", "default_source"):
+        if key in params:
+            # The sandbox has no payment methods or sources yet, so any id is unknown.
+            raise ApiError(
+                400,
+                f"No such {'PaymentMethod' if key == 'payment_method' else 'source'}: "
+                f"'{params[key]}'",
+                code="resource_missing",
+                param=key,
+            )
+    if params.get("test_clock"):
+        raise ApiError(
+            400,
+            f"No such test clock: '{params['test_clock']}'",
+            code="resource_missing",
+            param="test_clock",
+        )
+    for key in ("email", "name", "phone", "description", "business_name", "individual_name"):
+        if key in params:
+            customer[key] = blank_to_none(params[key])
+    if "balance" in params:
+        customer["balance"] = params["balance"]
+    if "invoice_prefix" in params:
+        prefix = params["invoice_prefix"]
+        if not (1 <= len(prefix) <= 12 and prefix.isalnum() and prefix.upper() == prefix):
+            raise invalid(
+                "Invoice prefix must be 1-12 uppercase letters or numbers.",
+                param="invoice_prefix",
+            )
+        customer["invoice_prefix"] = prefix
+    if "next_invoice_sequence" in params:
+        customer["next_invoice_sequence"] = params["next_invoice_sequence"]
+    if "preferred_locales" in params:
+        customer["preferred_locales"] = list(params["preferred_locales"])
+    if "tax_exempt" in params:
+        value = blank_to_none(params["tax_exempt"]) or "none"
+        if value not in _TAX_EXEMPT:
+            raise invalid(
+                "Invalid tax_exempt: must be one of none, exempt, or reverse", param="tax_exempt"
+            )
+        customer["tax_exempt"] = value
+    if "address" in params:
+        customer["address"] = _address(params["address"])
+    if "shipping" in params:
+        shipping = params["shipping"]
+        customer["shipping"] = (
+            None
+            if shipping == ""
+            else {
+                "address": _address(shipping["address"]),
+                "carrier": None,
+                "name": shipping["name"],
+                "phone": shipping.get("phone"),
+                "tracking_number": None,
+            }
+        )
+    if "invoice_settings" in params:
+        _apply_invoice_settings(customer["invoice_settings"], params["invoice_settings"])
+    if "metadata" in params:
+        customer["metadata"] = apply_metadata(customer["metadata"], params["metadata"])
+
+
+def _apply_invoice_settings(current: JsonDict, given: JsonDict) -> None:
+    if given.get("default_payment_method"):
+        raise ApiError(
+            400,
+            f"No such PaymentMethod: '{given['default_payment_method']}'",
+            code="resource_missing",
+            param="invoice_settings[default_payment_method]",
+        )
+    if "custom_fields" in given:
+        fields = given["custom_fields"]
+        current["custom_fields"] = (
+            None if fields == "" else [{"name": f["name"], "value": f["value"]} for f in fields]
+        )
+    if "footer" in given:
+        current["footer"] = blank_to_none(given["footer"])
+    if "rendering_options" in given:
+        options = given["rendering_options"]
+        current["rendering_options"] = (
+            None
+            if options == ""
+            else {
+                "amount_tax_display": blank_to_none(options.get("amount_tax_display")),
+                "template": blank_to_none(options.get("template")),
+            }
+        )
+
+
+def _live(ctx: Ctx, customer_id: str) -> JsonDict:
+    customer = ctx.store.get("customer", customer_id)
+    if customer is None:
+        raise missing("customer", customer_id)
+    return customer
+
+
+def create(ctx: Ctx, params: JsonDict, _id: str) -> JsonDict:
+    """``POST /v1/customers``."""
+    customer = new_customer(ctx.now)
+    _apply(customer, params)
+    ctx.store.add(customer)
+    ctx.store.record_event("customer.created", customer, ctx.request, ctx.now)
+    return render(ctx.store, customer, params.get("expand", []))
+
+
+def retrieve(ctx: Ctx, params: JsonDict, customer_id: str) -> JsonDict:
+    """``GET /v1/customers/{id}``; a deleted customer answers its deletion stub, as Stripe does."""
+    stub = ctx.store.deleted.get(customer_id)
+    if stub is not None and stub["object"] == "customer":
+        return dict(stub)
+    return render(ctx.store, _live(ctx, customer_id), params.get("expand", []))
+
+
+def update(ctx: Ctx, params: JsonDict, customer_id: str) -> JsonDict:
+    """``POST /v1/customers/{id}``."""
+    customer = _live(ctx, customer_id)
+    before = deep_copy(customer)
+    changed = deep_copy(customer)
+    _apply(changed, params)
+    customer.clear()
+    customer.update(changed)
+    record_update(ctx, "customer", before, customer)
+    return render(ctx.store, customer, params.get("expand", []))
+
+
+def delete(ctx: Ctx, params: JsonDict, customer_id: str) -> JsonDict:
+    """``DELETE /v1/customers/{id}``."""
+    customer = _live(ctx, customer_id)
+    stub = ctx.store.remove("customer", customer_id)
+    ctx.store.record_event("customer.deleted", customer, ctx.request, ctx.now)
+    return dict(stub)
+
+
+def list_(ctx: Ctx, params: JsonDict, _id: str) -> JsonDict:
+    """``GET /v1/customers`` with ``email`` and ``created`` filters."""
+    email = params.get("email")
+    created = params.get("created")
+    test_clock = params.get("test_clock")
+    items = [
+        c
+        for c in ctx.store.objects["customer"].values()
+        if (email is None or c["email"] == email)
+        and created_matches(c["created"], created)
+        and (test_clock is None or c["test_clock"] == test_clock)
+    ]
+    return paginate(ctx, "customer", "customer", items, params, "/v1/customers")
+
+
+ROUTES = [
+    Route("POST", "/v1/customers", CustomerCreateParams, create),
+    Route("GET", "/v1/customers", CustomerListParams, list_),
+    Route("GET", "/v1/customers/{id}", CustomerRetrieveParams, retrieve),
+    Route("POST", "/v1/customers/{id}", CustomerUpdateParams, update),
+    Route("DELETE", "/v1/customers/{id}", CustomerDeleteParams, delete),
+]

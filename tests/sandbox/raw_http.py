@@ -1,0 +1,34 @@
+"""Plain HTTP calls to the sandbox, for what stripe-python hides (headers, bad keys)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+TEST_KEY = "sk_test_sandbox_tests"
+
+
+def call(
+    base_url: str,
+    method: str,
+    path: str,
+    body: str = "",
+    headers: dict[str, str] | None = None,
+    key: str | None = TEST_KEY,
+) -> tuple[int, dict[str, str], Any]:
+    """Send one request and return (status, headers, decoded JSON body)."""
+    parts = urlsplit(base_url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
+    try:
+        sent = {"Content-Type": "application/x-www-form-urlencoded"}
+        if key is not None:
+            sent["Authorization"] = f"Bearer {key}"
+        sent.update(headers or {})
+        conn.request(method, path, body=body.encode() if body else None, headers=sent)
+        response = conn.getresponse()
+        payload = response.read()
+        return response.status, dict(response.getheaders()), json.loads(payload)
+    finally:
+        conn.close()

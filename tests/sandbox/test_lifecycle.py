@@ -1,0 +1,86 @@
+"""Server lifecycle: state file round-trip, reset, the CLI's ready line and port errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import stripe
+
+from stripe_sandbox import SandboxServer
+from stripe_sandbox.cli import run
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_state_file_round_trip(tmp_path: Path) -> None:
+    state = tmp_path / "state" / "sandbox.json"
+    with SandboxServer(state_file=state) as first:
+        client = stripe.StripeClient("sk_test_state", base_addresses={"api": first.url})
+        customer = client.v1.customers.create({"email": "kept@example.com"})
+        first.seed_demo()
+    assert json.loads(state.read_text())["format"] == 1
+    assert [p.name for p in state.parent.iterdir()] == ["sandbox.json"]
+
+    with SandboxServer(state_file=state) as second:
+        client = stripe.StripeClient("sk_test_state", base_addresses={"api": second.url})
+        assert client.v1.customers.retrieve(customer.id).email == "kept@example.com"
+        assert second.seed_demo() == {"customers": 0, "products": 0, "prices": 0}
+        second.reset()
+    with SandboxServer(state_file=state) as third:
+        client = stripe.StripeClient("sk_test_state", base_addresses={"api": third.url})
+        assert client.v1.customers.list().data == []
+
+
+def test_stop_is_idempotent() -> None:
+    server = SandboxServer()
+    server.start()
+    assert server.url == f"http://127.0.0.1:{server.port}"
+    server.stop()
+    server.stop()
+
+
+def test_cli_prints_ready_line_first(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stripe_sandbox", "--port", "0", "--state", str(tmp_path / "s")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline().strip()
+        assert first.startswith("Sandbox ready: http://127.0.0.1:")
+        port = int(first.rsplit(":", 1)[1])
+        assert port != 0
+        client = stripe.StripeClient(
+            "sk_test_cli", base_addresses={"api": f"http://127.0.0.1:{port}"}
+        )
+        client.v1.customers.create({"name": "via cli"})
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert (tmp_path / "s").exists()
+
+
+def test_port_in_use_returns_2(capsys: object) -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        assert run(port=port) == 2
+    captured = capsys.readouterr()  # type: ignore[attr-defined]
+    assert "already in use" in captured.err
+    assert captured.out == ""
