@@ -1,0 +1,160 @@
+"""Read-only views of the local mirror for the panels and the CLI: plain typed rows, no I/O leaks.
+
+Rows are NamedTuples: building 100,000 of them costs a fraction of what dataclasses would, and a
+table model can read their fields without any database access.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import peewee
+
+from services.models import CreditEntry, Customer, Invoice, Price, Product, tuples
+
+
+class CustomerRow(NamedTuple):
+    stripe_id: str
+    name: str
+    email: str
+    phone: str
+    currency: str
+    balance: int
+    created: int
+    deleted: bool
+
+
+class PriceRow(NamedTuple):
+    stripe_id: str
+    product_id: str
+    currency: str
+    unit_amount: int | None
+    active: bool
+    lookup_key: str
+
+
+class ProductRow(NamedTuple):
+    stripe_id: str
+    name: str
+    active: bool
+    credits: int | None
+    created: int
+    prices: tuple[PriceRow, ...]
+
+    @property
+    def default_price(self) -> PriceRow | None:
+        active = [p for p in self.prices if p.active]
+        return active[0] if active else (self.prices[0] if self.prices else None)
+
+
+class InvoiceRow(NamedTuple):
+    stripe_id: str
+    number: str
+    customer_id: str
+    customer_name: str
+    status: str
+    currency: str
+    total: int
+    amount_due: int
+    amount_paid: int
+    created: int
+    due_date: int | None
+
+
+class CreditBalanceRow(NamedTuple):
+    customer_id: str
+    customer_name: str
+    email: str
+    balance: int
+    entries: int
+    last_entry_at: int
+
+
+class BrowseService:
+    """Queries over the local database (peewee keeps one connection per thread)."""
+
+    def __init__(self, db: peewee.Database) -> None:
+        self._db = db
+
+    def customers(self, *, include_deleted: bool = False) -> list[CustomerRow]:
+        query = Customer.select(
+            Customer.stripe_id,
+            peewee.fn.COALESCE(Customer.name, ""),
+            peewee.fn.COALESCE(Customer.email, ""),
+            peewee.fn.COALESCE(Customer.phone, ""),
+            peewee.fn.COALESCE(Customer.currency, ""),
+            Customer.balance,
+            Customer.created,
+            Customer.deleted,
+        ).order_by(Customer.created.desc(), Customer.id.desc())
+        if not include_deleted:
+            query = query.where(Customer.deleted == False)  # noqa: E712
+        return [CustomerRow._make((*t[:7], bool(t[7]))) for t in tuples(query)]
+
+    def products(self) -> list[ProductRow]:
+        prices: dict[str, list[PriceRow]] = {}
+        price_query = Price.select(
+            Price.stripe_id,
+            Price.product_id,
+            Price.currency,
+            Price.unit_amount,
+            Price.active,
+            peewee.fn.COALESCE(Price.lookup_key, ""),
+        ).order_by(Price.created.desc(), Price.id.desc())
+        for t in tuples(price_query):
+            row = PriceRow._make((*t[:4], bool(t[4]), t[5]))
+            prices.setdefault(row.product_id, []).append(row)
+        product_query = Product.select(
+            Product.stripe_id, Product.name, Product.active, Product.credits, Product.created
+        ).order_by(Product.active.desc(), Product.name)
+        return [
+            ProductRow(sid, name, bool(active), credits, created, tuple(prices.get(sid, ())))
+            for sid, name, active, credits, created in tuples(product_query)
+        ]
+
+    def invoices(self) -> list[InvoiceRow]:
+        query = (
+            Invoice.select(
+                Invoice.stripe_id,
+                peewee.fn.COALESCE(Invoice.number, ""),
+                Invoice.customer_id,
+                peewee.fn.COALESCE(Customer.name, Customer.email, ""),
+                peewee.fn.COALESCE(Invoice.status, ""),
+                Invoice.currency,
+                Invoice.total,
+                Invoice.amount_due,
+                Invoice.amount_paid,
+                Invoice.created,
+                Invoice.due_date,
+            )
+            .join(
+                Customer,
+                peewee.JOIN.LEFT_OUTER,
+                on=(Customer.stripe_id == Invoice.customer_id),
+            )
+            .order_by(Invoice.created.desc(), Invoice.id.desc())
+        )
+        return [InvoiceRow._make(t) for t in tuples(query)]
+
+    def credit_balances(self) -> list[CreditBalanceRow]:
+        query = (
+            CreditEntry.select(
+                CreditEntry.customer_id,
+                peewee.fn.COALESCE(Customer.name, ""),
+                peewee.fn.COALESCE(Customer.email, ""),
+                peewee.fn.SUM(CreditEntry.amount),
+                peewee.fn.COUNT(CreditEntry.id),
+                peewee.fn.MAX(CreditEntry.created_at),
+            )
+            .join(
+                Customer,
+                peewee.JOIN.LEFT_OUTER,
+                on=(Customer.stripe_id == CreditEntry.customer_id),
+            )
+            .group_by(CreditEntry.customer_id, Customer.name, Customer.email)
+            .order_by(peewee.fn.MAX(CreditEntry.created_at).desc())
+        )
+        return [
+            CreditBalanceRow(cid, name, email, int(total or 0), int(n), int(last or 0))
+            for cid, name, email, total, n, last in tuples(query)
+        ]

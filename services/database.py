@@ -1,0 +1,94 @@
+"""Opening the local database: SQLite on this machine, or a shared PostgreSQL.
+
+peewee gives each thread its own connection, so worker threads and the GUI thread never share one.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import peewee
+
+from services.errors import DatabaseError, ValidationError
+from services.migrations import migrate
+from services.models import ALL_MODELS
+from services.redaction import redact
+
+log = logging.getLogger(__name__)
+
+# WAL lets the GUI read while a worker writes; busy_timeout waits out short write locks.
+_SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "foreign_keys": 1,
+    "synchronous": "normal",
+    "busy_timeout": 5000,
+}
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def open_database(url: str, *, run_migrations: bool = True) -> peewee.Database:
+    """Open the database at `url`, bind the models to it and bring its schema up to date.
+
+    Args:
+        url: ``sqlite:///absolute/path.sqlite3`` or ``postgresql://user@host:port/dbname``
+            (query parameters such as ``?options=-csearch_path%3Dx`` go to the driver).
+        run_migrations: apply pending forward migrations (off only for diagnostics).
+
+    Raises:
+        ValidationError: the URL is not one Billing Admin understands.
+        DatabaseError: the database cannot be opened or is newer than this app.
+    """
+    db = _database_for_url(url)
+    try:
+        db.connect(reuse_if_open=True)
+    except peewee.OperationalError as exc:
+        raise DatabaseError(
+            f"Cannot open the database {redact(url)}: {redact(str(exc)).strip()}"
+        ) from None
+    db.bind(ALL_MODELS, bind_refs=False, bind_backrefs=False)
+    if run_migrations:
+        migrate(db)
+    return db
+
+
+def _database_for_url(url: str) -> peewee.Database:
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = unquote(parts.path)
+        if not path or path == "/":
+            raise ValidationError(
+                "A sqlite:/// URL needs a file path, e.g. sqlite:////home/me/b.db"
+            )
+        # Keep the file on disk: each thread gets its own connection, which :memory: cannot share.
+        if path in ("/:memory:", ":memory:"):
+            raise ValidationError("An in-memory SQLite database cannot be shared between threads.")
+        file = Path(path)
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseError(f"Cannot create the folder for {file}: {exc}") from None
+        return peewee.SqliteDatabase(str(file), pragmas=_SQLITE_PRAGMAS, timeout=10)
+    if parts.scheme in ("postgresql", "postgres"):
+        if not parts.path.strip("/"):
+            raise ValidationError("A postgresql:// URL needs a database name, e.g. …:5432/billing")
+        options: dict[str, Any] = dict(parse_qsl(parts.query))
+        if parts.username:
+            options["user"] = unquote(parts.username)
+        if parts.password:
+            options["password"] = unquote(parts.password)
+        if parts.hostname:
+            options["host"] = parts.hostname
+        if parts.port:
+            options["port"] = parts.port
+        options.setdefault("connect_timeout", 5)
+        options.setdefault("application_name", "billing-admin")
+        return peewee.PostgresqlDatabase(unquote(parts.path.strip("/")), **options)
+    raise ValidationError(
+        f"Unsupported database URL {redact(url)!r}: use sqlite:///PATH or postgresql://HOST/DB."
+    )

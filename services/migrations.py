@@ -1,0 +1,171 @@
+"""Forward-only schema migrations, one numbered step each, applied in order at start-up.
+
+Each step is frozen: it describes the tables as they were at that version, never the current
+models, so an old database and a new one end up with the same schema. Each step runs in its own
+transaction together with the bump of `schema_version`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import peewee
+
+from services.errors import DatabaseError
+from services.models import JSONText
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[peewee.Database], None]
+
+
+def _frozen_table(
+    db: peewee.Database, name: str, columns: dict[str, peewee.Field]
+) -> type[peewee.Model]:
+    meta = type("Meta", (), {"database": db, "table_name": name})
+    return type(f"Frozen_{name}", (peewee.Model,), {"Meta": meta, **columns})
+
+
+def _mirror_columns() -> dict[str, peewee.Field]:
+    return {
+        "stripe_id": peewee.CharField(max_length=255, unique=True),
+        "livemode": peewee.BooleanField(default=False),
+        "created": peewee.BigIntegerField(),
+        "raw": JSONText(),
+        "synced_at": peewee.BigIntegerField(),
+    }
+
+
+def _v1_initial(db: peewee.Database) -> None:
+    text, big, char = peewee.TextField, peewee.BigIntegerField, peewee.CharField
+    tables: dict[str, dict[str, peewee.Field]] = {
+        "customer": {
+            **_mirror_columns(),
+            "name": text(null=True),
+            "email": text(null=True, index=True),
+            "phone": text(null=True),
+            "currency": char(max_length=3, null=True),
+            "balance": big(default=0),
+            "description": text(null=True),
+            "metadata": JSONText(default=dict),
+            "deleted": peewee.BooleanField(default=False),
+        },
+        "product": {
+            **_mirror_columns(),
+            "name": text(),
+            "description": text(null=True),
+            "active": peewee.BooleanField(default=True),
+            "default_price_id": char(max_length=255, null=True),
+            "metadata": JSONText(default=dict),
+            "credits": peewee.IntegerField(null=True),
+        },
+        "price": {
+            **_mirror_columns(),
+            "product_id": char(max_length=255, index=True),
+            "currency": char(max_length=3),
+            "unit_amount": big(null=True),
+            "active": peewee.BooleanField(default=True),
+            "lookup_key": text(null=True),
+            "nickname": text(null=True),
+            "type": char(max_length=16, default="one_time"),
+            "metadata": JSONText(default=dict),
+        },
+        "invoice": {
+            **_mirror_columns(),
+            "customer_id": char(max_length=255, index=True),
+            "number": text(null=True),
+            "status": char(max_length=32, null=True),
+            "currency": char(max_length=3),
+            "total": big(default=0),
+            "amount_due": big(default=0),
+            "amount_paid": big(default=0),
+            "amount_remaining": big(default=0),
+            "due_date": big(null=True),
+            "hosted_invoice_url": text(null=True),
+        },
+        "credit_entry": {
+            "customer_id": char(max_length=255, index=True),
+            "amount": big(),
+            "kind": char(max_length=16),
+            "source": text(null=True),
+            "operator": text(),
+            "reason": text(null=True),
+            "created_at": big(),
+        },
+    }
+    db.create_tables([_frozen_table(db, name, cols) for name, cols in tables.items()])
+
+
+MIGRATIONS: list[Migration] = [
+    Migration(1, "customers, products, prices, invoices, credit ledger", _v1_initial),
+]
+
+
+class _SchemaVersion(peewee.Model):
+    version = peewee.IntegerField(primary_key=True)
+    description = peewee.TextField()
+    applied_at = peewee.BigIntegerField()
+
+    class Meta:
+        table_name = "schema_version"
+
+
+def current_version(db: peewee.Database) -> int:
+    with db.bind_ctx([_SchemaVersion]):
+        if not db.table_exists("schema_version"):
+            return 0
+        latest = _SchemaVersion.select(peewee.fn.MAX(_SchemaVersion.version)).scalar()
+        return int(latest or 0)
+
+
+def latest_version() -> int:
+    return MIGRATIONS[-1].version
+
+
+def migrate(db: peewee.Database, migrations: list[Migration] | None = None) -> list[int]:
+    """Apply every pending migration; return the versions applied.
+
+    Raises:
+        DatabaseError: the database is newer than this app, or a step failed (that step is
+            rolled back; earlier steps stay).
+    """
+    steps = MIGRATIONS if migrations is None else migrations
+    applied: list[int] = []
+    with db.bind_ctx([_SchemaVersion]):
+        # Two machines starting at once on a shared database may both try this; IF NOT EXISTS
+        # and the primary key on `version` make the loser fail cleanly instead of half-applying.
+        db.create_tables([_SchemaVersion], safe=True)
+        have = current_version(db)
+        newest = steps[-1].version if steps else 0
+        if have > newest:
+            raise DatabaseError(
+                f"This database has schema version {have}, newer than this Billing Admin "
+                f"understands ({newest}). Update the app before using this database."
+            )
+        for step in steps:
+            if step.version <= have:
+                continue
+            try:
+                with db.atomic():
+                    step.apply(db)
+                    _SchemaVersion.create(
+                        version=step.version,
+                        description=step.description,
+                        applied_at=int(time.time()),
+                    )
+            except peewee.DatabaseError as exc:
+                raise DatabaseError(
+                    f"Updating the database to version {step.version} ({step.description}) "
+                    f"failed: {exc}"
+                ) from exc
+            log.info("Database migrated to version %d: %s", step.version, step.description)
+            applied.append(step.version)
+    return applied

@@ -1,0 +1,107 @@
+"""The local mirror of Stripe and the app's own records (peewee models).
+
+Models are bound to a database by `services.database.open_database`; there is no global database.
+Rows never leave `services/`: queries turn them into plain typed values first.
+
+Changing a model needs a new migration in `services.migrations`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import peewee
+
+
+class JSONText(peewee.TextField):
+    """JSON stored as text, so SQLite and PostgreSQL behave the same."""
+
+    def db_value(self, value: Any) -> str | None:
+        return None if value is None else json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+    def python_value(self, value: Any) -> Any:
+        return None if value is None else json.loads(value)
+
+
+def tuples(query: Any) -> Iterator[tuple[Any, ...]]:
+    """Rows of a select as plain tuples (peewee's stubs type `.tuples()` as models)."""
+    return iter(query.tuples())
+
+
+class BaseModel(peewee.Model):
+    id = peewee.AutoField()
+
+    class Meta:
+        legacy_table_names = False
+
+
+class StripeMirror(BaseModel):
+    """Fields every mirrored Stripe object has (dj-stripe's StripeModel, much reduced)."""
+
+    stripe_id = peewee.CharField(max_length=255, unique=True)
+    livemode = peewee.BooleanField(default=False)
+    created = peewee.BigIntegerField()  # Stripe's `created`, seconds since the epoch
+    raw = JSONText()  # the whole object as Stripe sent it
+    synced_at = peewee.BigIntegerField()  # when we last wrote it, seconds since the epoch
+
+
+class Customer(StripeMirror):
+    name = peewee.TextField(null=True)
+    email = peewee.TextField(null=True, index=True)
+    phone = peewee.TextField(null=True)
+    currency = peewee.CharField(max_length=3, null=True)
+    balance = peewee.BigIntegerField(default=0)  # Stripe customer balance, minor units
+    description = peewee.TextField(null=True)
+    metadata = JSONText(default=dict)
+    deleted = peewee.BooleanField(default=False)
+
+
+class Product(StripeMirror):
+    name = peewee.TextField()
+    description = peewee.TextField(null=True)
+    active = peewee.BooleanField(default=True)
+    default_price_id = peewee.CharField(max_length=255, null=True)
+    metadata = JSONText(default=dict)
+    # metadata[credits] as a positive integer when this product is a credit pack
+    credits = peewee.IntegerField(null=True)
+
+
+class Price(StripeMirror):
+    product_id = peewee.CharField(max_length=255, index=True)  # Stripe product id
+    currency = peewee.CharField(max_length=3)
+    unit_amount = peewee.BigIntegerField(null=True)
+    active = peewee.BooleanField(default=True)
+    lookup_key = peewee.TextField(null=True)
+    nickname = peewee.TextField(null=True)
+    type = peewee.CharField(max_length=16, default="one_time")
+    metadata = JSONText(default=dict)
+
+
+class Invoice(StripeMirror):
+    customer_id = peewee.CharField(max_length=255, index=True)  # Stripe customer id
+    number = peewee.TextField(null=True)
+    status = peewee.CharField(max_length=32, null=True)
+    currency = peewee.CharField(max_length=3)
+    total = peewee.BigIntegerField(default=0)
+    amount_due = peewee.BigIntegerField(default=0)
+    amount_paid = peewee.BigIntegerField(default=0)
+    amount_remaining = peewee.BigIntegerField(default=0)
+    due_date = peewee.BigIntegerField(null=True)
+    hosted_invoice_url = peewee.TextField(null=True)
+
+
+class CreditEntry(BaseModel):
+    """One line of a customer's credit ledger; the balance is the sum. Append-only."""
+
+    customer_id = peewee.CharField(max_length=255, index=True)  # Stripe customer id
+    amount = peewee.BigIntegerField()  # signed number of credits
+    kind = peewee.CharField(max_length=16)  # purchase, grant, clawback, adjustment
+    source = peewee.TextField(null=True)  # top-up id, payment intent, refund...
+    operator = peewee.TextField()
+    reason = peewee.TextField(null=True)
+    created_at = peewee.BigIntegerField()
+
+
+ALL_MODELS: list[type[peewee.Model]] = [Customer, Product, Price, Invoice, CreditEntry]

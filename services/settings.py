@@ -1,0 +1,101 @@
+"""Non-secret settings, kept in a small JSON file in the user's config directory.
+
+Secrets are refused here on purpose: they belong in the keyring (see `services.secrets`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from services.errors import ConfigurationError, ValidationError
+from services.redaction import redact
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a user can change in Settings, besides secrets."""
+
+    # None: SQLite in the user data directory. Otherwise sqlite:///path or postgresql://...
+    database_url: str | None = None
+    # None: Stripe's own API. Set to talk to a sandbox started elsewhere.
+    api_base: str | None = None
+
+
+def validate_database_url(url: str) -> str:
+    """Return the URL if Billing Admin can use it, else raise `ValidationError`."""
+    url = url.strip()
+    if url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        if redact(url) != url and "@" in url and url.startswith("postgres"):
+            # A password in the URL would land in the settings file; PostgreSQL should use
+            # ~/.pgpass, a client certificate or peer auth instead.
+            raise ValidationError(
+                "Put the database password in ~/.pgpass (or use peer/certificate login), "
+                "not in the database URL: settings files are not secret."
+            )
+        return url
+    raise ValidationError(
+        "The database URL must start with sqlite:/// (a file on this machine) "
+        "or postgresql:// (a shared database)."
+    )
+
+
+def validate_api_base(url: str) -> str:
+    url = url.strip().rstrip("/")
+    if not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        raise ValidationError(
+            "The Stripe API address must be https://…, "
+            "or http://127.0.0.1:PORT for a local sandbox."
+        )
+    return url
+
+
+class SettingsStore:
+    """Loads and saves `Settings` as JSON; a corrupt file gives a clear error, not a crash."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> Settings:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return Settings()
+        except OSError as exc:
+            raise ConfigurationError(f"Cannot read the settings file {self.path}: {exc}") from None
+        try:
+            raw: Any = json.loads(text)
+            if not isinstance(raw, dict):
+                raise TypeError("not an object")
+        except (ValueError, TypeError):
+            raise ConfigurationError(
+                f"The settings file {self.path} is damaged. Fix or delete it, then start again."
+            ) from None
+        known = {f.name for f in fields(Settings)}
+        values = {k: v for k, v in raw.items() if k in known and (v is None or isinstance(v, str))}
+        return Settings(**values)
+
+    def save(self, settings: Settings) -> None:
+        """Validate and atomically write the settings file."""
+        if settings.database_url:
+            settings = replace(settings, database_url=validate_database_url(settings.database_url))
+        if settings.api_base:
+            settings = replace(settings, api_base=validate_api_base(settings.api_base))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = json.dumps(asdict(settings), indent=2, sort_keys=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".settings-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(data + "\n")
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise ConfigurationError(f"Cannot save settings to {self.path}: {exc}") from None
+        log.info("Saved settings to %s", self.path)

@@ -1,0 +1,156 @@
+"""Pulling customers, products and prices from Stripe into the local mirror.
+
+Pages of 100, one transaction per page, progress after each page, and a cancel check between
+pages: a cancelled pull keeps the pages it finished and is safe to run again.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import peewee
+import stripe
+
+from services.mirror import upsert
+from services.models import Customer, Price, Product, StripeMirror, tuples
+from services.stripe_gateway import StripeGateway
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 100
+
+
+class SyncTarget(enum.Enum):
+    CUSTOMERS = "customers"
+    PRODUCTS = "products"
+    ALL = "all"
+
+
+@dataclass(frozen=True)
+class SyncProgress:
+    kind: str  # "customers", "products", "prices"
+    done: int
+
+
+@dataclass(frozen=True)
+class SyncSummary:
+    seen: dict[str, int]
+    changed: dict[str, int]
+    marked_deleted: int
+    cancelled: bool
+
+    def line(self) -> str:
+        parts = [
+            f"{kind}: {self.seen[kind]} seen, {self.changed[kind]} changed" for kind in self.seen
+        ]
+        if self.marked_deleted:
+            parts.append(f"{self.marked_deleted} customers marked deleted")
+        text = "; ".join(parts) or "nothing to sync"
+        return ("Cancelled after " + text) if self.cancelled else text
+
+
+ProgressFn = Callable[[SyncProgress], None]
+CancelFn = Callable[[], bool]
+
+
+class SyncService:
+    """Pulls Stripe objects into the mirror database."""
+
+    def __init__(self, db: peewee.Database, gateway: StripeGateway) -> None:
+        self._db = db
+        self._gateway = gateway
+
+    def pull(
+        self,
+        target: SyncTarget = SyncTarget.ALL,
+        *,
+        progress: ProgressFn | None = None,
+        cancelled: CancelFn | None = None,
+    ) -> SyncSummary:
+        """Pull `target` from Stripe; see the module docstring for the guarantees."""
+        plan: list[tuple[str, type[StripeMirror], Callable[[stripe.StripeClient, str | None], Any]]]
+        plan = []
+        if target in (SyncTarget.CUSTOMERS, SyncTarget.ALL):
+            plan.append(("customers", Customer, _list_customers))
+        if target in (SyncTarget.PRODUCTS, SyncTarget.ALL):
+            plan.append(("products", Product, _list_products))
+            plan.append(("prices", Price, _list_prices))
+        seen: dict[str, int] = {}
+        changed: dict[str, int] = {}
+        marked = 0
+        for kind, model, lister in plan:
+            seen[kind] = changed[kind] = 0
+            ids: set[str] = set()
+            for page in self._pages(lister):
+                if cancelled is not None and cancelled():
+                    return SyncSummary(seen, changed, marked, cancelled=True)
+                with self._db.atomic():
+                    changed[kind] += upsert(model, page)
+                seen[kind] += len(page)
+                ids.update(obj["id"] for obj in page)
+                if progress is not None:
+                    progress(SyncProgress(kind, seen[kind]))
+            if model is Customer:
+                marked = self._mark_missing_customers_deleted(ids)
+        summary = SyncSummary(seen, changed, marked, cancelled=False)
+        log.info("Sync finished: %s", summary.line())
+        return summary
+
+    def _pages(
+        self, lister: Callable[[stripe.StripeClient, str | None], Any]
+    ) -> Iterator[list[Mapping[str, Any]]]:
+        after: str | None = None
+        while True:
+            page = self._gateway.call(lambda c, a=after: lister(c, a))  # type: ignore[misc]
+            objects = [obj.to_dict(for_json=True) for obj in page.data]
+            if objects:
+                yield objects
+            if not page.has_more or not objects:
+                return
+            after = objects[-1]["id"]
+
+    def _mark_missing_customers_deleted(self, present: set[str]) -> int:
+        """Customers gone from Stripe are marked deleted, not silently kept as if alive."""
+        now = int(time.time())
+        with self._db.atomic():
+            alive = {
+                sid
+                for (sid,) in tuples(
+                    Customer.select(Customer.stripe_id).where(
+                        Customer.deleted == False  # noqa: E712 (a peewee expression)
+                    )
+                )
+            }
+            gone = sorted(alive - present)
+            for start in range(0, len(gone), 500):
+                chunk = gone[start : start + 500]
+                Customer.update(deleted=True, synced_at=now).where(
+                    Customer.stripe_id.in_(chunk)
+                ).execute()
+        return len(gone)
+
+
+def _list_customers(client: stripe.StripeClient, after: str | None) -> Any:
+    params: stripe.params.CustomerListParams = {"limit": PAGE_SIZE}
+    if after:
+        params["starting_after"] = after
+    return client.v1.customers.list(params)
+
+
+def _list_products(client: stripe.StripeClient, after: str | None) -> Any:
+    params: stripe.params.ProductListParams = {"limit": PAGE_SIZE}
+    if after:
+        params["starting_after"] = after
+    return client.v1.products.list(params)
+
+
+def _list_prices(client: stripe.StripeClient, after: str | None) -> Any:
+    params: stripe.params.PriceListParams = {"limit": PAGE_SIZE}
+    if after:
+        params["starting_after"] = after
+    return client.v1.prices.list(params)
