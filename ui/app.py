@@ -1,0 +1,92 @@
+"""Starting the Qt application: style, crash handler, main window, and the screenshot mode."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication
+
+from services.context import AppContext
+from services.stripe_gateway import StripeMode
+from ui.crash_dialog import CrashHandler
+from ui.main_window import PANEL_NAMES, MainWindow
+from ui.settings_dialog import SettingsDialog
+from ui.tasks import TaskRunner
+
+log = logging.getLogger(__name__)
+
+
+def make_application(resources: Path) -> QApplication:
+    """The QApplication, styled; reuses one that already exists (tests)."""
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
+    app.setApplicationName("Billing Admin")
+    app.setOrganizationName("Billing Admin")
+    app.setStyle("Fusion")
+    icon = resources / "icon.svg"
+    if icon.exists():
+        app.setWindowIcon(QIcon(str(icon)))
+    qss = resources / "style.qss"
+    if qss.exists():
+        app.setStyleSheet(qss.read_text(encoding="utf-8"))
+    return app
+
+
+def run_gui(
+    ctx: AppContext,
+    *,
+    resources: Path,
+    log_file: Path | None,
+    screenshot_dir: Path | None = None,
+) -> int:
+    """Open the main window and run until it closes (or take screenshots and return)."""
+    app = make_application(resources)
+    crash = CrashHandler(log_file)
+    tasks = TaskRunner()
+    window = MainWindow(ctx, tasks)
+    try:
+        if screenshot_dir is not None:
+            return take_screenshots(window, tasks, screenshot_dir)
+        crash.install()
+        tasks.unhandled_error.connect(lambda exc: crash.handle(type(exc), exc, exc.__traceback__))
+        window.show()
+        window.start(sync_first=ctx.mode is StripeMode.SANDBOX)
+        return app.exec()
+    finally:
+        crash.uninstall()
+        tasks.shutdown()
+        window.deleteLater()
+
+
+def take_screenshots(window: MainWindow, tasks: TaskRunner, out_dir: Path) -> int:
+    """Render every panel (and Settings) into `out_dir/<name>.png` once their data has loaded."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    window.resize(1280, 800)
+    window.show()
+    window.start(sync_first=window.ctx.mode is StripeMode.SANDBOX)
+    tasks.wait_idle()
+    # The sync refreshes the panels when it finishes; wait for those loads too.
+    tasks.wait_idle()
+    written = []
+    for name in PANEL_NAMES:
+        window.show_panel(name)
+        QApplication.processEvents()
+        path = out_dir / f"{name}.png"
+        if not window.grab().save(str(path)):
+            log.error("Could not write %s", path)
+            return 1
+        written.append(path)
+    dialog = SettingsDialog(window.ctx, tasks, window)
+    dialog.show()
+    tasks.wait_idle()
+    QApplication.processEvents()
+    settings_png = out_dir / "settings.png"
+    dialog.grab().save(str(settings_png))
+    dialog.close()
+    written.append(settings_png)
+    for path in written:
+        print(path)
+    return 0

@@ -1,0 +1,294 @@
+"""The main window: mode banner, panel navigation, menus and shortcuts, and the status bar."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from PySide6.QtCore import QObject, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from services.context import AppContext
+from services.errors import AppError
+from services.stripe_gateway import StripeMode
+from services.sync import SyncProgress, SyncSummary, SyncTarget
+from ui.banner import ModeBanner
+from ui.panels.base import ListPanel
+from ui.panels.credits import CreditsPanel
+from ui.panels.customers import CustomersPanel
+from ui.panels.invoices import InvoicesPanel
+from ui.panels.products import ProductsPanel
+from ui.settings_dialog import SettingsDialog
+from ui.signals import emit
+from ui.tasks import CancelToken, TaskRunner
+
+log = logging.getLogger(__name__)
+
+PANEL_NAMES = ("customers", "products", "invoices", "credits")
+
+
+class _ProgressRelay(QObject):
+    """Carries progress from a worker thread to the GUI thread (queued signal)."""
+
+    progressed = Signal(object)
+
+
+class MainWindow(QMainWindow):
+    #: Anki's operation_did_execute: something changed the local data; every panel reloads.
+    data_changed = Signal()
+    #: Emitted with the result of the connection check (None when connected, else the message).
+    connection_checked = Signal(object)
+    #: Emitted when a sync finished, with its summary or error message.
+    sync_finished = Signal(object)
+
+    def __init__(self, ctx: AppContext, tasks: TaskRunner, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.tasks = tasks
+        self._sync_token: CancelToken | None = None
+        self.setWindowTitle(f"Billing Admin — {ctx.mode.label}")
+        self.resize(QSize(1280, 800))
+
+        self.panels: dict[str, ListPanel[Any]] = {
+            "customers": CustomersPanel(ctx, tasks),
+            "products": ProductsPanel(ctx, tasks),
+            "invoices": InvoicesPanel(ctx, tasks),
+            "credits": CreditsPanel(ctx, tasks),
+        }
+        self.nav = QListWidget()
+        self.nav.setObjectName("nav")
+        self.nav.setFixedWidth(170)
+        self.stack = QStackedWidget()
+        for number, panel in enumerate(self.panels.values(), start=1):
+            item = QListWidgetItem(panel.title)
+            item.setToolTip(f"{panel.title} (Ctrl+{number})")
+            self.nav.addItem(item)
+            self.stack.addWidget(panel)
+            panel.load_failed.connect(self._on_panel_load_failed)
+            self.data_changed.connect(panel.refresh)
+        self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
+
+        body = QHBoxLayout()
+        body.setContentsMargins(0, 0, 0, 0)
+        body.setSpacing(0)
+        body.addWidget(self.nav)
+        body.addWidget(self.stack, 1)
+        self.banner = ModeBanner(ctx.mode)
+        central = QWidget()
+        outer = QVBoxLayout(central)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(0)
+        outer.addWidget(self.banner)
+        outer.addLayout(body, 1)
+        self.setCentralWidget(central)
+
+        self._build_status_bar()
+        self._build_actions()
+        self.nav.setCurrentRow(0)
+        tasks.busy_changed.connect(self._on_tasks_busy_changed)
+
+    # ---- construction
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.mode_label = QLabel(self.ctx.mode.label)
+        self.mode_label.setObjectName("modeLabel")
+        self.mode_label.setProperty("mode", self.ctx.mode.value)
+        self.connection_label = QLabel("Stripe: checking…")
+        self.operator_label = QLabel(f"Signed in as {self.ctx.operator}")
+        self.db_label = QLabel(f"Database: {self.ctx.database_label}")
+        self.db_label.setToolTip(self.ctx.database_label)
+        self.db_label.setMaximumWidth(360)
+        self.sync_progress = QProgressBar()
+        self.sync_progress.setMaximumWidth(220)
+        self.sync_progress.setTextVisible(True)
+        self.sync_progress.setVisible(False)
+        self.sync_cancel = QPushButton("Cancel")
+        self.sync_cancel.setVisible(False)
+        self.sync_cancel.clicked.connect(self._on_sync_cancel_clicked)
+        bar.addWidget(self.sync_progress)
+        bar.addWidget(self.sync_cancel)
+        for widget in (self.mode_label, self.connection_label, self.operator_label, self.db_label):
+            bar.addPermanentWidget(widget)
+
+    def _build_actions(self) -> None:
+        menu_file = self.menuBar().addMenu("&File")
+        self.sync_action = self._action(
+            "&Sync from Stripe", QKeySequence("Ctrl+R"), self.start_sync, menu_file
+        )
+        self.sync_action.setStatusTip("Pull customers, products and prices from Stripe")
+        menu_file.addSeparator()
+        self._action(
+            "S&ettings…",
+            QKeySequence(QKeySequence.StandardKey.Preferences),
+            self.open_settings,
+            menu_file,
+        ).setShortcuts([QKeySequence("Ctrl+,")])
+        menu_file.addSeparator()
+        self._action("&Quit", QKeySequence(QKeySequence.StandardKey.Quit), self.close, menu_file)
+
+        menu_view = self.menuBar().addMenu("&View")
+        for number, (name, panel) in enumerate(self.panels.items(), start=1):
+            self._action(
+                panel.title,
+                QKeySequence(f"Ctrl+{number}"),
+                lambda n=name: self.show_panel(n),
+                menu_view,
+            )
+        menu_view.addSeparator()
+        self._action(
+            "&Find", QKeySequence(QKeySequence.StandardKey.Find), self._focus_search, menu_view
+        )
+        self._action(
+            "&Refresh", QKeySequence(QKeySequence.StandardKey.Refresh), self.refresh, menu_view
+        )
+
+        menu_help = self.menuBar().addMenu("&Help")
+        self._action("&About Billing Admin", QKeySequence(), self._show_about, menu_help)
+
+    def _action(self, text: str, shortcut: QKeySequence, slot: Any, menu: Any) -> QAction:
+        action = QAction(text, self)
+        if not shortcut.isEmpty():
+            action.setShortcut(shortcut)
+        action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+        action.triggered.connect(lambda *_: slot())
+        menu.addAction(action)
+        self.addAction(action)
+        return action
+
+    # ---- public
+    def start(self, *, sync_first: bool) -> None:
+        """Show what the local database has, check Stripe, and pull if asked."""
+        self.refresh()
+        self.check_connection()
+        if sync_first:
+            self.start_sync()
+
+    def current_panel(self) -> ListPanel[Any]:
+        return self.panels[PANEL_NAMES[self.stack.currentIndex()]]
+
+    def show_panel(self, name: str) -> None:
+        self.nav.setCurrentRow(PANEL_NAMES.index(name))
+
+    def refresh(self) -> None:
+        for panel in self.panels.values():
+            panel.refresh()
+
+    def check_connection(self) -> None:
+        self.connection_label.setText("Stripe: checking…")
+        self.tasks.run(
+            self,
+            self.ctx.gateway.check_connection,
+            lambda _: self._on_connection_result(None),
+            self._on_connection_error,
+        )
+
+    def start_sync(self) -> None:
+        if self._sync_token is not None:
+            return
+        token = CancelToken()
+        self._sync_token = token
+        relay = _ProgressRelay(self)
+        relay.progressed.connect(self._on_sync_progressed)
+        self.sync_action.setEnabled(False)
+        self.sync_progress.setRange(0, 0)  # Stripe gives no totals: busy until the first page
+        self.sync_progress.setFormat("Syncing…")
+        self.sync_progress.setVisible(True)
+        self.sync_cancel.setVisible(True)
+        self.statusBar().showMessage("Syncing from Stripe…")
+
+        def work() -> SyncSummary:
+            return self.ctx.sync.pull(
+                SyncTarget.ALL,
+                progress=lambda p: emit(relay.progressed, p),
+                cancelled=token.is_cancelled,
+            )
+
+        self.tasks.run(self, work, self._on_sync_ok, self._on_sync_err)
+
+    def open_settings(self) -> None:
+        dialog = SettingsDialog(self.ctx, self.tasks, self)
+        dialog.setModal(True)
+        dialog.open()
+
+    # ---- slots
+    def _focus_search(self) -> None:
+        self.current_panel().focus_search()
+
+    def _on_connection_result(self, problem: str | None) -> None:
+        if problem is None:
+            where = "sandbox" if self.ctx.mode is StripeMode.SANDBOX else "Stripe"
+            self.connection_label.setText(f"● Connected to {where}")
+            self.connection_label.setProperty("state", "ok")
+        else:
+            self.connection_label.setText("● Stripe unreachable")
+            self.connection_label.setProperty("state", "error")
+            self.connection_label.setToolTip(problem)
+        self.connection_label.style().polish(self.connection_label)
+        emit(self.connection_checked, problem)
+
+    def _on_connection_error(self, exc: BaseException) -> None:
+        if not isinstance(exc, AppError):
+            raise exc
+        self._on_connection_result(str(exc))
+
+    def _on_sync_progressed(self, progress: SyncProgress) -> None:
+        self.sync_progress.setFormat(f"{progress.kind}: {progress.done:,}")
+
+    def _on_sync_cancel_clicked(self) -> None:
+        if self._sync_token is not None:
+            self._sync_token.cancel()
+            self.sync_cancel.setEnabled(False)
+            self.sync_progress.setFormat("Cancelling…")
+
+    def _end_sync(self) -> None:
+        self._sync_token = None
+        self.sync_action.setEnabled(True)
+        self.sync_progress.setVisible(False)
+        self.sync_cancel.setVisible(False)
+        self.sync_cancel.setEnabled(True)
+
+    def _on_sync_ok(self, summary: SyncSummary) -> None:
+        self._end_sync()
+        self.statusBar().showMessage(f"Sync: {summary.line()}", 10_000)
+        self._on_connection_result(None)
+        emit(self.data_changed)
+        emit(self.sync_finished, summary)
+
+    def _on_sync_err(self, exc: BaseException) -> None:
+        self._end_sync()
+        if not isinstance(exc, AppError):
+            raise exc
+        self.statusBar().showMessage(f"Sync failed: {exc}", 15_000)
+        emit(self.sync_finished, str(exc))
+
+    def _on_panel_load_failed(self, message: str) -> None:
+        self.statusBar().showMessage(message, 10_000)
+
+    def _on_tasks_busy_changed(self, busy: int) -> None:
+        self.setCursor(Qt.CursorShape.BusyCursor if busy else Qt.CursorShape.ArrowCursor)
+
+    def _show_about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About Billing Admin",
+            "Billing Admin — the internal desktop admin over Stripe Billing.\n\n"
+            f"Mode: {self.ctx.mode.label}\nDatabase: {self.ctx.database_label}",
+        )
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self._sync_token is not None:
+            self._sync_token.cancel()
+        super().closeEvent(event)

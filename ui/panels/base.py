@@ -1,0 +1,213 @@
+"""The shape every list panel shares: a header with search, a table, and a real empty state."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QStackedWidget,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from services.errors import AppError
+from ui.signals import emit
+from ui.table_model import Column, RowTableModel
+from ui.tasks import TaskRunner
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+
+class EmptyState(QWidget):
+    """A centred explanation of why a list is empty and what to do about it."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("emptyState")
+        layout = QVBoxLayout(self)
+        layout.addStretch(1)
+        self.title = QLabel()
+        self.title.setObjectName("emptyTitle")
+        self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint = QLabel()
+        self.hint.setObjectName("emptyHint")
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint.setWordWrap(True)
+        self.hint.setFixedWidth(560)  # wrapped text needs a width to compute its height
+        self.action = QPushButton()
+        self.action.setVisible(False)
+        layout.addWidget(self.title)
+        layout.addWidget(self.hint, 0, Qt.AlignmentFlag.AlignHCenter)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(self.action)
+        row.addStretch(1)
+        layout.addLayout(row)
+        layout.addStretch(2)
+
+    def show_message(self, title: str, hint: str) -> None:
+        self.title.setText(title)
+        self.hint.setText(hint)
+        # A wrapped label's height is not re-laid out inside a hidden stack page; reserve it.
+        self.hint.setMinimumHeight(max(0, self.hint.heightForWidth(self.hint.width())))
+
+
+class ListPanel(QWidget, Generic[R]):
+    """A searchable, sortable list loaded off the GUI thread.
+
+    Subclasses give the columns, how to load rows, the text searched, and the empty-state words.
+    """
+
+    #: Emitted after rows arrived and were shown, with their count.
+    rows_loaded = Signal(int)
+    #: Emitted when loading failed with an expected error, with its message.
+    load_failed = Signal(str)
+
+    title = ""
+    noun = ("row", "rows")
+    search_placeholder = "Search… (Ctrl+F)"
+    empty_title = "Nothing here yet"
+    empty_hint = ""
+
+    def __init__(
+        self,
+        tasks: TaskRunner,
+        load: Callable[[], Sequence[R]],
+        columns: Sequence[Column[R]],
+        search_text: Callable[[R], str],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._tasks = tasks
+        self._load = load
+        self._loading = False
+        self._loaded_once = False
+        self.model: RowTableModel[R] = RowTableModel(columns, search_text)
+
+        heading = QLabel(self.title)
+        heading.setObjectName("panelTitle")
+        self.count_label = QLabel("Loading…")
+        self.count_label.setObjectName("countLabel")
+        self.search = QLineEdit()
+        self.search.setPlaceholderText(self.search_placeholder)
+        self.search.setClearButtonEnabled(True)
+        self.search.setMinimumWidth(380)
+        self.search.setToolTip("Type to filter the list (Ctrl+F). Esc clears.")
+        self.search.textChanged.connect(self._on_search_text_changed)
+
+        header = QHBoxLayout()
+        header.addWidget(heading)
+        header.addSpacing(12)
+        header.addWidget(self.count_label)
+        header.addStretch(1)
+        self.toolbar = QHBoxLayout()
+        header.addLayout(self.toolbar)
+        header.addWidget(self.search)
+
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setAlternatingRowColors(True)
+        self.table.setSortingEnabled(True)
+        # Start unsorted (the service's order); Qt would otherwise sort everything at once.
+        self.table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(26)
+        self.table.setWordWrap(False)
+
+        self.empty = EmptyState()
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.table)
+        self.stack.addWidget(self.empty)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 12, 16, 12)
+        layout.addLayout(header)
+        layout.addWidget(self.stack, 1)
+        self.empty.show_message("Loading…", "")
+        self.stack.setCurrentWidget(self.empty)
+
+    # ---- public
+    def refresh(self) -> None:
+        """Reload rows from the local database in the background."""
+        if self._loading:
+            return
+        self._loading = True
+        if not self._loaded_once:
+            self.count_label.setText("Loading…")
+        self._tasks.run(self, self._load, self._on_load_ok, self._on_load_err)
+
+    def focus_search(self) -> None:
+        self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.search.selectAll()
+
+    def column_widths(self) -> Sequence[int]:
+        """Initial widths in pixels, by column; subclasses override."""
+        return ()
+
+    # ---- slots
+    def _on_load_ok(self, rows: Any) -> None:
+        self._loading = False
+        self._loaded_once = True
+        self.model.set_rows(rows)
+        if not self.table.property("widthsSet"):
+            for col, width in enumerate(self.column_widths()):
+                self.table.setColumnWidth(col, width)
+            self.table.setProperty("widthsSet", True)
+        self._update_view()
+        emit(self.rows_loaded, self.model.total_count)
+
+    def _on_load_err(self, exc: BaseException) -> None:
+        self._loading = False
+        if not isinstance(exc, AppError):
+            raise exc
+        self.count_label.setText("")
+        self.empty.show_message("Could not load this list", str(exc))
+        self.stack.setCurrentWidget(self.empty)
+        emit(self.load_failed, str(exc))
+
+    def _on_search_text_changed(self, text: str) -> None:
+        self.model.set_filter(text)
+        self._update_view()
+
+    def _update_view(self) -> None:
+        total = self.model.total_count
+        shown = self.model.rowCount()
+        one, many = self.noun
+        if total == 0:
+            self.count_label.setText(f"No {many}")
+            self.empty.show_message(self.empty_title, self.empty_hint)
+            self.stack.setCurrentWidget(self.empty)
+        elif shown == 0:
+            self.count_label.setText(f"0 of {total:,} {many}")
+            self.empty.show_message(
+                f"No {many} match “{self.search.text().strip()}”",
+                "Search looks at every column shown. Clear the search box (Esc) to see all.",
+            )
+            self.stack.setCurrentWidget(self.empty)
+        else:
+            noun = one if total == 1 else many
+            text = f"{total:,} {noun}" if shown == total else f"{shown:,} of {total:,} {many}"
+            self.count_label.setText(text)
+            self.stack.setCurrentWidget(self.table)
+
+    def keyPressEvent(self, event: Any) -> None:
+        if event.key() == Qt.Key.Key_Escape and self.search.text():
+            self.search.clear()
+            return
+        super().keyPressEvent(event)

@@ -1,0 +1,89 @@
+"""Products and their prices, with credit packs marked by how many credits they sell."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QWidget
+
+from services.browse import ProductRow
+from services.context import AppContext
+from ui.formatting import format_amount, format_date
+from ui.panels.base import ListPanel
+from ui.table_model import Column
+from ui.tasks import TaskRunner
+
+_GREY = QColor("#7a7a7a")
+
+
+def _price_text(row: ProductRow) -> str:
+    price = row.default_price
+    if price is None:
+        return "no price"
+    return format_amount(price.unit_amount, price.currency)
+
+
+def _prices_tooltip(row: ProductRow) -> str:
+    if not row.prices:
+        return "This product has no prices yet."
+    return "\n".join(
+        f"{format_amount(p.unit_amount, p.currency)}  {p.stripe_id}"
+        + (f"  ({p.lookup_key})" if p.lookup_key else "")
+        + ("" if p.active else "  — archived")
+        for p in row.prices
+    )
+
+
+COLUMNS: list[Column[ProductRow]] = [
+    Column(
+        "Product",
+        lambda r: r.name,
+        sort_key=lambda r: r.name.lower(),
+        foreground=lambda r: None if r.active else _GREY,
+    ),
+    Column("Status", lambda r: "Active" if r.active else "Archived"),
+    Column(
+        "Credits",
+        lambda r: f"{r.credits:,}" if r.credits else "—",
+        sort_key=lambda r: r.credits or 0,
+        numeric=True,
+        tooltip=lambda r: (
+            "A credit pack: paying for it adds this many credits."
+            if r.credits
+            else "Not a credit pack."
+        ),
+    ),
+    Column(
+        "Price",
+        _price_text,
+        sort_key=lambda r: r.default_price.unit_amount or 0 if r.default_price else -1,
+        numeric=True,
+        tooltip=_prices_tooltip,
+    ),
+    Column("Prices", lambda r: str(len(r.prices)), sort_key=lambda r: len(r.prices), numeric=True),
+    Column("Created", lambda r: format_date(r.created), sort_key=lambda r: r.created),
+    Column("Stripe id", lambda r: r.stripe_id),
+]
+
+
+def _search_text(row: ProductRow) -> str:
+    keys = " ".join(p.lookup_key for p in row.prices)
+    return f"{row.name} {row.stripe_id} {keys} {'credits' if row.credits else ''}"
+
+
+class ProductsPanel(ListPanel[ProductRow]):
+    title = "Products"
+    noun = ("product", "products")
+    search_placeholder = "Search product name, Stripe id or lookup key (Ctrl+F)"
+    empty_title = "No products yet"
+    empty_hint = (
+        "Products and their prices appear here after a sync from Stripe (Ctrl+R). "
+        "Credit packs are products with metadata credits = N."
+    )
+
+    def __init__(self, ctx: AppContext, tasks: TaskRunner, parent: QWidget | None = None) -> None:
+        super().__init__(tasks, ctx.browse.products, COLUMNS, _search_text, parent)
+
+    def column_widths(self) -> Sequence[int]:
+        return (240, 80, 80, 100, 60, 100, 200)
