@@ -1,0 +1,140 @@
+"""`admin-app`: the GUI by default, plus commands for scripts. One clear line per error.
+
+Exit codes (stable; scripts rely on them): 0 ok, 2 bad input, 3 permission denied,
+4 refused by Stripe, 5 Stripe unreachable, 1 anything unexpected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from admin_app import __version__
+from admin_app.logging_setup import setup_logging
+from admin_app.paths import AppPaths, resources_dir
+from admin_app.wiring import Options, build_runtime
+from services.errors import AppError
+from services.redaction import redact
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_UNEXPECTED = 1
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="admin-app",
+        description="Billing Admin: the staff desktop app over Stripe Billing. "
+        "Without a command it opens the window.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--db", metavar="URL", help="database URL: sqlite:///PATH or postgresql://HOST/DB"
+    )
+    parser.add_argument(
+        "--api-base",
+        metavar="URL",
+        help="Stripe API address, e.g. a sandbox's http://127.0.0.1:PORT",
+    )
+    parser.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="use the built-in Stripe sandbox even when a secret key is configured",
+    )
+    parser.add_argument(
+        "--screenshot",
+        metavar="DIR",
+        type=Path,
+        help="render each panel offscreen into DIR/<panel>.png, then exit",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    sandbox = commands.add_parser(
+        "sandbox", help="run the local Stripe sandbox in the foreground (any sk_test_ key works)"
+    )
+    sandbox.add_argument("--port", type=_port, default=12111, help="port on 127.0.0.1 (0: any)")
+    sandbox.add_argument(
+        "--seed-demo", action="store_true", help="load demo customers and products"
+    )
+    sandbox.add_argument(
+        "--state", metavar="FILE", help="keep the sandbox's data in this JSON file"
+    )
+    return parser
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0..65535, not {value}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `admin-app` console script."""
+    args = build_parser().parse_args(argv)
+    paths = AppPaths.detect()
+    setup_logging(paths.log_file, verbose=args.verbose)
+    try:
+        return _dispatch(args, paths)
+    except AppError as exc:
+        if exc.request_id:
+            log.warning("Stripe request id: %s", exc.request_id)
+        print(f"admin-app: {redact(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        log.exception("Unexpected error")
+        print(
+            f"admin-app: unexpected error ({type(exc).__name__}: {redact(str(exc))}); "
+            f"details in {paths.log_file}",
+            file=sys.stderr,
+        )
+        return EXIT_UNEXPECTED
+
+
+def _dispatch(args: argparse.Namespace, paths: AppPaths) -> int:
+    if args.command == "sandbox":
+        from stripe_sandbox.cli import run as run_sandbox
+
+        return run_sandbox(port=args.port, seed_demo=args.seed_demo, state_file=args.state)
+    return _run_gui(args, paths)
+
+
+def _run_gui(args: argparse.Namespace, paths: AppPaths) -> int:
+    if args.screenshot is not None:
+        # Screenshots are taken offscreen whatever display this machine has.
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    # Qt is imported only when a window is wanted: commands stay fast and work without it.
+    from ui.app import run_gui
+
+    runtime = build_runtime(
+        Options(db=args.db, api_base=args.api_base, sandbox=args.sandbox), paths
+    )
+    try:
+        return run_gui(
+            runtime.context,
+            resources=resources_dir(),
+            log_file=paths.log_file,
+            screenshot_dir=args.screenshot,
+        )
+    finally:
+        runtime.close()
