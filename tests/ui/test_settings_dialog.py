@@ -1,0 +1,49 @@
+"""Settings: keys go to the keyring after validation; a bad field changes nothing."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QDialogButtonBox
+from pytestqt.qtbot import QtBot
+
+from admin_app.wiring import Runtime
+from services.secrets import KEYRING_SERVICE
+from tests.helpers.memory_keyring import MemoryKeyring
+from ui.settings_dialog import SettingsDialog
+from ui.tasks import TaskRunner
+
+KEY = "sk_test_51SettingsDialogKey0001"
+
+
+def _dialog(qtbot: QtBot, runtime: Runtime, tasks: TaskRunner) -> SettingsDialog:
+    dialog = SettingsDialog(runtime.context, tasks)
+    qtbot.addWidget(dialog)
+    save = dialog.buttons.button(QDialogButtonBox.StandardButton.Save)
+    qtbot.waitUntil(save.isEnabled, timeout=5000)
+    return dialog
+
+
+def test_a_bad_key_is_explained_and_nothing_is_saved(
+    qtbot: QtBot, runtime: Runtime, tasks: TaskRunner, memory_keyring: MemoryKeyring
+) -> None:
+    dialog = _dialog(qtbot, runtime, tasks)
+    assert dialog.key_status.text() == "Not set."
+    dialog.key_edit.setText("pk_test_thisIsPublishable")
+    dialog.db_edit.setText("sqlite:////tmp/should-not-be-saved.sqlite3")
+    dialog.buttons.button(QDialogButtonBox.StandardButton.Save).click()
+    assert "publishable" in dialog.error_label.text()
+    assert memory_keyring.store == {}
+    assert not runtime.context.settings.path.exists()
+
+
+def test_a_good_key_goes_to_the_keyring_not_the_settings_file(
+    qtbot: QtBot, runtime: Runtime, tasks: TaskRunner, memory_keyring: MemoryKeyring
+) -> None:
+    dialog = _dialog(qtbot, runtime, tasks)
+    dialog.key_edit.setText(KEY)
+    dialog.api_edit.setText("http://127.0.0.1:12111")
+    with qtbot.waitSignal(dialog.accepted, timeout=5000):
+        dialog.buttons.button(QDialogButtonBox.StandardButton.Save).click()
+    assert memory_keyring.store[(KEYRING_SERVICE, "STRIPE_SECRET_KEY")] == KEY
+    saved = runtime.context.settings.path.read_text()
+    assert "127.0.0.1:12111" in saved
+    assert KEY not in saved
