@@ -6,6 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
+from PySide6.QtCore import QMessageLogContext, QtMsgType, qInstallMessageHandler
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
@@ -17,10 +18,28 @@ from ui.settings_dialog import SettingsDialog
 from ui.tasks import TaskRunner
 
 log = logging.getLogger(__name__)
+_qt_log = logging.getLogger("qt")
+
+# Said by the offscreen platform plugin for every top-level window; not a problem.
+_QT_NOISE = ("This plugin does not support propagateSizeHints()",)
+_QT_LEVELS = {
+    QtMsgType.QtDebugMsg: logging.DEBUG,
+    QtMsgType.QtInfoMsg: logging.INFO,
+    QtMsgType.QtWarningMsg: logging.WARNING,
+    QtMsgType.QtCriticalMsg: logging.ERROR,
+    QtMsgType.QtFatalMsg: logging.CRITICAL,
+}
+
+
+def _on_qt_message(kind: QtMsgType, context: QMessageLogContext, message: str) -> None:
+    """Qt's own messages go to our log (qutebrowser's qt_message_handler, in small)."""
+    level = logging.DEBUG if message in _QT_NOISE else _QT_LEVELS.get(kind, logging.WARNING)
+    _qt_log.log(level, "%s", message)
 
 
 def make_application(resources: Path) -> QApplication:
     """The QApplication, styled; reuses one that already exists (tests)."""
+    qInstallMessageHandler(_on_qt_message)
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setApplicationName("Billing Admin")

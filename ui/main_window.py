@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PySide6.QtCore import QObject, QSize, Qt, Signal
+from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -38,6 +38,7 @@ from ui.tasks import CancelToken, TaskRunner
 log = logging.getLogger(__name__)
 
 PANEL_NAMES = ("customers", "products", "invoices", "credits")
+CONNECTION_CHECK_MS = 120_000  # the status bar's "Connected" should not go stale
 
 
 class _ProgressRelay(QObject):
@@ -59,6 +60,7 @@ class MainWindow(QMainWindow):
         self.ctx = ctx
         self.tasks = tasks
         self._sync_token: CancelToken | None = None
+        self._checking = False
         self.setWindowTitle(f"Billing Admin — {ctx.mode.label}")
         self.resize(QSize(1280, 800))
 
@@ -99,6 +101,9 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self.nav.setCurrentRow(0)
         tasks.busy_changed.connect(self._on_tasks_busy_changed)
+        self._connection_timer = QTimer(self)
+        self._connection_timer.setInterval(CONNECTION_CHECK_MS)
+        self._connection_timer.timeout.connect(self.check_connection)
 
     # ---- construction
     def _build_status_bar(self) -> None:
@@ -173,6 +178,7 @@ class MainWindow(QMainWindow):
         """Show what the local database has, check Stripe, and pull if asked."""
         self.refresh()
         self.check_connection()
+        self._connection_timer.start()
         if sync_first:
             self.start_sync()
 
@@ -187,7 +193,9 @@ class MainWindow(QMainWindow):
             panel.refresh()
 
     def check_connection(self) -> None:
-        self.connection_label.setText("Stripe: checking…")
+        if self._checking:
+            return
+        self._checking = True
         self.tasks.run(
             self,
             self.ctx.gateway.check_connection,
@@ -228,10 +236,12 @@ class MainWindow(QMainWindow):
         self.current_panel().focus_search()
 
     def _on_connection_result(self, problem: str | None) -> None:
+        self._checking = False
         if problem is None:
             where = "sandbox" if self.ctx.mode is StripeMode.SANDBOX else "Stripe"
             self.connection_label.setText(f"● Connected to {where}")
             self.connection_label.setProperty("state", "ok")
+            self.connection_label.setToolTip(self.ctx.gateway.api_base or "https://api.stripe.com")
         else:
             self.connection_label.setText("● Stripe unreachable")
             self.connection_label.setProperty("state", "error")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from hypothesis import given
+from hypothesis import strategies as st
 from PySide6.QtCore import Qt
 
 from ui.table_model import Column, RowTableModel
@@ -50,3 +52,15 @@ def test_sort_uses_the_sort_key_and_survives_new_rows(qapp: object) -> None:
 def test_model_contract(qtmodeltester: object, qapp: object) -> None:
     model = _model([Row(f"row {i}", i) for i in range(50)])
     qtmodeltester.check(model)  # type: ignore[attr-defined]
+
+
+@given(
+    names=st.lists(st.text(alphabet="abcAB xyz", max_size=8), max_size=40),
+    query=st.text(alphabet="abcAB xyz", max_size=5),
+)
+def test_filter_agrees_with_a_plain_scan(qapp: object, names: list[str], query: str) -> None:
+    model = _model([Row(n, i) for i, n in enumerate(names)])
+    model.set_filter(query)
+    terms = query.lower().split()
+    expected = [n for n in names if all(t in n.lower() for t in terms)]
+    assert [r.name for r in model.visible_rows()] == expected
