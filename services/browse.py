@@ -10,7 +10,9 @@ from typing import NamedTuple
 
 import peewee
 
+from services.audit import Authority
 from services.models import CreditEntry, Customer, Invoice, Price, Product, tuples
+from services.permissions import Permission
 
 
 class CustomerRow(NamedTuple):
@@ -73,10 +75,12 @@ class CreditBalanceRow(NamedTuple):
 class BrowseService:
     """Queries over the local database (peewee keeps one connection per thread)."""
 
-    def __init__(self, db: peewee.Database) -> None:
+    def __init__(self, db: peewee.Database, authority: Authority) -> None:
         self._db = db
+        self._authority = authority
 
     def customers(self, *, include_deleted: bool = False) -> list[CustomerRow]:
+        self._authority.require(Permission.BROWSE, "customers.list")
         query = Customer.select(
             Customer.stripe_id,
             peewee.fn.COALESCE(Customer.name, ""),
@@ -92,6 +96,7 @@ class BrowseService:
         return [CustomerRow._make((*t[:7], bool(t[7]))) for t in tuples(query)]
 
     def products(self) -> list[ProductRow]:
+        self._authority.require(Permission.BROWSE, "products.list")
         prices: dict[str, list[PriceRow]] = {}
         price_query = Price.select(
             Price.stripe_id,
@@ -113,6 +118,7 @@ class BrowseService:
         ]
 
     def invoices(self) -> list[InvoiceRow]:
+        self._authority.require(Permission.BROWSE, "invoices.list")
         query = (
             Invoice.select(
                 Invoice.stripe_id,
@@ -137,6 +143,7 @@ class BrowseService:
         return [InvoiceRow._make(t) for t in tuples(query)]
 
     def credit_balances(self) -> list[CreditBalanceRow]:
+        self._authority.require(Permission.BROWSE, "credit_balances.list")
         query = (
             CreditEntry.select(
                 CreditEntry.customer_id,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.audit import Actor, AuditLog, Authority
 from services.browse import BrowseService
-from services.secrets import SecretStore
-from services.settings import SettingsStore
+from services.configuration import ConfigService
+from services.operators import OperatorService
 from services.stripe_gateway import StripeGateway, StripeMode
 from services.sync import SyncService
 
@@ -16,10 +17,15 @@ class AppContext:
     """The services and facts a window needs; built once in `admin_app.wiring`."""
 
     mode: StripeMode
-    operator: str
     database_label: str  # the database URL with any password masked
+    authority: Authority
     gateway: StripeGateway
     browse: BrowseService
     sync: SyncService
-    secrets: SecretStore
-    settings: SettingsStore
+    config: ConfigService
+    operators: OperatorService
+    audit: AuditLog
+
+    @property
+    def actor(self) -> Actor:
+        return self.authority.actor

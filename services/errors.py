@@ -17,6 +17,8 @@ class AppError(Exception):
         self.message = message
         # Stripe's request id goes to the log, where support can quote it to Stripe.
         self.request_id = request_id
+        # True once an audit row for this error was written (see services.audit).
+        self.audited = False
 
     def __str__(self) -> str:
         return self.message
@@ -44,6 +46,10 @@ class PermissionDenied(AppError):
     """The operator's role lacks the permission the action needs."""
 
     exit_code = 3
+
+
+class NotAnOperator(PermissionDenied):
+    """The person running the app is not (or no longer) a Billing Admin operator."""
 
 
 class StripeRefused(AppError):

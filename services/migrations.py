@@ -104,8 +104,37 @@ def _v1_initial(db: peewee.Database) -> None:
     db.create_tables([_frozen_table(db, name, cols) for name, cols in tables.items()])
 
 
+def _v2_operators_and_audit(db: peewee.Database) -> None:
+    text, big, char = peewee.TextField, peewee.BigIntegerField, peewee.CharField
+    tables: dict[str, dict[str, peewee.Field]] = {
+        "operator": {
+            "login": char(max_length=255, unique=True),
+            "display_name": text(),
+            "role": char(max_length=16),
+            "active": peewee.BooleanField(default=True),
+            "created_at": big(),
+            "created_by": text(),
+        },
+        "audit_record": {
+            "at": big(index=True),
+            "operator": text(index=True),
+            "role": char(max_length=16),
+            "action": char(max_length=64, index=True),
+            "target": text(null=True, index=True),
+            "params": JSONText(default=dict),
+            "outcome": char(max_length=16),
+            "stripe_request_id": text(null=True),
+            "idempotency_key": text(null=True),
+            "reason": text(null=True),
+            "error": text(null=True),
+        },
+    }
+    db.create_tables([_frozen_table(db, name, cols) for name, cols in tables.items()])
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "customers, products, prices, invoices, credit ledger", _v1_initial),
+    Migration(2, "operators and the audit log", _v2_operators_and_audit),
 ]
 
 

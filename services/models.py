@@ -25,6 +25,11 @@ class JSONText(peewee.TextField):
         return None if value is None else json.loads(value)
 
 
+def scalar_sql(db: peewee.Database, sql: str) -> Any:
+    """The first column of the first row of a raw SQL query."""
+    return db.execute_sql(sql).fetchone()[0]  # type: ignore[no-untyped-call]
+
+
 def tuples(query: Any) -> Iterator[tuple[Any, ...]]:
     """Rows of a select as plain tuples (peewee's stubs type `.tuples()` as models)."""
     return iter(query.tuples())
@@ -105,3 +110,33 @@ class CreditEntry(BaseModel):
 
 
 ALL_MODELS: list[type[peewee.Model]] = [Customer, Product, Price, Invoice, CreditEntry]
+
+
+class Operator(BaseModel):
+    """A staff member known to the app; identity is the OS login (SQLite) or database login (PG)."""
+
+    login = peewee.CharField(max_length=255, unique=True)
+    display_name = peewee.TextField()
+    role = peewee.CharField(max_length=16)  # services.permissions.Role values
+    active = peewee.BooleanField(default=True)
+    created_at = peewee.BigIntegerField()
+    created_by = peewee.TextField()
+
+
+class AuditRecord(BaseModel):
+    """One append-only line of the audit log. No code path updates or deletes these rows."""
+
+    at = peewee.BigIntegerField(index=True)  # milliseconds since the epoch
+    operator = peewee.TextField(index=True)
+    role = peewee.CharField(max_length=16)
+    action = peewee.CharField(max_length=64, index=True)
+    target = peewee.TextField(null=True, index=True)
+    params = JSONText(default=dict)  # redacted; never a secret
+    outcome = peewee.CharField(max_length=16)  # ok, refused, denied, failed
+    stripe_request_id = peewee.TextField(null=True)
+    idempotency_key = peewee.TextField(null=True)
+    reason = peewee.TextField(null=True)
+    error = peewee.TextField(null=True)
+
+
+ALL_MODELS.extend([Operator, AuditRecord])

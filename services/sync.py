@@ -16,8 +16,11 @@ from typing import Any
 import peewee
 import stripe
 
+from services.audit import Authority
+from services.errors import AppError
 from services.mirror import upsert
 from services.models import Customer, Price, Product, StripeMirror, tuples
+from services.permissions import Permission
 from services.stripe_gateway import StripeGateway
 
 log = logging.getLogger(__name__)
@@ -61,9 +64,10 @@ CancelFn = Callable[[], bool]
 class SyncService:
     """Pulls Stripe objects into the mirror database."""
 
-    def __init__(self, db: peewee.Database, gateway: StripeGateway) -> None:
+    def __init__(self, db: peewee.Database, gateway: StripeGateway, authority: Authority) -> None:
         self._db = db
         self._gateway = gateway
+        self._authority = authority
 
     def pull(
         self,
@@ -72,7 +76,35 @@ class SyncService:
         progress: ProgressFn | None = None,
         cancelled: CancelFn | None = None,
     ) -> SyncSummary:
-        """Pull `target` from Stripe; see the module docstring for the guarantees."""
+        """Pull `target` from Stripe; see the module docstring for the guarantees.
+
+        The pull is one audited action; its pages commit one by one, so the audit row is
+        written at the end (with what was seen and changed) rather than inside one transaction.
+        """
+        self._authority.require(Permission.SYNC, "sync", target.value)
+        try:
+            summary = self._pull(target, progress, cancelled)
+        except AppError as exc:
+            self._authority.record_failure("sync", exc, target=target.value)
+            raise
+        self._authority.record(
+            "sync",
+            target=target.value,
+            params={
+                "seen": summary.seen,
+                "changed": summary.changed,
+                "marked_deleted": summary.marked_deleted,
+                "cancelled": summary.cancelled,
+            },
+        )
+        return summary
+
+    def _pull(
+        self,
+        target: SyncTarget,
+        progress: ProgressFn | None,
+        cancelled: CancelFn | None,
+    ) -> SyncSummary:
         plan: list[tuple[str, type[StripeMirror], Callable[[stripe.StripeClient, str | None], Any]]]
         plan = []
         if target in (SyncTarget.CUSTOMERS, SyncTarget.ALL):

@@ -1,0 +1,295 @@
+"""Who may do what, and an append-only record of everything that was done or refused.
+
+`Authority` is what every service holds: the signed-in operator plus the audit log. A service
+asks it for a permission before reading, and wraps every change in `Authority.action(...)`, which
+writes exactly one audit row: `ok` inside the same transaction as the change (so a failed change
+leaves neither the change nor an "ok" row), or `denied` / `refused` / `failed` afterwards.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import json
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import peewee
+
+from services.errors import AppError, PermissionDenied, StripeRefused, ValidationError
+from services.models import AuditRecord, tuples
+from services.permissions import Permission, Role, allowed, why_not
+from services.redaction import redact
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(enum.Enum):
+    OK = "ok"
+    REFUSED = "refused"  # Stripe said no (declined, invalid, bad key)
+    DENIED = "denied"  # the operator lacks the permission
+    FAILED = "failed"  # anything else went wrong; nothing was changed
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The operator on whose behalf services act."""
+
+    login: str
+    display_name: str
+    role: Role
+
+    def can(self, permission: Permission) -> bool:
+        return allowed(self.role, permission)
+
+
+@dataclass
+class ActionRecord:
+    """Filled in by the code inside `Authority.action` before it ends."""
+
+    target: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    stripe_request_id: str | None = None
+    idempotency_key: str | None = None
+
+
+class AuditRow(NamedTuple):
+    id: int
+    at: int  # milliseconds since the epoch
+    operator: str
+    role: str
+    action: str
+    target: str
+    params: dict[str, Any]
+    outcome: str
+    stripe_request_id: str
+    idempotency_key: str
+    reason: str
+    error: str
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    operator: str | None = None
+    action: str | None = None  # exact, or a prefix ending in "." (e.g. "operator.")
+    target: str | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+    limit: int | None = None
+
+
+CSV_COLUMNS = (
+    "time_utc",
+    "operator",
+    "role",
+    "action",
+    "target",
+    "outcome",
+    "reason",
+    "params",
+    "stripe_request_id",
+    "idempotency_key",
+    "error",
+)
+
+
+def _clean_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON-safe and redacted: audit parameters never hold a secret."""
+    text = redact(json.dumps(dict(params), default=str, sort_keys=True))
+    cleaned: dict[str, Any] = json.loads(text)
+    return cleaned
+
+
+def _outcome_for(exc: BaseException) -> Outcome:
+    if isinstance(exc, PermissionDenied):
+        return Outcome.DENIED
+    if isinstance(exc, StripeRefused):
+        return Outcome.REFUSED
+    return Outcome.FAILED
+
+
+class Authority:
+    """Permission checks and audit records for one signed-in operator."""
+
+    def __init__(self, db: peewee.Database, actor: Actor) -> None:
+        self._db = db
+        self.actor = actor
+
+    def can(self, permission: Permission) -> bool:
+        return self.actor.can(permission)
+
+    def require(self, permission: Permission, action: str, target: str | None = None) -> None:
+        """Raise `PermissionDenied` (and record the attempt) unless the operator may do this."""
+        if self.actor.can(permission):
+            return
+        message = why_not(self.actor.role, permission)
+        self._write(action, Outcome.DENIED, ActionRecord(target=target), error=message)
+        denied = PermissionDenied(message)
+        denied.audited = True  # so an enclosing action() does not record it twice
+        raise denied
+
+    @contextmanager
+    def action(
+        self,
+        permission: Permission,
+        action: str,
+        *,
+        target: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> Iterator[ActionRecord]:
+        """Check `permission`, run the body in one transaction, and audit the outcome.
+
+        The body may call Stripe first (no database lock is held before the first write) and
+        then write its changes; the "ok" row joins that transaction.
+        """
+        self.require(permission, action, target)
+        record = ActionRecord(target=target, params=dict(params or {}))
+        try:
+            with self._db.atomic():
+                yield record
+                self._write(action, Outcome.OK, record, reason=reason)
+        except BaseException as exc:
+            if isinstance(exc, GeneratorExit) or getattr(exc, "audited", False):
+                raise
+            error = str(exc) if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, AppError) and exc.request_id and not record.stripe_request_id:
+                record.stripe_request_id = exc.request_id
+            try:
+                self._write(action, _outcome_for(exc), record, reason=reason, error=error)
+            except peewee.PeeweeException:
+                log.exception("Could not write the audit row for a failed %s", action)
+            raise
+
+    def record(
+        self, action: str, *, target: str | None = None, params: Mapping[str, Any] | None = None
+    ) -> None:
+        """Record a change the system made on the operator's behalf (e.g. the first sign-in)."""
+        self._write(action, Outcome.OK, ActionRecord(target=target, params=dict(params or {})))
+
+    def record_failure(self, action: str, exc: AppError, *, target: str | None = None) -> None:
+        """Record an action that failed outside `action()` (e.g. a long, paged sync)."""
+        record = ActionRecord(target=target, stripe_request_id=exc.request_id)
+        self._write(action, _outcome_for(exc), record, error=str(exc))
+
+    def _write(
+        self,
+        action: str,
+        outcome: Outcome,
+        record: ActionRecord,
+        *,
+        reason: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        # Inside a caller's transaction this joins it; otherwise it is its own statement.
+        AuditRecord.insert(
+            at=int(time.time() * 1000),
+            operator=self.actor.login,
+            role=self.actor.role.value,
+            action=action,
+            target=record.target,
+            params=_clean_params(record.params),
+            outcome=outcome.value,
+            stripe_request_id=record.stripe_request_id,
+            idempotency_key=record.idempotency_key,
+            reason=redact(reason) if reason else None,
+            error=redact(error) if error else None,
+        ).execute()
+
+
+class AuditLog:
+    """Reading and exporting the audit log (finance and admins)."""
+
+    def __init__(self, db: peewee.Database, authority: Authority) -> None:
+        self._db = db
+        self._authority = authority
+
+    def records(self, flt: AuditFilter | None = None) -> list[AuditRow]:
+        self._authority.require(Permission.VIEW_AUDIT, "audit.list")
+        return self._query(flt or AuditFilter())
+
+    def actions(self) -> list[str]:
+        """Distinct action names, for the panel's filter."""
+        self._authority.require(Permission.VIEW_AUDIT, "audit.list")
+        query = AuditRecord.select(AuditRecord.action).distinct().order_by(AuditRecord.action)
+        return [a for (a,) in tuples(query)]
+
+    def export_csv(self, path: Path, flt: AuditFilter | None = None) -> int:
+        """Write the matching rows to `path` as CSV; return how many. Recorded in the log."""
+        with self._authority.action(Permission.EXPORT, "audit.export", target=str(path)) as record:
+            self._authority.require(Permission.VIEW_AUDIT, "audit.export", str(path))
+            rows = self._query(flt or AuditFilter())
+            write_csv(path, rows)
+            record.params = {"rows": len(rows)}
+        return len(rows)
+
+    def _query(self, flt: AuditFilter) -> list[AuditRow]:
+        query = AuditRecord.select(
+            AuditRecord.id,
+            AuditRecord.at,
+            AuditRecord.operator,
+            AuditRecord.role,
+            AuditRecord.action,
+            peewee.fn.COALESCE(AuditRecord.target, ""),
+            AuditRecord.params,
+            AuditRecord.outcome,
+            peewee.fn.COALESCE(AuditRecord.stripe_request_id, ""),
+            peewee.fn.COALESCE(AuditRecord.idempotency_key, ""),
+            peewee.fn.COALESCE(AuditRecord.reason, ""),
+            peewee.fn.COALESCE(AuditRecord.error, ""),
+        ).order_by(AuditRecord.at.desc(), AuditRecord.id.desc())
+        if flt.operator:
+            query = query.where(AuditRecord.operator == flt.operator)
+        if flt.action:
+            if flt.action.endswith("."):
+                query = query.where(AuditRecord.action.startswith(flt.action))
+            else:
+                query = query.where(AuditRecord.action == flt.action)
+        if flt.target:
+            query = query.where(AuditRecord.target.contains(flt.target))
+        if flt.since_ms is not None:
+            query = query.where(AuditRecord.at >= flt.since_ms)
+        if flt.until_ms is not None:
+            query = query.where(AuditRecord.at < flt.until_ms)
+        if flt.limit:
+            query = query.limit(flt.limit)
+        rows = []
+        for t in tuples(query):
+            params = t[6]
+            if isinstance(params, str):  # selected raw: JSONText is not applied to tuples
+                params = json.loads(params)
+            rows.append(AuditRow._make((*t[:6], params or {}, *t[7:])))
+        return rows
+
+
+def write_csv(path: Path, rows: list[AuditRow]) -> None:
+    """CSV for spreadsheets: UTC ISO times, params as JSON."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(CSV_COLUMNS)
+            for r in rows:
+                writer.writerow(
+                    [
+                        datetime.fromtimestamp(r.at / 1000, UTC).isoformat(timespec="seconds"),
+                        r.operator,
+                        r.role,
+                        r.action,
+                        r.target,
+                        r.outcome,
+                        r.reason,
+                        json.dumps(r.params, sort_keys=True),
+                        r.stripe_request_id,
+                        r.idempotency_key,
+                        r.error,
+                    ]
+                )
+    except OSError as exc:
+        raise ValidationError(f"Cannot write {path}: {exc.strerror or exc}") from None

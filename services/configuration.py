@@ -1,0 +1,88 @@
+"""Changing settings and secrets: admins only, validated first, audited (without the secret)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from services.audit import Authority
+from services.permissions import Permission
+from services.secrets import SecretName, SecretStatus, SecretStore, hint, validate_secret
+from services.settings import Settings, SettingsStore, validate_api_base, validate_database_url
+
+
+@dataclass(frozen=True)
+class ConfigSnapshot:
+    """What Settings shows: where each secret comes from (never the secret), and the settings."""
+
+    key: SecretStatus
+    webhook: SecretStatus
+    settings: Settings
+    keyring_backend: str
+    keyring_problem: str | None
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    """A requested change; empty secrets mean "keep the current one"."""
+
+    secret_key: str = ""
+    webhook_secret: str = ""
+    database_url: str = ""
+    api_base: str = ""
+
+
+class ConfigService:
+    def __init__(self, store: SettingsStore, secrets: SecretStore, authority: Authority) -> None:
+        self._store = store
+        self._secrets = secrets
+        self._authority = authority
+
+    @property
+    def may_change(self) -> bool:
+        return self._authority.can(Permission.MANAGE_SETTINGS)
+
+    def snapshot(self) -> ConfigSnapshot:
+        """Current state; reading keyring status can block (D-Bus), so call it off the GUI."""
+        return ConfigSnapshot(
+            key=self._secrets.status(SecretName.STRIPE_SECRET_KEY),
+            webhook=self._secrets.status(SecretName.STRIPE_WEBHOOK_SECRET),
+            settings=self._store.load(),
+            keyring_backend=self._secrets.backend_description(),
+            keyring_problem=self._secrets.keyring_problem,
+        )
+
+    def validate(self, change: ConfigChange) -> tuple[str, str, Settings]:
+        """Everything checked before anything is written; raises `ValidationError`."""
+        key = (
+            validate_secret(SecretName.STRIPE_SECRET_KEY, change.secret_key)
+            if (change.secret_key.strip())
+            else ""
+        )
+        webhook = (
+            validate_secret(SecretName.STRIPE_WEBHOOK_SECRET, change.webhook_secret)
+            if (change.webhook_secret.strip())
+            else ""
+        )
+        settings = Settings(
+            database_url=validate_database_url(change.database_url)
+            if change.database_url.strip()
+            else None,
+            api_base=validate_api_base(change.api_base) if change.api_base.strip() else None,
+        )
+        return key, webhook, settings
+
+    def apply(self, change: ConfigChange) -> None:
+        """Validate, then store secrets in the keyring and settings in the file; audited."""
+        self._authority.require(Permission.MANAGE_SETTINGS, "settings.change")
+        key, webhook, settings = self.validate(change)
+        params: dict[str, object] = {k: v for k, v in asdict(settings).items() if v}
+        if key:
+            params["secret_key"] = hint(key)  # which key, recognisably, never the key itself
+        if webhook:
+            params["webhook_secret"] = hint(webhook)
+        with self._authority.action(Permission.MANAGE_SETTINGS, "settings.change", params=params):
+            if key:
+                self._secrets.set(SecretName.STRIPE_SECRET_KEY, key)
+            if webhook:
+                self._secrets.set(SecretName.STRIPE_WEBHOOK_SECRET, webhook)
+            self._store.save(settings)
