@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from admin_app import __version__
+from admin_app import commands as cmd
 from admin_app.logging_setup import setup_logging
 from admin_app.paths import AppPaths, resources_dir
 from admin_app.wiring import Options, build_runtime
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument(
         "--state", metavar="FILE", help="keep the sandbox's data in this JSON file"
     )
+    cmd.add_parsers(commands, _Parser)
     return parser
 
 
@@ -116,6 +118,11 @@ def _dispatch(args: argparse.Namespace, paths: AppPaths) -> int:
         from stripe_sandbox.cli import run as run_sandbox
 
         return run_sandbox(port=args.port, seed_demo=args.seed_demo, state_file=args.state)
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        with cmd.signed_in(args, paths) as ctx:
+            result: int = handler(args, ctx)
+            return result
     return _run_gui(args, paths)
 
 
@@ -129,9 +136,13 @@ def _run_gui(args: argparse.Namespace, paths: AppPaths) -> int:
     runtime = build_runtime(
         Options(db=args.db, api_base=args.api_base, sandbox=args.sandbox), paths
     )
+    if runtime.access_problem is not None:
+        print(f"admin-app: {runtime.access_problem}", file=sys.stderr)
     try:
         return run_gui(
             runtime.context,
+            mode=runtime.mode,
+            access_problem=str(runtime.access_problem) if runtime.access_problem else None,
             resources=resources_dir(),
             log_file=paths.log_file,
             screenshot_dir=args.screenshot,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import logging
 import os
 from dataclasses import dataclass, field
@@ -11,14 +10,18 @@ from pathlib import Path
 import peewee
 
 from admin_app.paths import AppPaths
+from services.audit import Actor, AuditLog, Authority
 from services.browse import BrowseService
+from services.configuration import ConfigService
 from services.context import AppContext
 from services.database import open_database, sqlite_url
-from services.errors import ConfigurationError
+from services.errors import ConfigurationError, NotAnOperator
+from services.identity import current_login
+from services.operators import OperatorService, sign_in
 from services.redaction import redact
 from services.secrets import SecretName, SecretStore
 from services.settings import SettingsStore, validate_api_base, validate_database_url
-from services.stripe_gateway import StripeGateway
+from services.stripe_gateway import StripeGateway, StripeMode
 from services.sync import SyncService
 from stripe_sandbox import SandboxServer
 
@@ -36,16 +39,33 @@ class Options:
     db: str | None = None
     api_base: str | None = None
     sandbox: bool = False
+    # False for commands that only touch the local database: no sandbox is started for them.
+    need_stripe: bool = True
 
 
 @dataclass
 class Runtime:
-    """The live objects of one run; `close()` stops what was started."""
+    """The live objects of one run; `close()` stops what was started.
 
-    context: AppContext
+    `context` is None when the person running the app is not an operator; `access_problem`
+    then says why, and the app shows no data.
+    """
+
+    context: AppContext | None
     database: peewee.Database
+    login: str
+    database_label: str
+    mode: StripeMode
+    access_problem: NotAnOperator | None = None
     sandbox: SandboxServer | None = None
     _closed: bool = field(default=False, repr=False)
+
+    def require_context(self) -> AppContext:
+        """The context, or the reason this person may not use the app (exit code 3)."""
+        if self.context is None:
+            assert self.access_problem is not None
+            raise self.access_problem
+        return self.context
 
     def close(self) -> None:
         if self._closed:
@@ -81,7 +101,7 @@ def build_runtime(options: Options, paths: AppPaths) -> Runtime:
     db_url = validate_database_url(db_url)
 
     sandbox: SandboxServer | None = None
-    if sandbox_mode and api_base is None:
+    if sandbox_mode and api_base is None and options.need_stripe:
         sandbox = _start_local_sandbox(paths.sandbox_state)
         api_base = sandbox.url
     try:
@@ -92,18 +112,55 @@ def build_runtime(options: Options, paths: AppPaths) -> Runtime:
         raise
 
     gateway = StripeGateway(key or SANDBOX_KEY, api_base=api_base, sandbox=sandbox_mode)
-    context = AppContext(
-        mode=gateway.mode,
-        operator=_operator_name(),
+    login = current_login(database)
+    runtime = Runtime(
+        context=None,
+        database=database,
+        login=login,
         database_label=redact(db_url),
-        gateway=gateway,
-        browse=BrowseService(database),
-        sync=SyncService(database, gateway),
-        secrets=secrets,
-        settings=settings_store,
+        mode=gateway.mode,
+        sandbox=sandbox,
     )
-    log.info("Started in %s mode; database %s", gateway.mode.value, redact(db_url))
-    return Runtime(context=context, database=database, sandbox=sandbox)
+    try:
+        actor = sign_in(database, login)
+    except NotAnOperator as exc:
+        log.warning("%s", exc)
+        runtime.access_problem = exc
+        return runtime
+    runtime.context = build_context(
+        database, gateway, actor, settings_store, secrets, runtime.database_label
+    )
+    log.info(
+        "Started in %s mode as %s (%s); database %s",
+        gateway.mode.value,
+        actor.login,
+        actor.role.value,
+        runtime.database_label,
+    )
+    return runtime
+
+
+def build_context(
+    database: peewee.Database,
+    gateway: StripeGateway,
+    actor: Actor,
+    settings_store: SettingsStore,
+    secrets: SecretStore,
+    database_label: str,
+) -> AppContext:
+    """Every service, acting for `actor`."""
+    authority = Authority(database, actor)
+    return AppContext(
+        mode=gateway.mode,
+        database_label=database_label,
+        authority=authority,
+        gateway=gateway,
+        browse=BrowseService(database, authority),
+        sync=SyncService(database, gateway, authority),
+        config=ConfigService(settings_store, secrets, authority),
+        operators=OperatorService(database, authority),
+        audit=AuditLog(database, authority),
+    )
 
 
 def _start_local_sandbox(state_file: Path) -> SandboxServer:
@@ -116,11 +173,3 @@ def _start_local_sandbox(state_file: Path) -> SandboxServer:
     counts = server.seed_demo()
     log.info("Sandbox running at %s (seeded: %s)", server.url, counts)
     return server
-
-
-def _operator_name() -> str:
-    """The OS login of the person running the app (roles arrive with the operators issue)."""
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return "unknown"
