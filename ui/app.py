@@ -8,12 +8,15 @@ from pathlib import Path
 
 from PySide6.QtCore import QMessageLogContext, QtMsgType, qInstallMessageHandler
 from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMainWindow, QVBoxLayout, QWidget
 
 from services.context import AppContext
 from services.stripe_gateway import StripeMode
+from ui.banner import ModeBanner
 from ui.crash_dialog import CrashHandler
 from ui.main_window import PANEL_NAMES, MainWindow
+from ui.operators_dialog import OperatorsDialog
+from ui.panels.base import EmptyState
 from ui.settings_dialog import SettingsDialog
 from ui.tasks import TaskRunner
 
@@ -54,15 +57,48 @@ def make_application(resources: Path) -> QApplication:
     return app
 
 
+class AccessDeniedWindow(QMainWindow):
+    """What someone who is not an operator sees: why, and what to ask for. No data at all."""
+
+    def __init__(self, mode: StripeMode, message: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Billing Admin — not signed in")
+        self.resize(900, 420)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(ModeBanner(mode))
+        state = EmptyState()
+        state.show_message("You are not a Billing Admin operator", message)
+        layout.addWidget(state, 1)
+        self.message = message
+        self.setCentralWidget(central)
+
+
 def run_gui(
-    ctx: AppContext,
+    ctx: AppContext | None,
     *,
+    mode: StripeMode,
+    access_problem: str | None,
     resources: Path,
     log_file: Path | None,
     screenshot_dir: Path | None = None,
 ) -> int:
-    """Open the main window and run until it closes (or take screenshots and return)."""
+    """Open the main window and run until it closes (or take screenshots and return).
+
+    With no `ctx` (the person is not an operator) only the access-denied window opens.
+    """
     app = make_application(resources)
+    if ctx is None:
+        denied = AccessDeniedWindow(mode, access_problem or "Ask an admin to add you.")
+        if screenshot_dir is not None:
+            screenshot_dir.mkdir(parents=True, exist_ok=True)
+            denied.show()
+            QApplication.processEvents()
+            denied.grab().save(str(screenshot_dir / "access-denied.png"))
+            return 3
+        denied.show()
+        return app.exec()
     crash = CrashHandler(log_file)
     tasks = TaskRunner()
     window = MainWindow(ctx, tasks)
@@ -91,6 +127,8 @@ def take_screenshots(window: MainWindow, tasks: TaskRunner, out_dir: Path) -> in
     tasks.wait_idle()
     written = []
     for name in PANEL_NAMES:
+        if name not in window.panels:
+            continue
         window.show_panel(name)
         QApplication.processEvents()
         path = out_dir / f"{name}.png"
@@ -98,14 +136,17 @@ def take_screenshots(window: MainWindow, tasks: TaskRunner, out_dir: Path) -> in
             log.error("Could not write %s", path)
             return 1
         written.append(path)
-    dialog = SettingsDialog(window.ctx, tasks, window)
-    dialog.show()
-    tasks.wait_idle()
-    QApplication.processEvents()
-    settings_png = out_dir / "settings.png"
-    dialog.grab().save(str(settings_png))
-    dialog.close()
-    written.append(settings_png)
+    for name, dialog in (
+        ("settings", SettingsDialog(window.ctx, tasks, window)),
+        ("operators", OperatorsDialog(window.ctx, tasks, window)),
+    ):
+        dialog.show()
+        tasks.wait_idle()
+        QApplication.processEvents()
+        path = out_dir / f"{name}.png"
+        dialog.grab().save(str(path))
+        dialog.close()
+        written.append(path)
     for path in written:
         print(path)
     return 0

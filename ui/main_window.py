@@ -23,10 +23,14 @@ from PySide6.QtWidgets import (
 
 from services.context import AppContext
 from services.errors import AppError
+from services.permissions import Permission
 from services.stripe_gateway import StripeMode
 from services.sync import SyncProgress, SyncSummary, SyncTarget
 from ui.banner import ModeBanner
-from ui.panels.base import ListPanel
+from ui.dialogs import denied_tooltip
+from ui.operators_dialog import OperatorsDialog
+from ui.panels.audit import AuditPanel
+from ui.panels.base import EmptyState, ListPanel
 from ui.panels.credits import CreditsPanel
 from ui.panels.customers import CustomersPanel
 from ui.panels.invoices import InvoicesPanel
@@ -37,7 +41,7 @@ from ui.tasks import CancelToken, TaskRunner
 
 log = logging.getLogger(__name__)
 
-PANEL_NAMES = ("customers", "products", "invoices", "credits")
+PANEL_NAMES = ("customers", "products", "invoices", "credits", "audit")
 CONNECTION_CHECK_MS = 120_000  # the status bar's "Connected" should not go stale
 
 
@@ -70,14 +74,29 @@ class MainWindow(QMainWindow):
             "invoices": InvoicesPanel(ctx, tasks),
             "credits": CreditsPanel(ctx, tasks),
         }
+        if ctx.authority.can(Permission.VIEW_AUDIT):
+            audit = AuditPanel(ctx, tasks)
+            audit.exported.connect(lambda text: self.statusBar().showMessage(text, 15_000))
+            self.panels["audit"] = audit
         self.nav = QListWidget()
         self.nav.setObjectName("nav")
         self.nav.setFixedWidth(170)
         self.stack = QStackedWidget()
-        for number, panel in enumerate(self.panels.values(), start=1):
-            item = QListWidgetItem(panel.title)
-            item.setToolTip(f"{panel.title} (Ctrl+{number})")
+        for number, name in enumerate(PANEL_NAMES, start=1):
+            panel = self.panels.get(name)
+            title = panel.title if panel is not None else "Audit log"
+            item = QListWidgetItem(title)
+            item.setToolTip(f"{title} (Ctrl+{number})")
             self.nav.addItem(item)
+            if panel is None:
+                # Shown, but greyed out with the reason: the operator knows it exists.
+                reason = denied_tooltip(ctx.actor.role, Permission.VIEW_AUDIT)
+                item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEnabled)
+                item.setToolTip(reason)
+                placeholder = EmptyState()
+                placeholder.show_message("Audit log", reason)
+                self.stack.addWidget(placeholder)
+                continue
             self.stack.addWidget(panel)
             panel.load_failed.connect(self._on_panel_load_failed)
             self.data_changed.connect(panel.refresh)
@@ -112,7 +131,11 @@ class MainWindow(QMainWindow):
         self.mode_label.setObjectName("modeLabel")
         self.mode_label.setProperty("mode", self.ctx.mode.value)
         self.connection_label = QLabel("Stripe: checking…")
-        self.operator_label = QLabel(f"Signed in as {self.ctx.operator}")
+        actor = self.ctx.actor
+        self.operator_label = QLabel(
+            f"Signed in as {actor.display_name} ({actor.login}) · {actor.role.label}"
+        )
+        self.operator_label.setObjectName("operatorLabel")
         self.db_label = QLabel(f"Database: {self.ctx.database_label}")
         self.db_label.setToolTip(self.ctx.database_label)
         self.db_label.setMaximumWidth(360)
@@ -142,16 +165,27 @@ class MainWindow(QMainWindow):
             menu_file,
         ).setShortcuts([QKeySequence("Ctrl+,")])
         menu_file.addSeparator()
+        self.operators_action = self._action(
+            "&Operators…", QKeySequence("Ctrl+Shift+O"), self.open_operators, menu_file
+        )
+        if not self.ctx.authority.can(Permission.MANAGE_OPERATORS):
+            self.operators_action.setText("&Operators (view)…")
+            self.operators_action.setToolTip(
+                denied_tooltip(self.ctx.actor.role, Permission.MANAGE_OPERATORS)
+            )
+        menu_file.addSeparator()
         self._action("&Quit", QKeySequence(QKeySequence.StandardKey.Quit), self.close, menu_file)
 
         menu_view = self.menuBar().addMenu("&View")
-        for number, (name, panel) in enumerate(self.panels.items(), start=1):
-            self._action(
-                panel.title,
+        for number, name in enumerate(PANEL_NAMES, start=1):
+            action = self._action(
+                self.nav.item(number - 1).text(),
                 QKeySequence(f"Ctrl+{number}"),
                 lambda n=name: self.show_panel(n),
                 menu_view,
             )
+            if name not in self.panels:
+                action.setEnabled(False)
         menu_view.addSeparator()
         self._action(
             "&Find", QKeySequence(QKeySequence.StandardKey.Find), self._focus_search, menu_view
@@ -182,8 +216,8 @@ class MainWindow(QMainWindow):
         if sync_first:
             self.start_sync()
 
-    def current_panel(self) -> ListPanel[Any]:
-        return self.panels[PANEL_NAMES[self.stack.currentIndex()]]
+    def current_panel(self) -> ListPanel[Any] | None:
+        return self.panels.get(PANEL_NAMES[self.stack.currentIndex()])
 
     def show_panel(self, name: str) -> None:
         self.nav.setCurrentRow(PANEL_NAMES.index(name))
@@ -226,6 +260,12 @@ class MainWindow(QMainWindow):
 
         self.tasks.run(self, work, self._on_sync_ok, self._on_sync_err)
 
+    def open_operators(self) -> None:
+        dialog = OperatorsDialog(self.ctx, self.tasks, self)
+        dialog.setModal(True)
+        dialog.finished.connect(lambda _: emit(self.data_changed))
+        dialog.open()
+
     def open_settings(self) -> None:
         dialog = SettingsDialog(self.ctx, self.tasks, self)
         dialog.setModal(True)
@@ -233,7 +273,9 @@ class MainWindow(QMainWindow):
 
     # ---- slots
     def _focus_search(self) -> None:
-        self.current_panel().focus_search()
+        panel = self.current_panel()
+        if panel is not None:
+            panel.focus_search()
 
     def _on_connection_result(self, problem: str | None) -> None:
         self._checking = False

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -14,20 +12,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from services.configuration import ConfigChange, ConfigSnapshot
 from services.context import AppContext
 from services.errors import AppError
-from services.secrets import SecretName, SecretSource, SecretStatus, validate_secret
-from services.settings import Settings, validate_api_base, validate_database_url
+from services.permissions import Permission
+from services.secrets import SecretSource, SecretStatus
+from ui.dialogs import add_live_banner, denied_tooltip
 from ui.tasks import TaskRunner
-
-
-@dataclass(frozen=True)
-class _Snapshot:
-    key: SecretStatus
-    webhook: SecretStatus
-    settings: Settings
-    backend: str
-    keyring_problem: str | None
 
 
 def _describe(status: SecretStatus) -> str:
@@ -42,7 +33,10 @@ def _describe(status: SecretStatus) -> str:
 
 
 class SettingsDialog(QDialog):
-    """Reads current values off the GUI thread (keyring calls can block), validates, then saves."""
+    """Reads current values off the GUI thread (keyring calls can block), validates, then saves.
+
+    Everyone may look; only operators with 'manage settings' (admins) may save.
+    """
 
     def __init__(self, ctx: AppContext, tasks: TaskRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -91,75 +85,59 @@ class SettingsDialog(QDialog):
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
         )
+        self.save_button = self.buttons.button(QDialogButtonBox.StandardButton.Save)
         self.buttons.accepted.connect(self._on_buttons_accepted)
         self.buttons.rejected.connect(self.reject)
-        self.buttons.button(QDialogButtonBox.StandardButton.Save).setEnabled(False)
+        self.save_button.setEnabled(False)
+        self._may_change = ctx.config.may_change
+        if not self._may_change:
+            reason = denied_tooltip(ctx.actor.role, Permission.MANAGE_SETTINGS)
+            self.save_button.setToolTip(reason)
+            for edit in (self.key_edit, self.webhook_edit, self.db_edit, self.api_edit):
+                edit.setReadOnly(True)
+                edit.setToolTip(reason)
+            self.error_label.setText("Only admins can change settings. " + reason)
 
         layout = QVBoxLayout(self)
+        add_live_banner(layout, ctx.mode)
         layout.addLayout(form)
         layout.addWidget(note)
         layout.addWidget(self.error_label)
         layout.addWidget(self.buttons)
 
-        tasks.run(self, self._read_current, self._on_read_ok, self._on_error)
+        tasks.run(self, ctx.config.snapshot, self._on_snapshot_ok, self._on_error)
 
-    # ---- worker side (no widgets here)
-    def _read_current(self) -> _Snapshot:
-        secrets = self._ctx.secrets
-        return _Snapshot(
-            key=secrets.status(SecretName.STRIPE_SECRET_KEY),
-            webhook=secrets.status(SecretName.STRIPE_WEBHOOK_SECRET),
-            settings=self._ctx.settings.load(),
-            backend=secrets.backend_description(),
-            keyring_problem=secrets.keyring_problem,
-        )
-
-    # ---- GUI side
-    def _on_read_ok(self, snap: _Snapshot) -> None:
+    def _on_snapshot_ok(self, snap: ConfigSnapshot) -> None:
         self.key_status.setText(_describe(snap.key))
         self.webhook_status.setText(_describe(snap.webhook))
         self.db_edit.setText(snap.settings.database_url or "")
         self.api_edit.setText(snap.settings.api_base or "")
-        self.keyring_label.setText(snap.keyring_problem or snap.backend)
-        self.buttons.button(QDialogButtonBox.StandardButton.Save).setEnabled(True)
+        self.keyring_label.setText(snap.keyring_problem or snap.keyring_backend)
+        self.save_button.setEnabled(self._may_change)
         self.adjustSize()
 
     def _on_error(self, exc: BaseException) -> None:
         if not isinstance(exc, AppError):
             raise exc
         self.error_label.setText(str(exc))
-        self.buttons.button(QDialogButtonBox.StandardButton.Save).setEnabled(True)
+        self.buttons.setEnabled(True)
+        self.save_button.setEnabled(self._may_change)
 
     def _on_buttons_accepted(self) -> None:
-        key = self.key_edit.text().strip()
-        webhook = self.webhook_edit.text().strip()
-        db_url = self.db_edit.text().strip()
-        api = self.api_edit.text().strip()
-        # Validate everything first: a bad field changes nothing at all.
+        change = ConfigChange(
+            secret_key=self.key_edit.text(),
+            webhook_secret=self.webhook_edit.text(),
+            database_url=self.db_edit.text(),
+            api_base=self.api_edit.text(),
+        )
+        # Validate everything first, on the GUI thread (no I/O): a bad field changes nothing.
         try:
-            if key:
-                key = validate_secret(SecretName.STRIPE_SECRET_KEY, key)
-            if webhook:
-                webhook = validate_secret(SecretName.STRIPE_WEBHOOK_SECRET, webhook)
-            settings = Settings(
-                database_url=validate_database_url(db_url) if db_url else None,
-                api_base=validate_api_base(api) if api else None,
-            )
+            self._ctx.config.validate(change)
         except AppError as exc:
             self.error_label.setText(str(exc))
             return
         self.error_label.setText("Saving…")
         self.buttons.setEnabled(False)
-
-        def save() -> None:
-            if key:
-                self._ctx.secrets.set(SecretName.STRIPE_SECRET_KEY, key)
-            if webhook:
-                self._ctx.secrets.set(SecretName.STRIPE_WEBHOOK_SECRET, webhook)
-            self._ctx.settings.save(settings)
-
-        self._tasks.run(self, save, lambda _: self.accept(), self._on_save_error)
-
-    def _on_save_error(self, exc: BaseException) -> None:
-        self.buttons.setEnabled(True)
-        self._on_error(exc)
+        self._tasks.run(
+            self, lambda: self._ctx.config.apply(change), lambda _: self.accept(), self._on_error
+        )

@@ -84,7 +84,7 @@ class ListPanel(QWidget, Generic[R]):
     def __init__(
         self,
         tasks: TaskRunner,
-        load: Callable[[], Sequence[R]],
+        load: Callable[[], Any],
         columns: Sequence[Column[R]],
         search_text: Callable[[R], str],
         parent: QWidget | None = None,
@@ -93,6 +93,7 @@ class ListPanel(QWidget, Generic[R]):
         self._tasks = tasks
         self._load = load
         self._loading = False
+        self._reload_pending = False
         self._loaded_once = False
         self.model: RowTableModel[R] = RowTableModel(columns, search_text)
 
@@ -146,8 +147,10 @@ class ListPanel(QWidget, Generic[R]):
     def refresh(self) -> None:
         """Reload rows from the local database in the background."""
         if self._loading:
+            self._reload_pending = True  # e.g. a filter changed while loading: load again after
             return
         self._loading = True
+        self._reload_pending = False
         if not self._loaded_once:
             self.count_label.setText("Loading…")
         self._tasks.run(self, self._load, self._on_load_ok, self._on_load_err)
@@ -171,6 +174,8 @@ class ListPanel(QWidget, Generic[R]):
             self.table.setProperty("widthsSet", True)
         self._update_view()
         emit(self.rows_loaded, self.model.total_count)
+        if self._reload_pending:
+            self.refresh()
 
     def _on_load_err(self, exc: BaseException) -> None:
         self._loading = False

@@ -1,0 +1,74 @@
+"""What every dialog shares: the live-mode banner, and typed confirmation for money moves."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QLineEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+from services.permissions import Permission, Role, why_not
+from services.stripe_gateway import StripeMode
+from ui.banner import ModeBanner
+
+LIVE_CONFIRM_WORD = "LIVE"
+
+
+def add_live_banner(layout: QVBoxLayout, mode: StripeMode) -> None:
+    """Put the red banner at the top of a dialog when a live key is in use."""
+    if mode is StripeMode.LIVE:
+        layout.insertWidget(0, ModeBanner(mode))
+
+
+def denied_tooltip(role: Role, permission: Permission) -> str:
+    return why_not(role, permission)
+
+
+class LiveConfirmDialog(QDialog):
+    """Typed confirmation before a money-moving action with a live key.
+
+    The operator must type LIVE: a deliberate act that a stray Enter or double-click cannot do.
+    """
+
+    def __init__(self, description: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Confirm a live-mode action")
+        layout = QVBoxLayout(self)
+        add_live_banner(layout, StripeMode.LIVE)
+        text = QLabel(
+            f"{description}\n\nThis uses a live Stripe key: it moves real money.\n"
+            f"Type {LIVE_CONFIRM_WORD} to continue."
+        )
+        text.setWordWrap(True)
+        layout.addWidget(text)
+        self.typed = QLineEdit()
+        self.typed.setPlaceholderText(LIVE_CONFIRM_WORD)
+        layout.addWidget(self.typed)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.ok.setText("Do it")
+        self.ok.setEnabled(False)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        self.typed.textChanged.connect(self._on_typed_text_changed)
+        layout.addWidget(self.buttons)
+
+    def _on_typed_text_changed(self, text: str) -> None:
+        self.ok.setEnabled(text.strip() == LIVE_CONFIRM_WORD)
+
+
+def confirm_money_move(mode: StripeMode, description: str, parent: QWidget | None) -> bool:
+    """True when the action may go ahead: always outside live mode, after typing LIVE inside it.
+
+    Every money-moving action (charges, top-up links, grants) asks this first.
+    """
+    if mode is not StripeMode.LIVE:
+        return True
+    dialog = LiveConfirmDialog(description, parent)
+    return dialog.exec() == QDialog.DialogCode.Accepted
