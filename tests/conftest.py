@@ -22,6 +22,8 @@ import peewee
 import pytest
 import stripe
 
+from services.audit import Authority
+from services.operators import sign_in
 from stripe_sandbox import SandboxServer
 from tests.helpers.memory_keyring import MemoryKeyring
 
@@ -101,3 +103,9 @@ def database(db_url: str) -> Iterator[peewee.Database]:
     db = open_database(db_url)
     yield db
     db.close()
+
+
+@pytest.fixture
+def authority(database: peewee.Database) -> Authority:
+    """The first operator on a fresh database: bootstrapped as admin."""
+    return Authority(database, sign_in(database, "test-admin"))

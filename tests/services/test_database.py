@@ -6,6 +6,7 @@ import peewee
 import pytest
 
 from services import migrations
+from services.audit import Authority
 from services.browse import BrowseService
 from services.database import open_database
 from services.errors import DatabaseError, ValidationError
@@ -55,10 +56,11 @@ def test_a_failing_migration_changes_nothing(database: peewee.Database) -> None:
         db.execute_sql("CREATE TABLE half_done (x INTEGER)")
         raise peewee.IntegrityError("boom")
 
-    steps = [*migrations.MIGRATIONS, migrations.Migration(2, "broken", broken)]
-    with pytest.raises(DatabaseError, match="version 2"):
+    latest = migrations.latest_version()
+    steps = [*migrations.MIGRATIONS, migrations.Migration(latest + 1, "broken", broken)]
+    with pytest.raises(DatabaseError, match=f"version {latest + 1}"):
         migrations.migrate(database, steps)
-    assert migrations.current_version(database) == 1
+    assert migrations.current_version(database) == latest
     assert not database.table_exists("half_done")
 
 
@@ -85,7 +87,9 @@ def test_upsert_with_a_repeated_id_keeps_the_last_copy(database: peewee.Database
     assert [c.name for c in Customer.select()] == ["New"]
 
 
-def test_browse_lists_newest_first_without_deleted(database: peewee.Database) -> None:
+def test_browse_lists_newest_first_without_deleted(
+    database: peewee.Database, authority: Authority
+) -> None:
     with database.atomic():
         upsert(
             Customer,
@@ -95,13 +99,15 @@ def test_browse_lists_newest_first_without_deleted(database: peewee.Database) ->
                 _customer("cus_gone", "Gone", 200, deleted=True),
             ],
         )
-    rows = BrowseService(database).customers()
+    rows = BrowseService(database, authority).customers()
     assert [r.stripe_id for r in rows] == ["cus_new", "cus_old"]
     assert rows[0].email == "new@example.com"
-    assert len(BrowseService(database).customers(include_deleted=True)) == 3
+    assert len(BrowseService(database, authority).customers(include_deleted=True)) == 3
 
 
-def test_products_carry_prices_and_credit_packs(database: peewee.Database) -> None:
+def test_products_carry_prices_and_credit_packs(
+    database: peewee.Database, authority: Authority
+) -> None:
     product = {
         "id": "prod_1",
         "name": "500 credits",
@@ -122,7 +128,7 @@ def test_products_carry_prices_and_credit_packs(database: peewee.Database) -> No
     with database.atomic():
         upsert(Product, [product])
         upsert(Price, [price])
-    (row,) = BrowseService(database).products()
+    (row,) = BrowseService(database, authority).products()
     assert row.credits == 500
     assert row.default_price is not None
     assert (row.default_price.unit_amount, row.default_price.lookup_key) == (4500, "credits_500")
@@ -144,14 +150,14 @@ def test_parse_credits_accepts_only_positive_integers(value: object, expected: i
     assert parse_credits(value) == expected
 
 
-def test_credit_balances_sum_the_ledger(database: peewee.Database) -> None:
+def test_credit_balances_sum_the_ledger(database: peewee.Database, authority: Authority) -> None:
     with database.atomic():
         upsert(Customer, [_customer("cus_1", "Ada", 1)])
         for amount, kind in ((500, "purchase"), (-200, "clawback"), (50, "grant")):
             CreditEntry.create(
                 customer_id="cus_1", amount=amount, kind=kind, operator="t", created_at=10
             )
-    (row,) = BrowseService(database).credit_balances()
+    (row,) = BrowseService(database, authority).credit_balances()
     assert (row.customer_name, row.balance, row.entries) == ("Ada", 350, 3)
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import peewee
 import stripe
 
+from services.audit import Authority
 from services.browse import BrowseService
 from services.models import Customer, Price, Product
+from services.operators import sign_in
 from services.stripe_gateway import StripeGateway
 from services.sync import SyncProgress, SyncService, SyncTarget
 from stripe_sandbox import SandboxServer
@@ -14,7 +16,8 @@ from tests.conftest import TEST_KEY
 
 
 def _service(database: peewee.Database, sandbox: SandboxServer) -> SyncService:
-    return SyncService(database, StripeGateway(TEST_KEY, api_base=sandbox.url, sandbox=True))
+    gateway = StripeGateway(TEST_KEY, api_base=sandbox.url, sandbox=True)
+    return SyncService(database, gateway, Authority(database, sign_in(database, "test-admin")))
 
 
 def _make_customers(client: stripe.StripeClient, n: int) -> list[str]:
@@ -37,7 +40,13 @@ def test_pull_mirrors_everything_and_a_second_pull_writes_nothing(
     assert first.seen["prices"] == Price.select().count() > 0
     assert seen
     assert seen[-1].kind == "prices"
-    packs = [p for p in BrowseService(database).products() if p.credits]
+    packs = [
+        p
+        for p in BrowseService(
+            database, Authority(database, sign_in(database, "test-admin"))
+        ).products()
+        if p.credits
+    ]
     assert packs, "the demo seed has credit packs"
 
     second = sync.pull()
@@ -65,7 +74,12 @@ def test_customers_deleted_in_stripe_are_marked_not_kept(
     stripe_client.v1.customers.delete(gone)
     summary = sync.pull(SyncTarget.CUSTOMERS)
     assert summary.marked_deleted == 1
-    assert [r.stripe_id for r in BrowseService(database).customers()] == [keep]
+    assert [
+        r.stripe_id
+        for r in BrowseService(
+            database, Authority(database, sign_in(database, "test-admin"))
+        ).customers()
+    ] == [keep]
     assert Customer.get(Customer.stripe_id == gone).deleted
 
 

@@ -16,7 +16,7 @@ from ui.tasks import TaskRunner
 
 
 def _window(qtbot: QtBot, runtime: Runtime, tasks: TaskRunner) -> MainWindow:
-    window = MainWindow(runtime.context, tasks)
+    window = MainWindow(runtime.require_context(), tasks)
     qtbot.addWidget(window)
     window.show()
     return window
@@ -37,11 +37,14 @@ def test_empty_database_shows_real_empty_states(
 ) -> None:
     window = _window(qtbot, runtime, tasks)
     _start_and_wait(qtbot, window, sync=False)
-    for name in PANEL_NAMES:
+    for name in ("customers", "products", "invoices", "credits"):
         panel = window.panels[name]
         assert panel.stack.currentWidget() is panel.empty
         assert panel.empty.title.text().startswith("No ")
         assert panel.empty.hint.text()
+    # The first sign-in made this operator admin, and that is the audit log's first record.
+    (first,) = window.panels["audit"].model.visible_rows()
+    assert (first.action, first.outcome) == ("operator.bootstrap", "ok")
     assert "Sandbox" in window.banner.text()
     assert window.banner.property("mode") == "sandbox"
 
@@ -88,7 +91,7 @@ def test_panel_shortcuts_and_find(qtbot: QtBot, runtime: Runtime, tasks: TaskRun
 
 
 def test_live_mode_has_a_red_banner(qtbot: QtBot, runtime: Runtime, tasks: TaskRunner) -> None:
-    ctx = dataclasses.replace(runtime.context, mode=StripeMode.LIVE)
+    ctx = dataclasses.replace(runtime.require_context(), mode=StripeMode.LIVE)
     window = MainWindow(ctx, tasks)
     qtbot.addWidget(window)
     assert window.banner.property("mode") == "live"
@@ -99,7 +102,7 @@ def test_live_mode_has_a_red_banner(qtbot: QtBot, runtime: Runtime, tasks: TaskR
 def test_an_unreachable_stripe_shows_in_the_status_bar(
     qtbot: QtBot, runtime: Runtime, tasks: TaskRunner, sandbox: SandboxServer
 ) -> None:
-    gateway = runtime.context.gateway
+    gateway = runtime.require_context().gateway
     gateway._max_network_retries = 0
     gateway.api_base = "http://127.0.0.1:9"
     window = _window(qtbot, runtime, tasks)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QDialogButtonBox
 from pytestqt.qtbot import QtBot
 
+from admin_app.paths import AppPaths
 from admin_app.wiring import Runtime
 from services.secrets import KEYRING_SERVICE
 from tests.helpers.memory_keyring import MemoryKeyring
@@ -15,7 +16,7 @@ KEY = "sk_test_51SettingsDialogKey0001"
 
 
 def _dialog(qtbot: QtBot, runtime: Runtime, tasks: TaskRunner) -> SettingsDialog:
-    dialog = SettingsDialog(runtime.context, tasks)
+    dialog = SettingsDialog(runtime.require_context(), tasks)
     qtbot.addWidget(dialog)
     save = dialog.buttons.button(QDialogButtonBox.StandardButton.Save)
     qtbot.waitUntil(save.isEnabled, timeout=5000)
@@ -23,7 +24,11 @@ def _dialog(qtbot: QtBot, runtime: Runtime, tasks: TaskRunner) -> SettingsDialog
 
 
 def test_a_bad_key_is_explained_and_nothing_is_saved(
-    qtbot: QtBot, runtime: Runtime, tasks: TaskRunner, memory_keyring: MemoryKeyring
+    qtbot: QtBot,
+    runtime: Runtime,
+    tasks: TaskRunner,
+    memory_keyring: MemoryKeyring,
+    app_paths: AppPaths,
 ) -> None:
     dialog = _dialog(qtbot, runtime, tasks)
     assert dialog.key_status.text() == "Not set."
@@ -32,11 +37,15 @@ def test_a_bad_key_is_explained_and_nothing_is_saved(
     dialog.buttons.button(QDialogButtonBox.StandardButton.Save).click()
     assert "publishable" in dialog.error_label.text()
     assert memory_keyring.store == {}
-    assert not runtime.context.settings.path.exists()
+    assert not app_paths.settings_file.exists()
 
 
 def test_a_good_key_goes_to_the_keyring_not_the_settings_file(
-    qtbot: QtBot, runtime: Runtime, tasks: TaskRunner, memory_keyring: MemoryKeyring
+    qtbot: QtBot,
+    runtime: Runtime,
+    tasks: TaskRunner,
+    memory_keyring: MemoryKeyring,
+    app_paths: AppPaths,
 ) -> None:
     dialog = _dialog(qtbot, runtime, tasks)
     dialog.key_edit.setText(KEY)
@@ -44,6 +53,6 @@ def test_a_good_key_goes_to_the_keyring_not_the_settings_file(
     with qtbot.waitSignal(dialog.accepted, timeout=5000):
         dialog.buttons.button(QDialogButtonBox.StandardButton.Save).click()
     assert memory_keyring.store[(KEYRING_SERVICE, "STRIPE_SECRET_KEY")] == KEY
-    saved = runtime.context.settings.path.read_text()
+    saved = app_paths.settings_file.read_text()
     assert "127.0.0.1:12111" in saved
     assert KEY not in saved
