@@ -7,8 +7,20 @@ import socket
 import pytest
 import stripe
 
-from services.errors import AuthenticationFailed, NotFound, StripeRefused, StripeUnreachable
-from services.stripe_gateway import PINNED_API_VERSION, StripeGateway, StripeMode, mode_for_key
+from services.errors import (
+    AuthenticationFailed,
+    NotFound,
+    PermissionDenied,
+    StripeRefused,
+    StripeUnreachable,
+)
+from services.stripe_gateway import (
+    PINNED_API_VERSION,
+    StripeGateway,
+    StripeMode,
+    mode_for_key,
+    translate_stripe_error,
+)
 from stripe_sandbox import SandboxServer
 from tests.conftest import TEST_KEY
 
@@ -71,3 +83,19 @@ def test_nobody_listening_is_unreachable() -> None:
         gateway.check_connection()
     assert info.value.exit_code == 5
     assert isinstance(info.value.__cause__, stripe.APIConnectionError)
+
+
+def test_a_restricted_key_without_a_permission_names_it() -> None:
+    # The message Stripe sends when an rk_ key lacks a permission (403, permission_error).
+    exc = stripe.PermissionError(
+        "The provided key 'rk_test_********************1234' does not have the required "
+        "permissions for this endpoint on account 'acct_1AbC'. Having the 'rak_invoice_write' "
+        "permission would allow this request to continue.",
+        http_status=403,
+        headers={"request-id": "req_123"},
+    )
+    translated = translate_stripe_error(exc)
+    assert isinstance(translated, PermissionDenied)
+    assert translated.exit_code == 3
+    assert "rak_invoice_write" in str(translated)
+    assert translated.request_id == "req_123"
