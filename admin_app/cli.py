@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from admin_app import __version__
+from admin_app import __version__, catalog_commands
 from admin_app import commands as cmd
 from admin_app.logging_setup import setup_logging
 from admin_app.paths import AppPaths, resources_dir
@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--state", metavar="FILE", help="keep the sandbox's data in this JSON file"
     )
     cmd.add_parsers(commands, _Parser)
+    catalog_commands.add_parsers(commands, _Parser)
     return parser
 
 

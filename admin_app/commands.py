@@ -28,9 +28,10 @@ Handler = Callable[[argparse.Namespace, AppContext], int]
 
 @contextmanager
 def signed_in(args: argparse.Namespace, paths: AppPaths) -> Iterator[AppContext]:
-    """Open the database and sign in, without starting a sandbox or calling Stripe."""
+    """Open the database and sign in; start the sandbox only for commands that call Stripe."""
+    need_stripe = bool(getattr(args, "needs_stripe", False))
     runtime = build_runtime(
-        Options(db=args.db, api_base=args.api_base, sandbox=args.sandbox, need_stripe=False),
+        Options(db=args.db, api_base=args.api_base, sandbox=args.sandbox, need_stripe=need_stripe),
         paths,
     )
     try:

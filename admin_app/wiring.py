@@ -12,8 +12,10 @@ import peewee
 from admin_app.paths import AppPaths
 from services.audit import Actor, AuditLog, Authority
 from services.browse import BrowseService
+from services.catalog import CatalogService
 from services.configuration import ConfigService
 from services.context import AppContext
+from services.customers import CustomerService
 from services.database import open_database, sqlite_url
 from services.errors import ConfigurationError, NotAnOperator
 from services.identity import current_login
@@ -156,6 +158,8 @@ def build_context(
         authority=authority,
         gateway=gateway,
         browse=BrowseService(database, authority),
+        customers=CustomerService(database, gateway, authority),
+        catalog=CatalogService(database, gateway, authority),
         sync=SyncService(database, gateway, authority),
         config=ConfigService(settings_store, secrets, authority),
         operators=OperatorService(database, authority),

@@ -24,6 +24,7 @@ class CustomerRow(NamedTuple):
     balance: int
     created: int
     deleted: bool
+    metadata_text: str  # the metadata as stored (JSON text), for search
 
 
 class PriceRow(NamedTuple):
@@ -90,10 +91,12 @@ class BrowseService:
             Customer.balance,
             Customer.created,
             Customer.deleted,
+            # Raw JSON text: searchable as is, no per-row parsing for 100k customers.
+            peewee.fn.COALESCE(Customer.metadata, "").coerce(False),
         ).order_by(Customer.created.desc(), Customer.id.desc())
         if not include_deleted:
             query = query.where(Customer.deleted == False)  # noqa: E712
-        return [CustomerRow._make((*t[:7], bool(t[7]))) for t in tuples(query)]
+        return [CustomerRow._make((*t[:7], bool(t[7]), t[8])) for t in tuples(query)]
 
     def products(self) -> list[ProductRow]:
         self._authority.require(Permission.BROWSE, "products.list")

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from services.audit import Actor, AuditLog, Authority
 from services.browse import BrowseService
+from services.catalog import CatalogService
 from services.configuration import ConfigService
+from services.customers import CustomerService
 from services.operators import OperatorService
 from services.stripe_gateway import StripeGateway, StripeMode
 from services.sync import SyncService
@@ -21,6 +23,8 @@ class AppContext:
     authority: Authority
     gateway: StripeGateway
     browse: BrowseService
+    customers: CustomerService
+    catalog: CatalogService
     sync: SyncService
     config: ConfigService
     operators: OperatorService

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import peewee
+from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as migrate_schema
 
 from services.errors import DatabaseError
 from services.models import JSONText
@@ -132,9 +134,19 @@ def _v2_operators_and_audit(db: peewee.Database) -> None:
     db.create_tables([_frozen_table(db, name, cols) for name, cols in tables.items()])
 
 
+def _v3_customer_local_fields(db: peewee.Database) -> None:
+    # Local-only: never sent to Stripe.
+    migrator = SchemaMigrator.from_database(db)
+    migrate_schema(
+        migrator.add_column("customer", "notes", peewee.TextField(null=True)),
+        migrator.add_column("customer", "tags", JSONText(null=True)),
+    )
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "customers, products, prices, invoices, credit ledger", _v1_initial),
     Migration(2, "operators and the audit log", _v2_operators_and_audit),
+    Migration(3, "local notes and tags on customers", _v3_customer_local_fields),
 ]
 
 

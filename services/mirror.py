@@ -139,7 +139,8 @@ def upsert(model: type[StripeMirror], objects: Sequence[StripeDict], now: int | 
     changed = [row for row in rows if existing.get(row["stripe_id"]) != row["raw"]]
     if not changed:
         return 0
-    columns = [f for name, f in model._meta.fields.items() if name not in ("id", "stripe_id")]
+    # Only what Stripe owns is overwritten; local-only columns (notes, tags) are left alone.
+    columns = [model._meta.fields[name] for name in changed[0] if name != "stripe_id"]
     query = model.insert_many(changed).on_conflict(
         conflict_target=[model.stripe_id],
         update={f: peewee.EXCLUDED[f.column_name] for f in columns},

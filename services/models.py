@@ -61,6 +61,9 @@ class Customer(StripeMirror):
     description = peewee.TextField(null=True)
     metadata = JSONText(default=dict)
     deleted = peewee.BooleanField(default=False)
+    # Local only: never sent to Stripe, never overwritten by a pull.
+    notes = peewee.TextField(null=True)
+    tags = JSONText(null=True)
 
 
 class Product(StripeMirror):

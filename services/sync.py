@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import peewee
@@ -38,6 +39,7 @@ class SyncTarget(enum.Enum):
 class SyncProgress:
     kind: str  # "customers", "products", "prices"
     done: int
+    estimate: int | None = None  # "~total": how many the mirror had before this pull
 
 
 @dataclass(frozen=True)
@@ -105,18 +107,21 @@ class SyncService:
         progress: ProgressFn | None,
         cancelled: CancelFn | None,
     ) -> SyncSummary:
-        plan: list[tuple[str, type[StripeMirror], Callable[[stripe.StripeClient, str | None], Any]]]
-        plan = []
+        plan: list[tuple[str, type[StripeMirror], Callable[[stripe.StripeClient], Any]]] = []
         if target in (SyncTarget.CUSTOMERS, SyncTarget.ALL):
-            plan.append(("customers", Customer, _list_customers))
+            plan.append(
+                ("customers", Customer, lambda c: c.v1.customers.list({"limit": PAGE_SIZE}))
+            )
         if target in (SyncTarget.PRODUCTS, SyncTarget.ALL):
-            plan.append(("products", Product, _list_products))
-            plan.append(("prices", Price, _list_prices))
+            plan.append(("products", Product, lambda c: c.v1.products.list({"limit": PAGE_SIZE})))
+            plan.append(("prices", Price, lambda c: c.v1.prices.list({"limit": PAGE_SIZE})))
         seen: dict[str, int] = {}
         changed: dict[str, int] = {}
         marked = 0
         for kind, model, lister in plan:
             seen[kind] = changed[kind] = 0
+            # Stripe gives no totals; last time's count is a fair estimate ("n of ~total").
+            estimate = model.select().count() or None
             ids: set[str] = set()
             for page in self._pages(lister):
                 if cancelled is not None and cancelled():
@@ -126,7 +131,8 @@ class SyncService:
                 seen[kind] += len(page)
                 ids.update(obj["id"] for obj in page)
                 if progress is not None:
-                    progress(SyncProgress(kind, seen[kind]))
+                    total = max(estimate, seen[kind]) if estimate else None
+                    progress(SyncProgress(kind, seen[kind], total))
             if model is Customer:
                 marked = self._mark_missing_customers_deleted(ids)
         summary = SyncSummary(seen, changed, marked, cancelled=False)
@@ -134,17 +140,19 @@ class SyncService:
         return summary
 
     def _pages(
-        self, lister: Callable[[stripe.StripeClient, str | None], Any]
+        self, lister: Callable[[stripe.StripeClient], Any]
     ) -> Iterator[list[Mapping[str, Any]]]:
-        after: str | None = None
+        """stripe-python's auto_paging_iter, cut back into pages of 100 (one transaction each).
+
+        Network errors surface while iterating, so the iteration itself goes through the
+        gateway's error translation.
+        """
+        objects = self._gateway.call(lambda c: iter(lister(c).auto_paging_iter()))
         while True:
-            page = self._gateway.call(lambda c, a=after: lister(c, a))  # type: ignore[misc]
-            objects = [obj.to_dict(for_json=True) for obj in page.data]
-            if objects:
-                yield objects
-            if not page.has_more or not objects:
+            page = self._gateway.call(lambda _c: list(islice(objects, PAGE_SIZE)))
+            if not page:
                 return
-            after = objects[-1]["id"]
+            yield [obj.to_dict(for_json=True) for obj in page]
 
     def _mark_missing_customers_deleted(self, present: set[str]) -> int:
         """Customers gone from Stripe are marked deleted, not silently kept as if alive."""
@@ -165,24 +173,3 @@ class SyncService:
                     Customer.stripe_id.in_(chunk)
                 ).execute()
         return len(gone)
-
-
-def _list_customers(client: stripe.StripeClient, after: str | None) -> Any:
-    params: stripe.params.CustomerListParams = {"limit": PAGE_SIZE}
-    if after:
-        params["starting_after"] = after
-    return client.v1.customers.list(params)
-
-
-def _list_products(client: stripe.StripeClient, after: str | None) -> Any:
-    params: stripe.params.ProductListParams = {"limit": PAGE_SIZE}
-    if after:
-        params["starting_after"] = after
-    return client.v1.products.list(params)
-
-
-def _list_prices(client: stripe.StripeClient, after: str | None) -> Any:
-    params: stripe.params.PriceListParams = {"limit": PAGE_SIZE}
-    if after:
-        params["starting_after"] = after
-    return client.v1.prices.list(params)

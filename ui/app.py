@@ -130,6 +130,10 @@ def take_screenshots(window: MainWindow, tasks: TaskRunner, out_dir: Path) -> in
         if name not in window.panels:
             continue
         window.show_panel(name)
+        panel = window.panels[name]
+        if name == "customers" and panel.model.rowCount():
+            panel.table.selectRow(0)  # show the detail pane with someone in it
+            tasks.wait_idle()
         QApplication.processEvents()
         path = out_dir / f"{name}.png"
         if not window.grab().save(str(path)):

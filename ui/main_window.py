@@ -297,7 +297,15 @@ class MainWindow(QMainWindow):
         self._on_connection_result(str(exc))
 
     def _on_sync_progressed(self, progress: SyncProgress) -> None:
-        self.sync_progress.setFormat(f"{progress.kind}: {progress.done:,}")
+        if progress.estimate:
+            self.sync_progress.setRange(0, progress.estimate)
+            self.sync_progress.setValue(min(progress.done, progress.estimate))
+            self.sync_progress.setFormat(
+                f"{progress.kind}: {progress.done:,} of ~{progress.estimate:,}"
+            )
+        else:
+            self.sync_progress.setRange(0, 0)
+            self.sync_progress.setFormat(f"{progress.kind}: {progress.done:,}")
 
     def _on_sync_cancel_clicked(self) -> None:
         if self._sync_token is not None:

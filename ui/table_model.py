@@ -7,8 +7,10 @@ milliseconds at 100k rows, where QSortFilterProxyModel takes a second per keystr
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import compress, repeat
 from typing import Any, Generic, TypeVar
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
@@ -80,15 +82,14 @@ class RowTableModel(QAbstractTableModel, Generic[R]):
         return list(self._rows)
 
     def _apply(self) -> None:
-        if self._filter:
-            terms = self._filter.split()
-            self._rows = [
-                r
-                for r, hay in zip(self._all, self._haystack, strict=True)
-                if all(t in hay for t in terms)
-            ]
-        else:
-            self._rows = list(self._all)
+        rows, hays = self._all, self._haystack
+        # One C-level pass per term over a shrinking list: ~5 ms per term at 100k rows, where
+        # a Python-level all(...) per row costs ~40 ms (bench/table_filter.py).
+        for term in self._filter.split():
+            mask = list(map(operator.contains, hays, repeat(term)))
+            rows = list(compress(rows, mask))
+            hays = list(compress(hays, mask))
+        self._rows = list(rows)
         if self._sort is not None:
             self._sort_rows(*self._sort)
 

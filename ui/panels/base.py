@@ -74,6 +74,10 @@ class ListPanel(QWidget, Generic[R]):
     rows_loaded = Signal(int)
     #: Emitted when loading failed with an expected error, with its message.
     load_failed = Signal(str)
+    #: Emitted with the selected row (or None) whenever the selection changes.
+    row_selected = Signal(object)
+    #: Emitted with the row the user activated (double-click or Enter).
+    row_activated = Signal(object)
 
     title = ""
     noun = ("row", "rows")
@@ -130,6 +134,9 @@ class ListPanel(QWidget, Generic[R]):
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(26)
         self.table.setWordWrap(False)
+        self.table.selectionModel().currentRowChanged.connect(self._on_table_current_row_changed)
+        self.table.activated.connect(self._on_table_activated)
+        self.model.modelReset.connect(lambda: emit(self.row_selected, None))
 
         self.empty = EmptyState()
         self.stack = QStackedWidget()
@@ -159,6 +166,20 @@ class ListPanel(QWidget, Generic[R]):
         self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
         self.search.selectAll()
 
+    def current_row(self) -> R | None:
+        index = self.table.currentIndex()
+        if not index.isValid() or not self.table.selectionModel().isRowSelected(index.row()):
+            return None
+        return self.model.row_at(index.row())
+
+    def select_where(self, predicate: Callable[[R], bool]) -> bool:
+        """Select the first shown row matching `predicate` (e.g. the customer just created)."""
+        for i, row in enumerate(self.model.visible_rows()):
+            if predicate(row):
+                self.table.selectRow(i)
+                return True
+        return False
+
     def column_widths(self) -> Sequence[int]:
         """Initial widths in pixels, by column; subclasses override."""
         return ()
@@ -185,6 +206,13 @@ class ListPanel(QWidget, Generic[R]):
         self.empty.show_message("Could not load this list", str(exc))
         self.stack.setCurrentWidget(self.empty)
         emit(self.load_failed, str(exc))
+
+    def _on_table_current_row_changed(self, current: Any, _previous: Any) -> None:
+        emit(self.row_selected, self.model.row_at(current.row()) if current.isValid() else None)
+
+    def _on_table_activated(self, index: Any) -> None:
+        if index.isValid():
+            emit(self.row_activated, self.model.row_at(index.row()))
 
     def _on_search_text_changed(self, text: str) -> None:
         self.model.set_filter(text)

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QPushButton, QWidget
 
 from services.browse import ProductRow
 from services.context import AppContext
+from services.errors import AppError
+from services.permissions import Permission
+from ui.dialogs import denied_tooltip
 from ui.formatting import format_amount, format_date
 from ui.panels.base import ListPanel
+from ui.product_dialog import ProductDialog
+from ui.signals import emit
 from ui.table_model import Column
 from ui.tasks import TaskRunner
 
@@ -84,6 +90,62 @@ class ProductsPanel(ListPanel[ProductRow]):
 
     def __init__(self, ctx: AppContext, tasks: TaskRunner, parent: QWidget | None = None) -> None:
         super().__init__(tasks, ctx.browse.products, COLUMNS, _search_text, parent)
+        self._ctx = ctx
+        self.new_button = QPushButton("New product")
+        self.edit_button = QPushButton("Edit")
+        self.archive_button = QPushButton("Archive")
+        self.new_button.clicked.connect(self.new_product)
+        self.edit_button.clicked.connect(self.edit_selected)
+        self.archive_button.clicked.connect(self.toggle_archive_selected)
+        for button in (self.new_button, self.edit_button, self.archive_button):
+            self.toolbar.addWidget(button)
+        self._can_manage = ctx.authority.can(Permission.MANAGE_CATALOG)
+        if not self._can_manage:
+            reason = denied_tooltip(ctx.actor.role, Permission.MANAGE_CATALOG)
+            for button in (self.new_button, self.edit_button, self.archive_button):
+                button.setEnabled(False)
+                button.setToolTip(reason)
+        self.row_selected.connect(self._on_self_row_selected)
+        self.row_activated.connect(lambda _row: self.edit_selected())
+        self._on_self_row_selected(None)
+
+    def new_product(self) -> None:
+        if self._can_manage:
+            dialog = ProductDialog(self._ctx, self._tasks, None, self)
+            dialog.saved.connect(lambda _row: self.refresh())
+            dialog.open()
+
+    def edit_selected(self) -> None:
+        row = self.current_row()
+        if self._can_manage and row is not None:
+            dialog = ProductDialog(self._ctx, self._tasks, row, self)
+            dialog.saved.connect(lambda _row: self.refresh())
+            dialog.open()
+
+    def toggle_archive_selected(self) -> None:
+        row = self.current_row()
+        if not self._can_manage or row is None:
+            return
+        key = f"ba-product-active-{uuid.uuid4()}"
+        self.archive_button.setEnabled(False)
+        self._tasks.run(
+            self,
+            lambda: self._ctx.catalog.set_active(row.stripe_id, not row.active, key),
+            lambda _row: self.refresh(),
+            self._on_action_failed,
+        )
+
+    def _on_action_failed(self, exc: BaseException) -> None:
+        if not isinstance(exc, AppError):
+            raise exc
+        emit(self.load_failed, str(exc))
+        self.refresh()
+
+    def _on_self_row_selected(self, row: ProductRow | None) -> None:
+        has = self._can_manage and row is not None
+        self.edit_button.setEnabled(has)
+        self.archive_button.setEnabled(has)
+        self.archive_button.setText("Restore" if row is not None and not row.active else "Archive")
 
     def column_widths(self) -> Sequence[int]:
         return (240, 80, 80, 100, 60, 100, 200)

@@ -1,0 +1,242 @@
+"""`sync`, `customers …`, `products …` and `portal-link`: the catalog from the command line.
+
+JSON output uses Stripe ids as `id`. Each invocation is one user action with one idempotency
+key, so re-running a command after a network failure cannot create a duplicate in Stripe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import uuid
+from dataclasses import asdict, replace
+from typing import Any
+
+from services.browse import ProductRow
+from services.catalog import ProductDraft
+from services.context import AppContext
+from services.customers import CustomerDetail, CustomerDraft
+from services.errors import ValidationError
+from services.money import format_amount
+from services.sync import SyncProgress, SyncTarget
+from services.validation import currency, parse_metadata_lines
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def customer_json(d: CustomerDetail) -> dict[str, Any]:
+    return {
+        "id": d.stripe_id,
+        "name": d.name,
+        "email": d.email,
+        "phone": d.phone,
+        "address": asdict(d.address),
+        "currency": d.currency or None,
+        "balance": d.balance,
+        "created": d.created,
+        "deleted": d.deleted,
+        "metadata": d.metadata,
+        "notes": d.notes,
+        "tags": list(d.tags),
+        "credit_balance": d.credit_balance,
+        "invoices": [i.stripe_id for i in d.invoices],
+    }
+
+
+def product_json(p: ProductRow) -> dict[str, Any]:
+    price = p.default_price
+    return {
+        "id": p.stripe_id,
+        "name": p.name,
+        "active": p.active,
+        "credits": p.credits,
+        "price": price.stripe_id if price else None,
+        "amount": price.unit_amount if price else None,
+        "currency": price.currency if price else None,
+        "prices": [pr._asdict() | {"id": pr.stripe_id} for pr in p.prices],
+    }
+
+
+def sync(args: argparse.Namespace, ctx: AppContext) -> int:
+    def progress(p: SyncProgress) -> None:
+        total = f" of ~{p.estimate:,}" if p.estimate else ""
+        print(f"{p.kind}: {p.done:,}{total}", file=sys.stderr, flush=True)
+
+    summary = ctx.sync.pull(SyncTarget(args.what), progress=progress)
+    print(summary.line())
+    return 0
+
+
+def customers_list(args: argparse.Namespace, ctx: AppContext) -> int:
+    found = ctx.customers.search(args.search or "", limit=args.limit)
+    if args.json:
+        _print_json([customer_json(c) for c in found])
+        return 0
+    for c in found:
+        print(f"{c.stripe_id}  {c.name or '(no name)':<28}  {c.email}")
+    return 0
+
+
+def customers_show(args: argparse.Namespace, ctx: AppContext) -> int:
+    d = ctx.customers.detail(args.id)
+    if args.json:
+        _print_json(customer_json(d))
+        return 0
+    print(f"{d.name or '(no name)'} <{d.email}>  {d.stripe_id}")
+    print(f"  phone: {d.phone or '—'}   address: {d.address.one_line() or '—'}")
+    print(f"  Stripe balance: {format_amount(d.balance, d.currency or 'usd')}   "
+          f"credits: {d.credit_balance:,}   invoices: {len(d.invoices)}")  # fmt: skip
+    if d.metadata:
+        print("  metadata: " + ", ".join(f"{k}={v}" for k, v in sorted(d.metadata.items())))
+    return 0
+
+
+def customers_add(args: argparse.Namespace, ctx: AppContext) -> int:
+    draft = CustomerDraft(
+        email=args.email,
+        name=args.name or "",
+        phone=args.phone or "",
+        metadata=parse_metadata_lines("\n".join(args.metadata or [])),
+    )
+    d = ctx.customers.create(draft, f"ba-cli-{uuid.uuid4()}")
+    if args.json:
+        _print_json(customer_json(d))
+    else:
+        print(f"Created {d.stripe_id} ({d.email}).")
+    return 0
+
+
+def customers_edit(args: argparse.Namespace, ctx: AppContext) -> int:
+    changes: dict[str, Any] = {
+        name: getattr(args, name)
+        for name in ("email", "name", "phone", "notes")
+        if getattr(args, name) is not None
+    }
+    current = ctx.customers.detail(args.id)
+    if args.metadata:
+        added = parse_metadata_lines("\n".join(args.metadata))
+        changes["metadata"] = {**current.metadata, **added}
+    if not changes:
+        raise ValidationError(
+            "Nothing to change: give --email, --name, --phone, --notes or --metadata."
+        )
+    draft = replace(current.as_draft(), **changes)
+    d = ctx.customers.update(args.id, draft, f"ba-cli-{uuid.uuid4()}")
+    print(f"Updated {d.stripe_id}.")
+    return 0
+
+
+def products_list(args: argparse.Namespace, ctx: AppContext) -> int:
+    rows = ctx.browse.products()
+    if args.json:
+        _print_json([product_json(p) for p in rows])
+        return 0
+    for p in rows:
+        price = p.default_price
+        amount = format_amount(price.unit_amount, price.currency) if price else "no price"
+        credits = f"{p.credits:,} credits" if p.credits else ""
+        status = "" if p.active else " (archived)"
+        print(f"{p.stripe_id}  {p.name + status:<32}  {amount:>12}  {credits}")
+    return 0
+
+
+def products_add(args: argparse.Namespace, ctx: AppContext) -> int:
+    code = currency(args.currency)
+    draft = ProductDraft(
+        name=args.name,
+        amount=args.amount,  # already in minor units (cents)
+        currency=code,
+        description=args.description or "",
+        credits=args.credits,
+    )
+    row = ctx.catalog.create(draft, f"ba-cli-{uuid.uuid4()}")
+    if args.json:
+        _print_json(product_json(row))
+    else:
+        print(f"Created {row.stripe_id} ({row.name}).")
+    return 0
+
+
+def portal_link(args: argparse.Namespace, ctx: AppContext) -> int:
+    link = ctx.customers.portal_link(args.customer, f"ba-cli-{uuid.uuid4()}", args.return_url)
+    print(link.url)
+    return 0
+
+
+def _cents(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"amount must be whole cents, e.g. 4500, not {text!r}"
+        ) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("amount must be more than zero")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be a positive whole number")
+    return value
+
+
+def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser("sync", help="pull customers, products and prices from Stripe")
+    p.add_argument("what", nargs="?", default="all", choices=[t.value for t in SyncTarget])
+    p.set_defaults(handler=sync, needs_stripe=True)
+
+    cust = commands.add_parser("customers", help="find, show, add and edit customers")
+    sub = cust.add_subparsers(dest="customers_command", metavar="ACTION", required=True,
+                              parser_class=parser_class)  # fmt: skip
+    p = sub.add_parser("list", help="customers in the local mirror, newest first")
+    p.add_argument("--search", metavar="TEXT", help="name, email or Stripe id contains TEXT")
+    p.add_argument("--limit", type=_positive, default=200)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=customers_list)
+    p = sub.add_parser("show", help="one customer's details")
+    p.add_argument("id", metavar="ID", help="Stripe customer id (cus_…)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=customers_show)
+    p = sub.add_parser("add", help="create a customer in Stripe (support, admins)")
+    p.add_argument("--email", required=True)
+    p.add_argument("--name")
+    p.add_argument("--phone")
+    p.add_argument("--metadata", action="append", metavar="KEY=VALUE")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=customers_add, needs_stripe=True)
+    p = sub.add_parser("edit", help="change a customer in Stripe (support, admins)")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--email")
+    p.add_argument("--name")
+    p.add_argument("--phone")
+    p.add_argument("--notes", help="local only, never sent to Stripe")
+    p.add_argument("--metadata", action="append", metavar="KEY=VALUE")
+    p.set_defaults(handler=customers_edit, needs_stripe=True)
+
+    prod = commands.add_parser("products", help="list and add products (credit packs too)")
+    sub = prod.add_subparsers(dest="products_command", metavar="ACTION", required=True,
+                              parser_class=parser_class)  # fmt: skip
+    p = sub.add_parser("list", help="products and their prices from the local mirror")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=products_list)
+    p = sub.add_parser("add", help="create a product with a one-time price (admins)")
+    p.add_argument("--name", required=True)
+    p.add_argument("--amount", required=True, type=_cents, metavar="CENTS")
+    p.add_argument("--currency", required=True, metavar="C")
+    p.add_argument("--credits", type=_positive, metavar="N", help="make it a credit pack of N")
+    p.add_argument("--description")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=products_add, needs_stripe=True)
+
+    p = commands.add_parser("portal-link", help="create a Customer Portal link (support, admins)")
+    p.add_argument("--customer", required=True, metavar="ID")
+    p.add_argument("--return-url", metavar="URL")
+    p.set_defaults(handler=portal_link, needs_stripe=True)
