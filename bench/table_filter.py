@@ -1,7 +1,7 @@
 """Keystroke-to-results time of the customers table at 100,000 rows.
 
 Baseline, measured in the same run: the naive per-row `all(term in haystack ...)` scan, no model.
-The model's per-term C-level scan plus the model reset should stay well under it (goal: p95 < 30 ms).
+The model's per-term C-level scan plus its reset should stay far below it (goal: p95 < 30 ms).
 """
 
 from __future__ import annotations
