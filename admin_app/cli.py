@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from admin_app import __version__, catalog_commands
+from admin_app import __version__, catalog_commands, event_commands
 from admin_app import commands as cmd
 from admin_app.logging_setup import setup_logging
 from admin_app.paths import AppPaths, resources_dir
@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmd.add_parsers(commands, _Parser)
     catalog_commands.add_parsers(commands, _Parser)
+    event_commands.add_parsers(commands, _Parser)
     return parser
 
 
@@ -121,8 +122,9 @@ def _dispatch(args: argparse.Namespace, paths: AppPaths) -> int:
         return run_sandbox(port=args.port, seed_demo=args.seed_demo, state_file=args.state)
     handler = getattr(args, "handler", None)
     if handler is not None:
-        with cmd.signed_in(args, paths) as ctx:
-            result: int = handler(args, ctx)
+        with cmd.signed_in(args, paths) as runtime:
+            target = runtime if getattr(args, "wants_runtime", False) else runtime.context
+            result: int = handler(args, target)
             return result
     return _run_gui(args, paths)
 
@@ -144,6 +146,7 @@ def _run_gui(args: argparse.Namespace, paths: AppPaths) -> int:
             runtime.context,
             mode=runtime.mode,
             access_problem=str(runtime.access_problem) if runtime.access_problem else None,
+            listener=runtime.make_listener() if runtime.context and not args.screenshot else None,
             resources=resources_dir(),
             log_file=paths.log_file,
             screenshot_dir=args.screenshot,

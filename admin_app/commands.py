@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from admin_app.paths import AppPaths
-from admin_app.wiring import Options, build_runtime
+from admin_app.wiring import Options, Runtime, build_runtime
 from services.audit import AuditFilter, AuditRow
 from services.context import AppContext
 from services.errors import ValidationError
@@ -27,7 +27,7 @@ Handler = Callable[[argparse.Namespace, AppContext], int]
 
 
 @contextmanager
-def signed_in(args: argparse.Namespace, paths: AppPaths) -> Iterator[AppContext]:
+def signed_in(args: argparse.Namespace, paths: AppPaths) -> Iterator[Runtime]:
     """Open the database and sign in; start the sandbox only for commands that call Stripe."""
     need_stripe = bool(getattr(args, "needs_stripe", False))
     runtime = build_runtime(
@@ -35,7 +35,8 @@ def signed_in(args: argparse.Namespace, paths: AppPaths) -> Iterator[AppContext]
         paths,
     )
     try:
-        yield runtime.require_context()
+        runtime.require_context()
+        yield runtime
     finally:
         runtime.close()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,18 +15,23 @@ from admin_app.paths import AppPaths
 from services.audit import Actor, AuditLog, Authority
 from services.browse import BrowseService
 from services.catalog import CatalogService
+from services.catchup import CatchUp
 from services.configuration import ConfigService
 from services.context import AppContext
 from services.customers import CustomerService
 from services.database import open_database, sqlite_url
 from services.errors import ConfigurationError, NotAnOperator
+from services.events import EventPipeline
 from services.identity import current_login
+from services.listener import ListenerService
 from services.operators import OperatorService, sign_in
 from services.redaction import redact
 from services.secrets import SecretName, SecretStore
-from services.settings import SettingsStore, validate_api_base, validate_database_url
+from services.settings import Settings, SettingsStore, validate_api_base, validate_database_url
 from services.stripe_gateway import StripeGateway, StripeMode
+from services.stripe_listen import ListenStatus, ListenSupervisor, find_stripe_cli
 from services.sync import SyncService
+from services.webhook_receiver import DEFAULT_PORT, WebhookReceiver
 from stripe_sandbox import SandboxServer
 
 log = logging.getLogger(__name__)
@@ -58,9 +65,53 @@ class Runtime:
     login: str
     database_label: str
     mode: StripeMode
+    settings: Settings
+    secrets: SecretStore
     access_problem: NotAnOperator | None = None
     sandbox: SandboxServer | None = None
     _closed: bool = field(default=False, repr=False)
+
+    def make_listener(
+        self, *, port: int = DEFAULT_PORT, receive: bool = True, use_cli: bool = True
+    ) -> ListenerService:
+        """Receiver (+ `stripe listen` supervisor) + catch-up for this runtime's account.
+
+        In sandbox mode the supervisor runs the sandbox's own `listen`, so events flow exactly
+        as they would from Stripe through the Stripe CLI.
+        """
+        ctx = self.require_context()
+        gateway = ctx.gateway
+        receiver = (
+            WebhookReceiver(ctx.events, lambda: listener.secrets(), port) if receive else None
+        )
+        command: list[str] | None
+        if self.mode is StripeMode.SANDBOX:
+            base = gateway.api_base or ""
+            command = [
+                sys.executable,
+                "-m",
+                "stripe_sandbox.listen_cli",
+                "listen",
+                "--api-base",
+                base,
+            ]
+        else:
+            cli = find_stripe_cli(self.settings.stripe_cli)
+            command = [cli, "listen"] if cli else None
+        key = gateway.api_key_for_cli()
+
+        def supervisor(url: str, on_status: Callable[[ListenStatus], None]) -> ListenSupervisor:
+            return ListenSupervisor(command, url, key, on_status)
+
+        configured = self.secrets.get(SecretName.STRIPE_WEBHOOK_SECRET)
+        listener = ListenerService(
+            ctx.events,
+            CatchUp(self.database, gateway, ctx.events),
+            receiver,
+            supervisor if use_cli else None,
+            [configured] if configured else [],
+        )
+        return listener
 
     def require_context(self) -> AppContext:
         """The context, or the reason this person may not use the app (exit code 3)."""
@@ -121,6 +172,8 @@ def build_runtime(options: Options, paths: AppPaths) -> Runtime:
         login=login,
         database_label=redact(db_url),
         mode=gateway.mode,
+        settings=settings,
+        secrets=secrets,
         sandbox=sandbox,
     )
     try:
@@ -164,6 +217,7 @@ def build_context(
         config=ConfigService(settings_store, secrets, authority),
         operators=OperatorService(database, authority),
         audit=AuditLog(database, authority),
+        events=EventPipeline(database, gateway),
     )
 
 

@@ -7,7 +7,13 @@ from dataclasses import asdict, dataclass
 from services.audit import Authority
 from services.permissions import Permission
 from services.secrets import SecretName, SecretStatus, SecretStore, hint, validate_secret
-from services.settings import Settings, SettingsStore, validate_api_base, validate_database_url
+from services.settings import (
+    Settings,
+    SettingsStore,
+    validate_api_base,
+    validate_database_url,
+    validate_stripe_cli,
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,7 @@ class ConfigChange:
     webhook_secret: str = ""
     database_url: str = ""
     api_base: str = ""
+    stripe_cli: str = ""
 
 
 class ConfigService:
@@ -68,6 +75,9 @@ class ConfigService:
             if change.database_url.strip()
             else None,
             api_base=validate_api_base(change.api_base) if change.api_base.strip() else None,
+            stripe_cli=validate_stripe_cli(change.stripe_cli)
+            if change.stripe_cli.strip()
+            else None,
         )
         return key, webhook, settings
 

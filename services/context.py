@@ -9,6 +9,7 @@ from services.browse import BrowseService
 from services.catalog import CatalogService
 from services.configuration import ConfigService
 from services.customers import CustomerService
+from services.events import EventPipeline
 from services.operators import OperatorService
 from services.stripe_gateway import StripeGateway, StripeMode
 from services.sync import SyncService
@@ -29,6 +30,7 @@ class AppContext:
     config: ConfigService
     operators: OperatorService
     audit: AuditLog
+    events: EventPipeline
 
     @property
     def actor(self) -> Actor:

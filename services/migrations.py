@@ -143,10 +143,43 @@ def _v3_customer_local_fields(db: peewee.Database) -> None:
     )
 
 
+def _v4_events(db: peewee.Database) -> None:
+    text, big, char = peewee.TextField, peewee.BigIntegerField, peewee.CharField
+    tables: dict[str, dict[str, peewee.Field]] = {
+        "subscription": {
+            **_mirror_columns(),
+            "customer_id": char(max_length=255, index=True),
+            "status": char(max_length=32),
+            "current_period_end": big(null=True),
+            "cancel_at_period_end": peewee.BooleanField(default=False),
+        },
+        "webhook_event": {
+            "evt_id": char(max_length=255, unique=True),
+            "type": char(max_length=128, index=True),
+            "object_id": char(max_length=255, null=True, index=True),
+            "created": big(index=True),
+            "received_at": big(),
+            "source": char(max_length=16),
+            "status": char(max_length=16, index=True),
+            "attempts": peewee.IntegerField(default=0),
+            "last_error": text(null=True),
+            "flagged": text(null=True),
+            "livemode": peewee.BooleanField(default=False),
+            "raw": JSONText(),
+        },
+        "app_state": {
+            "key": char(max_length=64, unique=True),
+            "value": text(),
+        },
+    }
+    db.create_tables([_frozen_table(db, name, cols) for name, cols in tables.items()])
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "customers, products, prices, invoices, credit ledger", _v1_initial),
     Migration(2, "operators and the audit log", _v2_operators_and_audit),
     Migration(3, "local notes and tags on customers", _v3_customer_local_fields),
+    Migration(4, "webhook events, subscriptions, app state", _v4_events),
 ]
 
 

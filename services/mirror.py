@@ -12,7 +12,15 @@ from typing import Any
 
 import peewee
 
-from services.models import Customer, Invoice, Price, Product, StripeMirror, tuples
+from services.models import (
+    Customer,
+    Invoice,
+    Price,
+    Product,
+    StripeMirror,
+    Subscription,
+    tuples,
+)
 
 StripeDict = Mapping[str, Any]
 
@@ -109,11 +117,29 @@ def invoice_row(obj: StripeDict, now: int) -> dict[str, Any]:
     }
 
 
+def subscription_row(obj: StripeDict, now: int) -> dict[str, Any]:
+    customer = obj.get("customer")
+    if isinstance(customer, Mapping):
+        customer = customer.get("id")
+    items = (obj.get("items") or {}).get("data") or []
+    period_end = obj.get("current_period_end") or (
+        items[0].get("current_period_end") if items else None
+    )
+    return {
+        **_base(obj, now),
+        "customer_id": customer or "",
+        "status": obj.get("status") or "",
+        "current_period_end": period_end,
+        "cancel_at_period_end": bool(obj.get("cancel_at_period_end", False)),
+    }
+
+
 ROW_BUILDERS: dict[type[StripeMirror], Callable[[StripeDict, int], dict[str, Any]]] = {
     Customer: customer_row,
     Product: product_row,
     Price: price_row,
     Invoice: invoice_row,
+    Subscription: subscription_row,
 }
 
 

@@ -142,4 +142,35 @@ class AuditRecord(BaseModel):
     error = peewee.TextField(null=True)
 
 
-ALL_MODELS.extend([Operator, AuditRecord])
+class Subscription(StripeMirror):
+    customer_id = peewee.CharField(max_length=255, index=True)
+    status = peewee.CharField(max_length=32)
+    current_period_end = peewee.BigIntegerField(null=True)
+    cancel_at_period_end = peewee.BooleanField(default=False)
+
+
+class WebhookEvent(BaseModel):
+    """Every verified Stripe event, stored once (the unique `evt_id` decides), applied once."""
+
+    evt_id = peewee.CharField(max_length=255, unique=True)
+    type = peewee.CharField(max_length=128, index=True)
+    object_id = peewee.CharField(max_length=255, null=True, index=True)
+    created = peewee.BigIntegerField(index=True)  # Stripe's `created`, seconds
+    received_at = peewee.BigIntegerField()  # milliseconds
+    source = peewee.CharField(max_length=16)  # receiver, catch-up, replay
+    status = peewee.CharField(max_length=16, index=True)  # received, applied, failed, ignored
+    attempts = peewee.IntegerField(default=0)
+    last_error = peewee.TextField(null=True)
+    flagged = peewee.TextField(null=True)  # why this event needs a person's attention
+    livemode = peewee.BooleanField(default=False)
+    raw = JSONText()
+
+
+class AppState(BaseModel):
+    """Small named values the app keeps across runs (e.g. the event catch-up cursor)."""
+
+    key = peewee.CharField(max_length=64, unique=True)
+    value = peewee.TextField()
+
+
+ALL_MODELS.extend([Operator, AuditRecord, Subscription, WebhookEvent, AppState])

@@ -27,6 +27,8 @@ class Settings:
     database_url: str | None = None
     # None: Stripe's own API. Set to talk to a sandbox started elsewhere.
     api_base: str | None = None
+    # The Stripe CLI the app runs for `stripe listen`; None: `stripe` found on PATH.
+    stripe_cli: str | None = None
 
 
 def validate_database_url(url: str) -> str:
@@ -55,6 +57,13 @@ def validate_api_base(url: str) -> str:
             "or http://127.0.0.1:PORT for a local sandbox."
         )
     return url
+
+
+def validate_stripe_cli(path: str) -> str:
+    path = path.strip()
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise ValidationError(f"{path} is not an executable file (the Stripe CLI, `stripe`).")
+    return path
 
 
 class SettingsStore:

@@ -140,6 +140,10 @@ class StripeGateway:
         self._client: stripe.StripeClient | None = None
         self._lock = threading.Lock()
 
+    def api_key_for_cli(self) -> str:
+        """The key, for the one place that must pass it on: `stripe listen --api-key`."""
+        return self._api_key
+
     def __repr__(self) -> str:  # never show the key
         return f"StripeGateway(mode={self.mode.value}, api_base={self.api_base!r})"
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QMessageLogContext, QtMsgType, qInstallMessageHandler
+from PySide6.QtCore import QMessageLogContext, QTimer, QtMsgType, qInstallMessageHandler
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMainWindow, QVBoxLayout, QWidget
 
 from services.context import AppContext
+from services.listener import ListenerService
 from services.stripe_gateway import StripeMode
 from ui.banner import ModeBanner
 from ui.crash_dialog import CrashHandler
@@ -80,6 +82,7 @@ def run_gui(
     *,
     mode: StripeMode,
     access_problem: str | None,
+    listener: ListenerService | None = None,
     resources: Path,
     log_file: Path | None,
     screenshot_dir: Path | None = None,
@@ -108,12 +111,32 @@ def run_gui(
         crash.install()
         tasks.unhandled_error.connect(lambda exc: crash.handle(type(exc), exc, exc.__traceback__))
         window.show()
+        _quit_on_signals(app)
         window.start(sync_first=ctx.mode is StripeMode.SANDBOX)
+        if listener is not None:
+            window.attach_listener(listener)
+            listener.start()
         return app.exec()
     finally:
+        if listener is not None:
+            listener.stop()
         crash.uninstall()
         tasks.shutdown()
         window.deleteLater()
+
+
+def _quit_on_signals(app: QApplication) -> None:
+    """Ctrl+C or SIGTERM closes the app cleanly, stopping what it started (the listener)."""
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        app.quit()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    # Python runs signal handlers only between bytecodes: wake it regularly.
+    timer = QTimer(app)
+    timer.timeout.connect(lambda: None)
+    timer.start(250)
 
 
 def take_screenshots(window: MainWindow, tasks: TaskRunner, out_dir: Path) -> int:

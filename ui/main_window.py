@@ -23,8 +23,10 @@ from PySide6.QtWidgets import (
 
 from services.context import AppContext
 from services.errors import AppError
+from services.listener import ListenerService, ListenerState
 from services.permissions import Permission
 from services.stripe_gateway import StripeMode
+from services.stripe_listen import ListenState
 from services.sync import SyncProgress, SyncSummary, SyncTarget
 from ui.banner import ModeBanner
 from ui.dialogs import denied_tooltip
@@ -33,6 +35,7 @@ from ui.panels.audit import AuditPanel
 from ui.panels.base import EmptyState, ListPanel
 from ui.panels.credits import CreditsPanel
 from ui.panels.customers import CustomersPanel
+from ui.panels.events import EventsPanel
 from ui.panels.invoices import InvoicesPanel
 from ui.panels.products import ProductsPanel
 from ui.settings_dialog import SettingsDialog
@@ -41,7 +44,7 @@ from ui.tasks import CancelToken, TaskRunner
 
 log = logging.getLogger(__name__)
 
-PANEL_NAMES = ("customers", "products", "invoices", "credits", "audit")
+PANEL_NAMES = ("customers", "products", "invoices", "credits", "events", "audit")
 CONNECTION_CHECK_MS = 120_000  # the status bar's "Connected" should not go stale
 
 
@@ -49,6 +52,13 @@ class _ProgressRelay(QObject):
     """Carries progress from a worker thread to the GUI thread (queued signal)."""
 
     progressed = Signal(object)
+
+
+class _ListenerRelay(QObject):
+    """Carries listener state and event arrivals from background threads to the GUI."""
+
+    state_changed = Signal(object)
+    event_arrived = Signal(str)
 
 
 class MainWindow(QMainWindow):
@@ -73,6 +83,7 @@ class MainWindow(QMainWindow):
             "products": ProductsPanel(ctx, tasks),
             "invoices": InvoicesPanel(ctx, tasks),
             "credits": CreditsPanel(ctx, tasks),
+            "events": EventsPanel(ctx, tasks),
         }
         if ctx.authority.can(Permission.VIEW_AUDIT):
             audit = AuditPanel(ctx, tasks)
@@ -136,6 +147,8 @@ class MainWindow(QMainWindow):
             f"Signed in as {actor.display_name} ({actor.login}) · {actor.role.label}"
         )
         self.operator_label.setObjectName("operatorLabel")
+        self.webhook_label = QLabel("Webhooks: off")
+        self.webhook_label.setToolTip("Start the app normally to receive Stripe's events live.")
         self.db_label = QLabel(f"Database: {self.ctx.database_label}")
         self.db_label.setToolTip(self.ctx.database_label)
         self.db_label.setMaximumWidth(360)
@@ -148,7 +161,13 @@ class MainWindow(QMainWindow):
         self.sync_cancel.clicked.connect(self._on_sync_cancel_clicked)
         bar.addWidget(self.sync_progress)
         bar.addWidget(self.sync_cancel)
-        for widget in (self.mode_label, self.connection_label, self.operator_label, self.db_label):
+        for widget in (
+            self.mode_label,
+            self.connection_label,
+            self.webhook_label,
+            self.operator_label,
+            self.db_label,
+        ):
             bar.addPermanentWidget(widget)
 
     def _build_actions(self) -> None:
@@ -208,6 +227,19 @@ class MainWindow(QMainWindow):
         return action
 
     # ---- public
+    def attach_listener(self, listener: ListenerService) -> None:
+        """Show the listener's state, and refresh the panels as events arrive."""
+        relay = _ListenerRelay(self)
+        relay.state_changed.connect(self._on_listener_state_changed)
+        relay.event_arrived.connect(self._on_listener_event_arrived)
+        listener.add_listener(lambda state: emit(relay.state_changed, state))
+        self.ctx.events.add_listener(lambda evt_id, _result: emit(relay.event_arrived, evt_id))
+        self._on_listener_state_changed(listener.state)
+        self._refresh_soon = QTimer(self)
+        self._refresh_soon.setSingleShot(True)
+        self._refresh_soon.setInterval(400)  # a burst of events refreshes once
+        self._refresh_soon.timeout.connect(lambda: emit(self.data_changed))
+
     def start(self, *, sync_first: bool) -> None:
         """Show what the local database has, check Stripe, and pull if asked."""
         self.refresh()
@@ -333,6 +365,27 @@ class MainWindow(QMainWindow):
             raise exc
         self.statusBar().showMessage(f"Sync failed: {exc}", 15_000)
         emit(self.sync_finished, str(exc))
+
+    def _on_listener_state_changed(self, state: ListenerState) -> None:
+        forwarding = state.listen.state is ListenState.FORWARDING
+        if not state.receiving:
+            text = "Webhooks: off"
+        elif forwarding:
+            text = f"● Webhooks: forwarding to :{state.port}"
+        else:
+            text = f"Webhooks: :{state.port}, stripe listen {state.listen.state.value}"
+        self.webhook_label.setText(text)
+        self.webhook_label.setProperty(
+            "state", "ok" if forwarding else "error" if state.listen.state.value == "failed" else ""
+        )
+        self.webhook_label.style().polish(self.webhook_label)
+        self.webhook_label.setToolTip(state.line())
+        events = self.panels.get("events")
+        if isinstance(events, EventsPanel):
+            events.show_listener(state.line())
+
+    def _on_listener_event_arrived(self, _evt_id: str) -> None:
+        self._refresh_soon.start()
 
     def _on_panel_load_failed(self, message: str) -> None:
         self.statusBar().showMessage(message, 10_000)

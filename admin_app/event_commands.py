@@ -1,0 +1,102 @@
+"""`listen`, `events list` and `events replay`: the event pipeline from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from datetime import datetime
+from types import FrameType
+from typing import Any
+
+from admin_app.wiring import Runtime
+from services.context import AppContext
+from services.listener import ListenerState
+from services.webhook_receiver import DEFAULT_PORT
+
+
+def listen(args: argparse.Namespace, runtime: Runtime) -> int:
+    """Receiver + catch-up (+ supervised `stripe listen`) until SIGINT/SIGTERM."""
+    listener = runtime.make_listener(port=args.port, use_cli=args.stripe_cli)
+    stop = threading.Event()
+    last_line = [""]
+
+    def on_state(state: ListenerState) -> None:
+        line = state.line()
+        if line != last_line[0]:
+            last_line[0] = line
+            print(f"{datetime.now():%H:%M:%S} {line}", file=sys.stderr, flush=True)
+
+    def on_event(evt_id: str, result: Any) -> None:
+        print(f"{datetime.now():%H:%M:%S} {evt_id} {result.value}", flush=True)
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    listener.add_listener(on_state)
+    runtime.require_context().events.add_listener(on_event)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    listener.start(catch_up=not args.no_catch_up)
+    if not listener.state.receiving:
+        listener.stop()
+        print(f"admin-app: {listener.state.receiver_problem}", file=sys.stderr)
+        return 2
+    print(f"Listening on {listener.receiver.url if listener.receiver else '?'}", flush=True)
+    while not stop.wait(0.5):
+        pass
+    listener.stop()
+    return 0
+
+
+def events_list(args: argparse.Namespace, ctx: AppContext) -> int:
+    rows = ctx.events.events(ctx.authority, status=args.status, event_type=args.type)
+    if args.json:
+        print(json.dumps([r._asdict() | {"id": r.evt_id} for r in rows], indent=2))
+        return 0
+    for r in rows:
+        when = datetime.fromtimestamp(r.received_at / 1000).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{when}  {r.evt_id}  {r.type:<36} {r.status:<8} {r.source}")
+    return 0
+
+
+def events_replay(args: argparse.Namespace, ctx: AppContext) -> int:
+    result = ctx.events.replay(args.id, ctx.authority)
+    print(f"{args.id}: {result.value}")
+    return 0 if result.value != "failed" else 1
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0..65535, not {value}")
+    return value
+
+
+def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser(
+        "listen", help="receive webhooks and catch up on events, without the window"
+    )
+    p.add_argument("--port", type=_port, default=DEFAULT_PORT, help="on 127.0.0.1")
+    p.add_argument(
+        "--stripe-cli", action="store_true", help="also run and supervise `stripe listen`"
+    )
+    p.add_argument("--no-catch-up", action="store_true", help="only receive; do not poll events")
+    p.set_defaults(handler=listen, needs_stripe=True, wants_runtime=True)
+
+    ev = commands.add_parser("events", help="stored Stripe events")
+    sub = ev.add_subparsers(dest="events_command", metavar="ACTION", required=True,
+                            parser_class=parser_class)  # fmt: skip
+    p = sub.add_parser("list", help="stored events, newest first")
+    p.add_argument("--status", choices=["received", "applied", "failed", "ignored"])
+    p.add_argument("--type", metavar="T", help="event type, e.g. customer.updated or invoice.*")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=events_list)
+    p = sub.add_parser("replay", help="apply a stored event again (admins)")
+    p.add_argument("id", metavar="EVT_ID")
+    p.set_defaults(handler=events_replay, needs_stripe=True)

@@ -1,0 +1,163 @@
+"""The event listener as one unit: receiver, `stripe listen` supervisor and periodic catch-up.
+
+The window runs one; so does the headless `admin-app listen` (what one always-on machine runs
+when several staff share a PostgreSQL database).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from services.catchup import INTERVAL_S, CatchUp, CatchUpSummary
+from services.errors import AppError
+from services.events import EventPipeline, Result
+from services.stripe_listen import ListenState, ListenStatus, ListenSupervisor
+from services.webhook_receiver import WebhookReceiver
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ListenerState:
+    port: int
+    receiving: bool
+    receiver_problem: str
+    listen: ListenStatus
+    last_event_at: float | None  # seconds since the epoch
+    last_event: str
+    catch_up: CatchUpSummary | None
+    catch_up_problem: str
+
+    def line(self) -> str:
+        parts = [
+            f"receiver :{self.port}"
+            if self.receiving
+            else f"receiver off ({self.receiver_problem})"
+        ]
+        parts.append(self.listen.line())
+        if self.last_event_at:
+            parts.append(
+                "last event " + time.strftime("%H:%M:%S", time.localtime(self.last_event_at))
+            )
+        if self.catch_up_problem:
+            parts.append(f"catch-up failed: {self.catch_up_problem}")
+        return " · ".join(parts)
+
+
+class ListenerService:
+    def __init__(
+        self,
+        pipeline: EventPipeline,
+        catch_up: CatchUp,
+        receiver: WebhookReceiver | None,
+        supervisor_factory: Callable[[str, Callable[[ListenStatus], None]], ListenSupervisor]
+        | None,
+        configured_secrets: list[str],
+        interval_s: float = INTERVAL_S,
+    ) -> None:
+        self._pipeline = pipeline
+        self._catch_up = catch_up
+        self.receiver = receiver
+        self._configured = [s for s in configured_secrets if s]
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._listeners: list[Callable[[ListenerState], None]] = []
+        self._supervisor_factory = supervisor_factory
+        self.supervisor: ListenSupervisor | None = None
+        self._state = ListenerState(
+            port=receiver.port if receiver else 0,
+            receiving=False,
+            receiver_problem="not started",
+            listen=ListenStatus(ListenState.STOPPED),
+            last_event_at=None,
+            last_event="",
+            catch_up=None,
+            catch_up_problem="",
+        )
+        pipeline.add_listener(self._on_event)
+
+    # ---- public
+    def secrets(self) -> list[str]:
+        """Every secret a delivery may be signed with right now."""
+        found = list(self._configured)
+        if self.supervisor is not None and self.supervisor.secret:
+            found.append(self.supervisor.secret)
+        return found
+
+    def add_listener(self, listener: Callable[[ListenerState], None]) -> None:
+        """Called from background threads whenever the state changes."""
+        self._listeners.append(listener)
+
+    @property
+    def state(self) -> ListenerState:
+        return self._state
+
+    def start(self, *, catch_up: bool = True) -> None:
+        if self.receiver is not None:
+            try:
+                self.receiver.start()
+                self._update(port=self.receiver.port, receiving=True, receiver_problem="")
+            except AppError as exc:
+                self._update(receiving=False, receiver_problem=str(exc))
+        if self.receiver is not None and self._state.receiving and self._supervisor_factory:
+            # Made now: the receiver's real port (it may have been 0) goes into --forward-to.
+            self.supervisor = self._supervisor_factory(self.receiver.url, self._on_listen_status)
+            self.supervisor.start()
+        if catch_up:
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._catch_up_loop, name="catch-up", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.supervisor is not None:
+            self.supervisor.stop()
+        if self.receiver is not None:
+            self.receiver.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        self._update(receiving=False, receiver_problem="stopped")
+
+    def catch_up_now(self) -> CatchUpSummary:
+        try:
+            summary = self._catch_up.run(cancelled=self._stop.is_set)
+        except AppError as exc:
+            self._update(catch_up_problem=str(exc))
+            raise
+        self._update(catch_up=summary, catch_up_problem="")
+        return summary
+
+    # ---- background
+    def _catch_up_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.catch_up_now()
+            except AppError as exc:
+                log.warning("Catch-up failed: %s", exc)
+            except Exception:
+                log.exception("Catch-up failed unexpectedly")
+            if self._stop.wait(self._interval):
+                return
+
+    def _on_listen_status(self, status: ListenStatus) -> None:
+        self._update(listen=status)
+
+    def _on_event(self, evt_id: str, result: Result) -> None:
+        log.info("event %s: %s", evt_id, result.value)
+        self._update(last_event_at=time.time(), last_event=f"{evt_id} {result.value}")
+
+    def _update(self, **changes: object) -> None:
+        self._state = replace(self._state, **changes)  # type: ignore[arg-type]
+        for listener in self._listeners:
+            try:
+                listener(self._state)
+            except Exception:
+                log.exception("A listener-state callback failed")

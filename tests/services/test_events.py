@@ -1,0 +1,442 @@
+"""The event pipeline through real HTTP: verify, store once, apply once, in any order."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import peewee
+import pytest
+import stripe
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from services.audit import Authority
+from services.catchup import CatchUp
+from services.errors import PermissionDenied
+from services.events import ROUTES, EventPipeline, Handler, Result, Status
+from services.models import AuditRecord, CreditEntry, Customer, WebhookEvent
+from services.operators import OperatorService, sign_in
+from services.permissions import Role
+from services.stripe_gateway import StripeGateway
+from services.stripe_listen import ListenState, ListenStatus, ListenSupervisor
+from services.sync import SyncService, SyncTarget
+from services.webhook_receiver import MAX_BODY, WEBHOOK_PATH, WebhookReceiver
+from stripe_sandbox import SandboxServer
+from stripe_sandbox.listen_cli import secret_for, sign
+from tests.conftest import TEST_KEY
+
+SECRET = "whsec_test_secret_for_the_receiver_0001"
+OTHER_SECRET = "whsec_rotated_secret_still_valid_0002"
+
+
+def _counting_route() -> tuple[list[str], tuple[str, Handler]]:
+    """A handler for `test.counted` that writes one ledger row per application."""
+    applied: list[str] = []
+
+    def apply(_ctx: Any, event: Mapping[str, Any], _fetched: Any) -> Status:
+        applied.append(event["id"])
+        CreditEntry.create(
+            customer_id="cus_counted", amount=1, kind="adjustment", source=event["id"],
+            operator="test", created_at=int(time.time()),
+        )  # fmt: skip
+        return Status.APPLIED
+
+    return applied, ("test.counted", Handler(lambda _c, _e: None, apply))
+
+
+def _failing_route(fail: list[bool]) -> tuple[str, Handler]:
+    def apply(_ctx: Any, _event: Mapping[str, Any], _fetched: Any) -> Status:
+        if fail[0]:
+            raise RuntimeError("the handler broke")
+        return Status.APPLIED
+
+    return ("test.fragile", Handler(lambda _c, _e: None, apply))
+
+
+@pytest.fixture
+def gateway(sandbox: SandboxServer) -> StripeGateway:
+    return StripeGateway(TEST_KEY, api_base=sandbox.url, sandbox=True, max_network_retries=0)
+
+
+@pytest.fixture
+def counted() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def fail_flag() -> list[bool]:
+    return [True]
+
+
+@pytest.fixture
+def pipeline(
+    database: peewee.Database, gateway: StripeGateway, counted: list[str], fail_flag: list[bool]
+) -> EventPipeline:
+    applied, route = _counting_route()
+    pipe = EventPipeline(database, gateway, [route, _failing_route(fail_flag), *ROUTES])
+    pipe.test_applied = applied  # type: ignore[attr-defined]
+    return pipe
+
+
+@pytest.fixture
+def receiver(pipeline: EventPipeline) -> Iterator[WebhookReceiver]:
+    rx = WebhookReceiver(pipeline, lambda: [OTHER_SECRET, SECRET], port=0)
+    rx.start()
+    yield rx
+    rx.stop()
+
+
+def _event(evt_id: str, event_type: str = "test.counted", obj: dict[str, Any] | None = None,
+           created: int | None = None) -> dict[str, Any]:  # fmt: skip
+    return {
+        "id": evt_id, "object": "event", "type": event_type, "api_version": stripe.api_version,
+        "created": created or int(time.time()), "livemode": False, "pending_webhooks": 1,
+        "data": {"object": obj or {"id": "obj_1", "object": "thing"}},
+        "request": {"id": None, "idempotency_key": None},
+    }  # fmt: skip
+
+
+def _post(
+    rx: WebhookReceiver,
+    body: bytes,
+    signature: str | None,
+    *,
+    method: str = "POST",
+    path: str = WEBHOOK_PATH,
+    headers: dict[str, str] | None = None,
+) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", rx.port, timeout=10)
+    try:
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        if signature is not None:
+            all_headers["Stripe-Signature"] = signature
+        conn.request(method, path, body=body, headers=all_headers)
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+def _signed(
+    event: dict[str, Any], secret: str = SECRET, at: int | None = None
+) -> tuple[bytes, str]:
+    """Signed exactly as Stripe signs (t=…,v1=HMAC-SHA256 of "t.payload")."""
+    body = json.dumps(event).encode()
+    return body, sign(body, secret, at or int(time.time()))
+
+
+def test_a_valid_event_is_stored_and_applied_once(
+    receiver: WebhookReceiver, pipeline: EventPipeline
+) -> None:
+    body, sig = _signed(_event("evt_valid_1"))
+    for _ in range(3):  # Stripe delivers at least once
+        assert _post(receiver, body, sig) == 200
+    row = WebhookEvent.get(WebhookEvent.evt_id == "evt_valid_1")
+    assert (row.status, row.attempts, row.source) == ("applied", 1, "receiver")
+    assert pipeline.test_applied == ["evt_valid_1"]  # type: ignore[attr-defined]
+    assert CreditEntry.select().count() == 1
+
+
+def test_a_rotated_secret_is_still_accepted(receiver: WebhookReceiver) -> None:
+    body, sig = _signed(_event("evt_rotated"), secret=OTHER_SECRET)
+    assert _post(receiver, body, sig) == 200
+
+
+def test_concurrent_duplicates_apply_once(receiver: WebhookReceiver) -> None:
+    body, sig = _signed(_event("evt_concurrent"))
+    statuses: list[int] = []
+    threads = [
+        threading.Thread(target=lambda: statuses.append(_post(receiver, body, sig)))
+        for _ in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert statuses == [200] * 8
+    assert CreditEntry.select().count() == 1
+    assert WebhookEvent.select().count() == 1
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        ("tampered", 400),
+        ("wrong-secret", 400),
+        ("stale", 400),
+        ("malformed-header", 400),
+        ("no-header", 400),
+        ("garbage", 400),
+        ("oversize", 413),
+        ("get", 405),
+        ("wrong-path", 404),
+    ],
+)
+def test_bad_deliveries_are_refused_and_write_nothing(
+    receiver: WebhookReceiver, mutate: str, expected: int
+) -> None:
+    body, sig = _signed(_event("evt_bad"))
+    method, path = "POST", WEBHOOK_PATH
+    header: str | None = sig
+    if mutate == "tampered":
+        body = body.replace(b"test.counted", b"test.countee")
+    elif mutate == "wrong-secret":
+        body, header = _signed(_event("evt_bad"), secret="whsec_not_ours_at_all_0000")
+    elif mutate == "stale":
+        body, header = _signed(_event("evt_bad"), at=int(time.time()) - 3600)
+    elif mutate == "malformed-header":
+        header = "this is not a signature"
+    elif mutate == "no-header":
+        header = None
+    elif mutate == "garbage":
+        body = b"\xff\xfe not json"
+        header = sign(body, SECRET, int(time.time()))
+    elif mutate == "oversize":
+        body = b"x" * (MAX_BODY + 1)
+    elif mutate == "get":
+        method = "GET"
+    elif mutate == "wrong-path":
+        path = "/webhooks/other"
+    assert _post(receiver, body, header, method=method, path=path) == expected
+    assert not WebhookEvent.select().exists()
+
+
+def test_a_failing_handler_answers_500_and_is_replayable(
+    database: peewee.Database,
+    receiver: WebhookReceiver,
+    pipeline: EventPipeline,
+    authority: Authority,
+    fail_flag: list[bool],
+) -> None:
+    body, sig = _signed(_event("evt_fragile", "test.fragile"))
+    assert _post(receiver, body, sig) == 500
+    row = WebhookEvent.get(WebhookEvent.evt_id == "evt_fragile")
+    assert (row.status, row.attempts) == ("failed", 1)
+    assert "the handler broke" in row.last_error
+    assert _post(receiver, body, sig) == 500  # Stripe's retry tries again, and fails again
+    fail_flag[0] = False
+    OperatorService(database, authority).add("fin", Role.FINANCE)
+    finance = Authority(database, sign_in(database, "fin"))
+    with pytest.raises(PermissionDenied, match="replay events"):
+        pipeline.replay("evt_fragile", finance)
+    assert pipeline.replay("evt_fragile", authority) is Result.APPLIED
+    row = WebhookEvent.get(WebhookEvent.evt_id == "evt_fragile")
+    assert (row.status, row.attempts, row.source) == ("applied", 3, "replay")
+    audit = AuditRecord.select().where(AuditRecord.action == "event.replay")
+    assert sorted(r.outcome for r in audit) == ["denied", "ok"]
+
+
+def test_unknown_types_are_stored_as_ignored(receiver: WebhookReceiver) -> None:
+    body, sig = _signed(_event("evt_unknown", "radar.early_fraud_warning.created"))
+    assert _post(receiver, body, sig) == 200
+    assert WebhookEvent.get(WebhookEvent.evt_id == "evt_unknown").status == "ignored"
+
+
+def test_an_older_event_never_overwrites_newer_state(
+    receiver: WebhookReceiver, stripe_client: stripe.StripeClient
+) -> None:
+    customer = stripe_client.v1.customers.create({"email": "v1@example.com", "name": "First"})
+    stripe_client.v1.customers.update(customer.id, {"name": "Second"})
+    stripe_client.v1.customers.update(customer.id, {"name": "Third"})
+    events = stripe_client.v1.events.list({"type": "customer.*", "limit": 10}).data  # newest first
+    for event in events:  # delivered newest first: the worst order
+        body, sig = _signed(event.to_dict(for_json=True))
+        assert _post(receiver, body, sig) == 200
+    assert Customer.get(Customer.stripe_id == customer.id).name == "Third"
+
+
+def test_a_customer_deleted_in_stripe_is_marked(
+    receiver: WebhookReceiver, stripe_client: stripe.StripeClient
+) -> None:
+    customer = stripe_client.v1.customers.create({"email": "bye@example.com"})
+    stripe_client.v1.customers.delete(customer.id)
+    for event in reversed(stripe_client.v1.events.list({"type": "customer.*"}).data):
+        body, sig = _signed(event.to_dict(for_json=True))
+        assert _post(receiver, body, sig) == 200
+    assert Customer.get(Customer.stripe_id == customer.id).deleted
+
+
+def test_catch_up_gets_what_was_missed_exactly_once(
+    database: peewee.Database,
+    gateway: StripeGateway,
+    pipeline: EventPipeline,
+    stripe_client: stripe.StripeClient,
+) -> None:
+    catch_up = CatchUp(database, gateway, pipeline)
+    first = catch_up.run()
+    assert first.seen == 0
+    made = [stripe_client.v1.customers.create({"email": f"m{i}@example.com"}) for i in range(3)]
+    second = catch_up.run()
+    assert second.seen == 3
+    assert second.applied == 3
+    assert {c.stripe_id for c in Customer.select()} == {c.id for c in made}
+    third = catch_up.run()
+    assert (third.applied, third.duplicates) == (0, 3)  # the overlap re-reads, nothing reapplies
+    assert WebhookEvent.select().where(WebhookEvent.source == "catch-up").count() == 3
+
+
+def test_the_supervisor_runs_the_sandbox_listen_end_to_end(
+    sandbox: SandboxServer, pipeline: EventPipeline, stripe_client: stripe.StripeClient
+) -> None:
+    states: list[ListenStatus] = []
+    command = [
+        sys.executable,
+        "-m",
+        "stripe_sandbox.listen_cli",
+        "listen",
+        "--api-base",
+        sandbox.url,
+    ]
+    # The receiver accepts what the supervised CLI signs with the secret it printed.
+    receiver = WebhookReceiver(
+        pipeline, lambda: [supervisor.secret] if supervisor.secret else [], port=0
+    )
+    receiver.start()
+    supervisor = ListenSupervisor(command, receiver.url, TEST_KEY, states.append, backoff=[0.2])
+    supervisor.start()
+    try:
+        deadline = time.monotonic() + 20
+        while supervisor.status.state is not ListenState.FORWARDING and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert supervisor.status.state is ListenState.FORWARDING
+        assert supervisor.secret == secret_for(TEST_KEY)
+        made = stripe_client.v1.customers.create({"email": "forwarded@example.com"})
+        while not Customer.select().where(Customer.stripe_id == made.id).exists():
+            assert time.monotonic() < deadline, "the event was not forwarded"
+            time.sleep(0.05)
+    finally:
+        supervisor.stop()
+        receiver.stop()
+    assert [s.state for s in states][:2] == [ListenState.STARTING, ListenState.FORWARDING]
+    assert states[-1].state is ListenState.STOPPED
+    row = WebhookEvent.get(WebhookEvent.object_id == made.id)
+    assert (row.status, row.source) == ("applied", "receiver")
+
+
+def test_the_supervisor_reports_a_failing_cli_and_restarts_it(tmp_path: Path) -> None:
+    script = tmp_path / "fake-stripe"
+    script.write_text("#!/bin/sh\necho 'Authorization failed, status=401'\nexit 1\n")
+    script.chmod(0o755)
+    states: list[ListenStatus] = []
+    supervisor = ListenSupervisor([str(script), "listen"], "http://127.0.0.1:9/x", "sk_test_x",
+                                  states.append, backoff=[0.05])  # fmt: skip
+    supervisor.start()
+    deadline = time.monotonic() + 10
+    while supervisor.restarts < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    supervisor.stop()
+    failed = [s for s in states if s.state is ListenState.FAILED]
+    assert failed
+    assert failed[0].message == "Authorization failed, status=401"
+    assert supervisor.restarts >= 2
+
+
+def test_a_missing_cli_is_not_installed() -> None:
+    states: list[ListenStatus] = []
+    supervisor = ListenSupervisor(None, "http://127.0.0.1:9/x", "sk_test_x", states.append)
+    supervisor.start()
+    supervisor.stop()
+    assert states[0].state is ListenState.NOT_INSTALLED
+
+
+@pytest.mark.skipif(
+    not __import__("shutil").which("stripe"), reason="the Stripe CLI is not installed"
+)
+def test_the_real_stripe_cli_fails_offline_and_says_so() -> None:
+    import shutil
+
+    states: list[ListenStatus] = []
+    supervisor = ListenSupervisor([shutil.which("stripe") or "stripe", "listen"],
+                                  "http://127.0.0.1:9/x", "sk_test_offline000000", states.append,
+                                  backoff=[30])  # fmt: skip
+    supervisor.start()
+    deadline = time.monotonic() + 60
+    while not any(s.state is ListenState.FAILED for s in states) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    supervisor.stop()
+    failed = [s for s in states if s.state is ListenState.FAILED]
+    assert failed, states
+    assert failed[0].message
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.binary(max_size=2048),
+    header=st.one_of(st.none(), st.text(max_size=200)),
+)
+def test_random_bytes_and_headers_never_write_a_row(
+    receiver: WebhookReceiver, body: bytes, header: str | None
+) -> None:
+    safe_header = header.encode("latin-1", "ignore").decode("latin-1") if header else header
+    if safe_header is not None:
+        safe_header = "".join(c for c in safe_header if c.isprintable())
+    status = _post(receiver, body, safe_header)
+    assert status in (400, 413)
+    assert not WebhookEvent.select().exists()
+
+
+def _two_processes(db_url: str, evt_id: str) -> list[str]:
+    script = f"""
+import sys, time
+from services.database import open_database
+from services.events import EventPipeline, Handler, Source, Status
+from services.models import CreditEntry
+from services.stripe_gateway import StripeGateway
+db = open_database({db_url!r})
+def apply(ctx, event, fetched):
+    time.sleep(0.2)  # widen the window in which the other process could slip in
+    CreditEntry.create(customer_id="cus_x", amount=1, kind="adjustment", source=event["id"],
+                       operator="proc", created_at=0)
+    return Status.APPLIED
+route = ("test.counted", Handler(lambda c, e: None, apply))
+pipe = EventPipeline(db, StripeGateway("sk_test_x"), [route])
+event = {{"id": {evt_id!r}, "type": "test.counted", "created": 1, "data": {{"object": {{}}}}}}
+print(pipe.receive(event, Source.RECEIVER).value)
+"""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]  # fmt: skip
+    outputs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        outputs.append(out.strip())
+    return outputs
+
+
+def test_two_processes_applying_one_event_apply_it_once(
+    database: peewee.Database, db_url: str
+) -> None:
+    outputs = _two_processes(db_url, "evt_two_procs")
+    assert sorted(outputs) == ["applied", "duplicate"]
+    assert CreditEntry.select().count() == 1
+
+
+def test_sync_and_events_agree(
+    database: peewee.Database,
+    gateway: StripeGateway,
+    authority: Authority,
+    receiver: WebhookReceiver,
+    stripe_client: stripe.StripeClient,
+) -> None:
+    made = stripe_client.v1.customers.create({"email": "both@example.com"})
+    SyncService(database, gateway, authority).pull(SyncTarget.CUSTOMERS)
+    event = stripe_client.v1.events.list({"type": "customer.created"}).data[0]
+    body, sig = _signed(event.to_dict(for_json=True))
+    assert _post(receiver, body, sig) == 200
+    assert Customer.select().where(Customer.stripe_id == made.id).count() == 1
