@@ -9,22 +9,31 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import logging
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
 from stripe_sandbox import demo
-from stripe_sandbox.resources import API_ROUTES
+from stripe_sandbox.faults import FaultInjector
+from stripe_sandbox.hosted import HostedRoutes
+from stripe_sandbox.resources import API_ROUTES, checkout
 from stripe_sandbox.resources.common import Ctx, Route
 from stripe_sandbox.store import IdempotentResult, RequestInfo, Store
 from stripe_sandbox.validation import validate
 from stripe_sandbox.webhooks import WebhookDispatcher
-from stripe_sandbox.wire import API_VERSION, ApiError, decode_form, encode_json, new_id
+from stripe_sandbox.wire import (
+    API_VERSION,
+    ApiError,
+    Response,
+    SandboxHandler,
+    decode_form,
+    encode_json,
+    new_id,
+)
 
 log = logging.getLogger("stripe_sandbox")
 
@@ -32,18 +41,7 @@ _TEST_KEY_RE = re.compile(r"(sk|rk)_test_[A-Za-z0-9_]+\Z")
 _LIVE_KEY_RE = re.compile(r"(sk|rk)_live_")
 
 
-@dataclass
-class Response:
-    """What to send back: status, extra headers and the encoded body."""
-
-    status: int
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-SandboxHandler = Callable[[dict[str, Any]], tuple[int, Any]]
-
-
+@functools.cache
 def _compile(path: str) -> re.Pattern[str]:
     return re.compile("^" + path.replace("{id}", "(?P<id>[^/]+)") + "$")
 
@@ -66,6 +64,7 @@ class Api:
     def __init__(self, store: Store, dispatcher: WebhookDispatcher) -> None:
         self.store = store
         self.dispatcher = dispatcher
+        self.faults = FaultInjector()
         self._routes = [(_compile(r.path), r) for r in API_ROUTES]
         # Room for later helpers (fault injection, test payments): add a (method, path) entry.
         self.sandbox_routes: dict[tuple[str, str], SandboxHandler] = {
@@ -73,15 +72,21 @@ class Api:
             ("POST", "/_sandbox/reset"): self._sandbox_reset,
             ("POST", "/_sandbox/seed-demo"): self._sandbox_seed,
             ("GET", "/_sandbox/deliveries"): self._sandbox_deliveries,
+            ("POST", "/_sandbox/faults"): self._sandbox_add_fault,
+            ("GET", "/_sandbox/faults"): self._sandbox_faults,
+            ("DELETE", "/_sandbox/faults"): self._sandbox_clear_faults,
+            ("DELETE", "/_sandbox/faults/{id}"): self._sandbox_clear_faults,
         }
+        self.sandbox_routes.update(HostedRoutes(store).routes())
 
     # ------------------------------------------------------------ public operations
 
     def reset(self) -> None:
-        """Drop all data, pending deliveries and the delivery log."""
+        """Drop all data, pending deliveries, the delivery log and injected faults."""
         with self.store.lock:
             self.store.reset()
             self.dispatcher.clear()
+            self.faults.remove()
 
     def seed_demo(self) -> dict[str, int]:
         """Seed the demo data set unless already seeded; return counts created."""
@@ -107,7 +112,19 @@ class Api:
             if path == "/_sandbox" or path.startswith("/_sandbox/"):
                 response = self._sandbox(method, path, query, body)
             else:
-                response = self._api(method, path, query, headers, body, request_id)
+                fault = self.faults.take(method, path)
+                if fault is not None:
+                    log.debug("fault %s applies to %s %s", fault.id, method, path)
+                    if fault.delay_ms:
+                        time.sleep(fault.delay_ms / 1000)
+                if fault is not None and fault.status is not None:
+                    # Fails before anything runs: nothing changes and the idempotency key
+                    # stays unused, so a retry runs for real.
+                    response = Response(fault.status, encode_json(fault.error().body(request_id)))
+                    if fault.should_retry is not None:
+                        response.headers["Stripe-Should-Retry"] = str(fault.should_retry).lower()
+                else:
+                    response = self._api(method, path, query, headers, body, request_id)
         except ApiError as exc:
             response = Response(exc.status, encode_json(exc.body(request_id)))
         response.headers.setdefault("Request-Id", request_id)
@@ -133,6 +150,8 @@ class Api:
             raw.update(decode_form(body.decode("utf-8", errors="replace")))
         idem_key = headers.get("idempotency-key") if method in ("POST", "DELETE") else None
         with self.store.lock:
+            # Checkout Sessions past their expires_at expire before anyone can see them.
+            checkout.sweep_expired(self.store)
             scope = (api_key, idem_key) if idem_key else None
             fingerprint = json.dumps([method, path, raw], sort_keys=True)
             if scope is not None:
@@ -140,7 +159,7 @@ class Api:
                 if cached is not None:
                     return self._replay(cached, fingerprint, idem_key or "")
             params = validate(raw, route.params)
-            ctx = Ctx(self.store, int(time.time()), RequestInfo(request_id, idem_key))
+            ctx = Ctx(self.store, self.store.now(), RequestInfo(request_id, idem_key))
             try:
                 result = route.handler(ctx, params, object_id)
                 response = Response(200, encode_json(result))
@@ -219,14 +238,27 @@ class Api:
     # ------------------------------------------------------------ /_sandbox/ routes
 
     def _sandbox(self, method: str, path: str, query: str, body: bytes) -> Response:
-        handler = self.sandbox_routes.get((method, path.rstrip("/")))
-        if handler is None:
-            raise ApiError(404, f"Unrecognized sandbox URL ({method}: {path}).")
+        path = path.rstrip("/") or path
         params: dict[str, Any] = decode_form(query)
         if body:
             params.update(decode_form(body.decode("utf-8", errors="replace")))
-        status, result = handler(params)
-        return Response(status, encode_json(result))
+        handler = self.sandbox_routes.get((method, path))
+        if handler is None:
+            for (route_method, route_path), candidate in self.sandbox_routes.items():
+                if route_method != method or "{id}" not in route_path:
+                    continue
+                found = _compile(route_path).match(path)
+                if found is not None:
+                    handler = candidate
+                    params["id"] = unquote(found.group("id"))
+                    break
+        if handler is None:
+            raise ApiError(404, f"Unrecognized sandbox URL ({method}: {path}).")
+        result = handler(params)
+        if isinstance(result, Response):
+            return result
+        status, payload = result
+        return Response(status, encode_json(payload))
 
     def _sandbox_index(self, params: dict[str, Any]) -> tuple[int, Any]:
         routes = [f"{m} {p}" for m, p in self.sandbox_routes]
@@ -246,3 +278,15 @@ class Api:
         if isinstance(params.get("endpoint"), str):
             entries = [e for e in entries if e["endpoint"] == params["endpoint"]]
         return 200, {"object": "list", "data": entries, "url": "/_sandbox/deliveries"}
+
+    def _sandbox_add_fault(self, params: dict[str, Any]) -> tuple[int, Any]:
+        return 200, self.faults.add(params).to_json()
+
+    def _sandbox_faults(self, params: dict[str, Any]) -> tuple[int, Any]:
+        return 200, {"object": "list", "data": self.faults.list(), "url": "/_sandbox/faults"}
+
+    def _sandbox_clear_faults(self, params: dict[str, Any]) -> tuple[int, Any]:
+        removed = self.faults.remove(params.get("id"))
+        if params.get("id") and not removed:
+            raise ApiError(404, f"No such fault: '{params['id']}'", code="resource_missing")
+        return 200, {"object": "sandbox.faults", "deleted": removed}

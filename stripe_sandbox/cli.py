@@ -9,6 +9,7 @@ import sys
 import threading
 from types import FrameType
 
+from stripe_sandbox import listen
 from stripe_sandbox.server import SandboxServer
 
 DEFAULT_PORT = 12111
@@ -67,14 +68,19 @@ def run(port: int = DEFAULT_PORT, seed_demo: bool = False, state_file: str | Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse ``[--port 12111] [--seed-demo] [--state FILE]`` and call :func:`run`.
+    """Parse ``[--port 12111] [--seed-demo] [--state FILE]`` and call :func:`run`, or run
+    ``listen ...`` (see :mod:`stripe_sandbox.listen`).
 
     Args:
         argv: Arguments without the program name; ``sys.argv[1:]`` when None.
     """
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["listen"]:
+        return listen.main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m stripe_sandbox",
         description="Local Stripe API emulator for tests and offline development.",
+        epilog="`python -m stripe_sandbox listen --help`: forward events like `stripe listen`.",
     )
     parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help="port on 127.0.0.1 (0 = any free port)"

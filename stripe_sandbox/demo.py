@@ -1,19 +1,22 @@
-"""Deterministic demo data: customers, two services, credit packs and an archived product.
+"""Deterministic demo data: customers, two services, credit packs, an archived product, saved
+cards and invoices in every state.
 
 Seeding goes through the same resource functions as API requests, so it records the usual
-``*.created`` events. Creation times are spread over the past year (relative to now); every
-other field is the same on each run.
+events (invoices are paid through real PaymentIntents and charges, so payments and invoices
+agree). Creation times are spread over the past year (relative to now); every other field is
+the same on each run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
-import time
 
-from stripe_sandbox.resources import customers, prices, products
-from stripe_sandbox.resources.common import Ctx
-from stripe_sandbox.store import RequestInfo, Store
-from stripe_sandbox.wire import JsonDict
+from stripe_sandbox import cards
+from stripe_sandbox.resources import customers, invoices, payment_methods, prices, products
+from stripe_sandbox.resources.common import Ctx, record_update
+from stripe_sandbox.store import RequestInfo, Store, deep_copy
+from stripe_sandbox.wire import ApiError, JsonDict
 
 _FIRST = (
     "Amelia", "Bruno", "Chloé", "Dmitri", "Elena", "Farah", "Gustavo", "Hannah", "Ikechukwu",
@@ -46,7 +49,33 @@ _COMPANIES = (
 )
 _PLANS = ("starter", "growth", "enterprise")
 _CUSTOMER_COUNT = 60
-_YEAR = 365 * 24 * 3600
+_DAY = 24 * 3600
+_YEAR = 365 * _DAY
+
+# Saved cards: customer index -> test card (0341 attaches but every charge declines).
+_CARDS = {i: "4242424242424242" for i in (0, 1, 2, 3, 4, 6, *range(16, 60, 4))}
+_CARDS[5] = "4000000000000341"
+_CARDS[20] = "5555555555554444"
+
+# (customer index, days ago finalized, items as (lookup key, quantity), collection method,
+#  days until due, what happens after finalization)
+_INVOICES: tuple[tuple[int, float, tuple[tuple[str, int], ...], str, int | None, str], ...] = (
+    (0, 200, (("onboarding", 1),), "charge_automatically", None, "pay"),
+    (1, 150, (("consulting_hour", 3),), "charge_automatically", None, "pay"),
+    (2, 95, (("credits_2000", 1), ("consulting_hour", 1)), "charge_automatically", None, "pay"),
+    (3, 40, (("credits_500", 2),), "charge_automatically", None, "pay"),
+    (4, 7, (("credits_100", 1),), "charge_automatically", None, "pay"),
+    (5, 3, (("credits_500", 1),), "charge_automatically", None, "pay"),  # the card declines
+    (6, 1, (("consulting_hour", 2),), "charge_automatically", None, "open"),
+    (7, 45, (("onboarding", 1),), "send_invoice", 30, "send"),  # overdue
+    (8, 60, (("consulting_hour", 4),), "send_invoice", 14, "send"),  # overdue
+    (9, 5, (("credits_2000", 2),), "send_invoice", 30, "send"),
+    (10, 120, (("consulting_hour", 6),), "send_invoice", 30, "uncollectible"),
+    (11, 30, (("credits_100", 3),), "send_invoice", 30, "void"),
+    (14, 20, (("credits_500", 1),), "send_invoice", 30, "paid_out_of_band"),
+    (12, 2, (("credits_100", 1),), "charge_automatically", None, "draft"),
+    (13, 0.5, (("onboarding", 1), ("consulting_hour", 2)), "send_invoice", 30, "draft"),
+)
 
 # (name, description, credits or None, unit amount in cents, lookup key, active)
 _CATALOG: tuple[tuple[str, str, int | None, int, str, bool], ...] = (
@@ -76,14 +105,15 @@ def seed(store: Store) -> dict[str, int]:
     Returns:
         How many customers, products and prices were created (zeros if already seeded).
     """
-    counts = {"customers": 0, "products": 0, "prices": 0}
+    counts = {"customers": 0, "products": 0, "prices": 0, "payment_methods": 0, "invoices": 0}
     if store.demo_seeded:
         return counts
-    now = int(time.time())
+    now = store.now()
     rng = random.Random(20261028)
     request = RequestInfo(None, None)
 
     catalog_time = now - _YEAR
+    price_ids: dict[str, str] = {}
     for offset, (name, description, credits, amount, lookup_key, active) in enumerate(_CATALOG):
         ctx = Ctx(store, catalog_time + offset * 60, request)
         metadata = {"credits": str(credits)} if credits is not None else {}
@@ -105,6 +135,7 @@ def seed(store: Store) -> dict[str, int]:
         )
         # An archived product keeps its (archived) price but no default price, as Stripe
         # refuses inactive default prices.
+        price_ids[lookup_key] = price["id"]
         update: JsonDict = {"default_price": price["id"]} if active else {"active": False}
         products.update(ctx, update, product["id"])
         counts["products"] += 1
@@ -112,6 +143,7 @@ def seed(store: Store) -> dict[str, int]:
 
     # Oldest first, so creation order and `created` agree.
     offsets = sorted((rng.randrange(_YEAR - 86400) for _ in range(_CUSTOMER_COUNT)), reverse=True)
+    ids: list[str] = []
     for i, ago in enumerate(offsets):
         first = _FIRST[i % len(_FIRST)]
         # Shift the surname each time the first names wrap, so no full name repeats.
@@ -128,8 +160,80 @@ def seed(store: Store) -> dict[str, int]:
                 "account_id": f"acct-{1001 + i}",
                 "plan": _PLANS[(i // 3) % len(_PLANS)],
             }
-        customers.create(Ctx(store, now - ago, request), params, "")
+        created = customers.create(Ctx(store, now - ago, request), params, "")
         counts["customers"] += 1
+        ids.append(created["id"])
+    for i, number in sorted(_CARDS.items()):
+        _save_card(Ctx(store, now - offsets[i] + 3600, request), ids[i], number)
+        counts["payment_methods"] += 1
+    for spec in _INVOICES:
+        _invoice(store, now, ids, offsets, price_ids, spec)
+        counts["invoices"] += 1
     store.demo_seeded = True
     store.touch()
     return counts
+
+
+def _save_card(ctx: Ctx, customer_id: str, number: str) -> None:
+    """Attach a test card and make it the customer's invoice default."""
+    card = cards.lookup(number)
+    assert card is not None
+    customer = ctx.store.objects["customer"][customer_id]
+    details = payment_methods.billing_details(customer["email"], customer["name"])
+    pm = payment_methods.new_card(ctx, card, details)
+    payment_methods.attach(ctx, pm, customer_id)
+    before = deep_copy(customer)
+    customer["invoice_settings"]["default_payment_method"] = pm["id"]
+    record_update(ctx, "customer", before, customer)
+
+
+def _invoice(
+    store: Store,
+    now: int,
+    ids: list[str],
+    offsets: list[int],
+    price_ids: dict[str, str],
+    spec: tuple[int, float, tuple[tuple[str, int], ...], str, int | None, str],
+) -> None:
+    """Create, finalize and settle one demo invoice at its point in the past."""
+    index, days_ago, items, method, days_until_due, outcome = spec
+    request = RequestInfo(None, None)
+    customer_id = ids[index]
+    # Never before the customer (and their card) existed.
+    start = max(now - int(days_ago * _DAY), now - offsets[index] + 7200)
+
+    def at(seconds: int) -> Ctx:
+        return Ctx(store, start + seconds, request)
+
+    params: JsonDict = {"customer": customer_id, "collection_method": method}
+    if days_until_due is not None:
+        params["days_until_due"] = days_until_due
+    invoice = invoices.create(at(0), params, "")
+    for lookup_key, quantity in items:
+        invoices.create_item(
+            at(60),
+            {
+                "customer": customer_id,
+                "invoice": invoice["id"],
+                "pricing": {"price": price_ids[lookup_key]},
+                "quantity": quantity,
+            },
+            "",
+        )
+    if outcome == "draft":
+        return
+    invoices.finalize(at(600), {}, invoice["id"])
+    if outcome == "pay":
+        # The demo's declining card leaves its invoice open with one failed attempt.
+        with contextlib.suppress(ApiError):
+            invoices.pay(at(3600), {}, invoice["id"])
+    elif outcome == "send":
+        invoices.send(at(900), {}, invoice["id"])
+    elif outcome == "uncollectible":
+        invoices.send(at(900), {}, invoice["id"])
+        invoices.mark_uncollectible(at(80 * _DAY), {}, invoice["id"])
+    elif outcome == "void":
+        invoices.void(at(5 * _DAY), {}, invoice["id"])
+    elif outcome == "paid_out_of_band":
+        invoices.send(at(900), {}, invoice["id"])
+        invoices.pay(at(10 * _DAY), {"paid_out_of_band": True}, invoice["id"])

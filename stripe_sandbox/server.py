@@ -13,11 +13,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from stripe_sandbox.api import Api, Response
+from stripe_sandbox.api import Api
 from stripe_sandbox.persistence import StateSaver, load_state
 from stripe_sandbox.store import Store
 from stripe_sandbox.webhooks import WebhookDispatcher
-from stripe_sandbox.wire import ApiError, encode_json, new_id
+from stripe_sandbox.wire import ApiError, Response, encode_json, new_id
 
 log = logging.getLogger("stripe_sandbox")
 
@@ -136,7 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, response: Response) -> None:
         self.send_response(response.status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))
         self.send_header("Cache-Control", "no-cache, no-store")
         for name, value in response.headers.items():
@@ -206,6 +206,9 @@ class SandboxServer:
                 return
             httpd = _HttpServer((self._bind_host, self._requested_port), self._family, self._api)
             self._httpd = httpd
+            with self._store.lock:
+                # Hosted pages (Checkout, portal, invoices) link to this server.
+                self._store.base_url = self.url
             self._dispatcher.start()
             if self._saver is not None:
                 self._saver.start()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +20,27 @@ from stripe_sandbox.wire import API_VERSION, JsonDict, new_id
 STATE_FORMAT = 1
 
 # Object types with a collection, keyed by their `object` value.
-KINDS = ("customer", "product", "price", "event", "webhook_endpoint")
+KINDS = (
+    "customer",
+    "product",
+    "price",
+    "event",
+    "webhook_endpoint",
+    "billing_portal.session",
+    "checkout.session",
+    "item",
+    "payment_method",
+    "payment_intent",
+    "charge",
+    "refund",
+    "invoiceitem",
+    "invoice",
+    "line_item",
+    "invoice_payment",
+)
+
+# Where hosted pages live until the server knows its real address.
+DEFAULT_BASE_URL = "http://127.0.0.1:12111"
 
 # Stripe keeps idempotency keys for 24 hours; a bounded cache is the local equivalent.
 IDEMPOTENCY_CACHE_SIZE = 10_000
@@ -64,6 +85,18 @@ class Store:
         self.idempotency: OrderedDict[tuple[str, str], IdempotentResult] = OrderedDict()
         self.demo_seeded = False
         self.dirty = False
+        # Base URL of hosted pages (checkout, portal, invoices); the server sets its own.
+        self.base_url = DEFAULT_BASE_URL
+        # Seconds added to the wall clock by POST /_sandbox/clock/advance.
+        self.clock_offset = 0
+        # Ordered child ids of a parent (a Checkout Session's line items...).
+        self.children: dict[str, list[str]] = {}
+        # What Stripe keeps about an object without showing it (a Checkout Session's
+        # payment_intent_data...), by object id.
+        self.hidden: dict[str, JsonDict] = {}
+        # Earliest `expires_at` of an open Checkout Session (None: nothing can expire;
+        # 0: unknown, scan on the next request).
+        self.next_expiry: int | None = None
         self._next_seq = 0
         self.reset()
 
@@ -76,8 +109,16 @@ class Store:
             self.endpoint_secrets = {}
             self.idempotency.clear()
             self.demo_seeded = False
+            self.clock_offset = 0
+            self.children = {}
+            self.hidden = {}
+            self.next_expiry = None
             self._next_seq = 0
             self.dirty = True
+
+    def now(self) -> int:
+        """The sandbox's current time in Unix seconds (wall clock plus any advance)."""
+        return int(time.time()) + self.clock_offset
 
     # ------------------------------------------------------------ objects
 
@@ -112,13 +153,13 @@ class Store:
         seq = self.seq
         return sorted(
             self.objects[kind].values(),
-            key=lambda o: (o["created"], seq.get(o["id"], 0)),
+            key=lambda o: (o.get("created", 0), seq.get(o["id"], 0)),
             reverse=True,
         )
 
     def sort_key(self, obj: JsonDict) -> tuple[int, int]:
         """The ordering key of ``newest_first`` (larger is newer)."""
-        return (obj["created"], self.seq.get(obj["id"], 0))
+        return (obj.get("created", 0), self.seq.get(obj["id"], 0))
 
     # ------------------------------------------------------------ events
 
@@ -184,6 +225,9 @@ class Store:
             "deleted": self.deleted,
             "endpoint_secrets": self.endpoint_secrets,
             "demo_seeded": self.demo_seeded,
+            "clock_offset": self.clock_offset,
+            "children": self.children,
+            "hidden": self.hidden,
         }
         return json.dumps(state, separators=(",", ":"))
 
@@ -208,6 +252,11 @@ class Store:
             self.deleted = dict(state["deleted"])
             self.endpoint_secrets = dict(state["endpoint_secrets"])
             self.demo_seeded = bool(state["demo_seeded"])
+            # Later additions to format 1: absent in older state files.
+            self.clock_offset = int(state.get("clock_offset", 0))
+            self.children = {str(k): list(v) for k, v in state.get("children", {}).items()}
+            self.hidden = {str(k): dict(v) for k, v in state.get("hidden", {}).items()}
+            self.next_expiry = 0
             self._next_seq = int(state["next_seq"])
             self.dirty = False
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import secrets
 import string
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -16,6 +18,21 @@ API_VERSION: str = _ApiVersion.CURRENT
 JsonDict = dict[str, Any]
 
 _ID_ALPHABET = string.ascii_letters + string.digits
+
+
+@dataclass
+class Response:
+    """What to send back: status, extra headers, the encoded body and its content type."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+
+
+# A /_sandbox/ route: takes the decoded query and form fields (plus "id" for a path with
+# `{id}`) and returns (status, JSON body) or a ready Response (HTML pages, redirects).
+SandboxHandler = Callable[[JsonDict], "tuple[int, Any] | Response"]
 
 
 def new_id(prefix: str, length: int = 14) -> str:
@@ -37,6 +54,7 @@ class ApiError(Exception):
         type_: Stripe error type, e.g. ``invalid_request_error``.
         code: Stripe error code such as ``parameter_unknown``, or None.
         param: The offending parameter in bracket notation, or None.
+        extra: Further fields of the error hash (``decline_code``, ``payment_intent``...).
     """
 
     def __init__(
@@ -47,6 +65,7 @@ class ApiError(Exception):
         type_: str = "invalid_request_error",
         code: str | None = None,
         param: str | None = None,
+        extra: JsonDict | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -54,6 +73,8 @@ class ApiError(Exception):
         self.type = type_
         self.code = code
         self.param = param
+        # More error fields, e.g. a card error's decline_code, charge and payment_intent.
+        self.extra = extra or {}
 
     def body(self, request_id: str) -> JsonDict:
         """Return the JSON error envelope Stripe sends for this error."""
@@ -63,6 +84,7 @@ class ApiError(Exception):
             err["doc_url"] = f"https://stripe.com/docs/error-codes/{self.code.replace('_', '-')}"
         if self.param is not None:
             err["param"] = self.param
+        err.update(self.extra)
         err["request_log_url"] = None
         err["request_id"] = request_id
         return {"error": err}

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from stripe_sandbox.resources import (
+    billing_portal,
+    checkout,
     customers,
     events,
+    invoices,
+    payment_methods,
+    payments,
     prices,
     products,
     webhook_endpoints,
@@ -17,4 +22,9 @@ API_ROUTES: list[Route] = [
     *prices.ROUTES,
     *events.ROUTES,
     *webhook_endpoints.ROUTES,
+    *billing_portal.ROUTES,
+    *checkout.ROUTES,
+    *payments.ROUTES,
+    *payment_methods.ROUTES,
+    *invoices.ROUTES,
 ]

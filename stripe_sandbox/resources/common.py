@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from stripe_sandbox.store import RequestInfo, Store, deep_copy
 from stripe_sandbox.wire import ApiError, JsonDict, invalid
@@ -77,6 +78,14 @@ def apply_metadata(current: JsonDict, value: Any) -> JsonDict:
     return merged
 
 
+def check_url(value: str, param: str) -> str:
+    """Refuse anything but an absolute http(s) URL, as Stripe does for redirect URLs."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise invalid(f"Not a valid URL: {value}", param=param, code="url_invalid")
+    return value
+
+
 def blank_to_none(value: Any) -> Any:
     """Stripe treats an empty string as "unset this field"."""
     return None if value == "" else value
@@ -136,8 +145,9 @@ def paginate(
     items: Iterable[JsonDict],
     params: JsonDict,
     url: str,
+    newest_first: bool = True,
 ) -> JsonDict:
-    """Build a Stripe list object: newest first, ``limit`` and cursor pagination.
+    """Build a Stripe list object: ordered, ``limit`` and cursor pagination.
 
     Args:
         ctx: Request context.
@@ -147,6 +157,7 @@ def paginate(
         params: Validated list params (``limit``, ``starting_after``, ``ending_before``,
             ``expand``).
         url: The list's path, e.g. ``/v1/customers``.
+        newest_first: Stripe's usual order; False lists in creation order (line items).
 
     Raises:
         ApiError: ``limit`` outside 1..100, both cursors given, or an unknown cursor id.
@@ -164,7 +175,7 @@ def paginate(
             param="ending_before",
         )
     store = ctx.store
-    ordered = sorted(items, key=store.sort_key, reverse=True)
+    ordered = sorted(items, key=store.sort_key, reverse=newest_first)
     if after or before:
         cursor_id = str(after or before)
         cursor = store.get(kind, cursor_id)
@@ -176,12 +187,19 @@ def paginate(
                 param="starting_after" if after else "ending_before",
             )
         key = store.sort_key(cursor)
+        sign = 1 if newest_first else -1
+
+        def position(o: JsonDict) -> int:
+            # > 0: comes after the cursor in list order; < 0: before it.
+            own = store.sort_key(o)
+            return 0 if own == key else (sign if own < key else -sign)
+
         if after:
-            rest = [o for o in ordered if store.sort_key(o) < key]
+            rest = [o for o in ordered if position(o) > 0]
             page, has_more = rest[:limit], len(rest) > limit
         else:
-            newer = [o for o in ordered if store.sort_key(o) > key]
-            page, has_more = newer[-limit:], len(newer) > limit
+            earlier = [o for o in ordered if position(o) < 0]
+            page, has_more = earlier[-limit:], len(earlier) > limit
     else:
         page, has_more = ordered[:limit], len(ordered) > limit
     expand = [p[len("data.") :] for p in params.get("expand", []) if p.startswith("data.")]
@@ -199,6 +217,8 @@ def paginate(
 # ---------------------------------------------------------------- expand
 
 # Which fields of which object can be expanded, and what kind of object they point to.
+# Keys are an object's `object` value, or "<kind>.<field>" for a plain sub-hash such as an
+# invoice payment's `payment`.
 EXPANDABLE: dict[str, dict[str, str]] = {
     "product": {"default_price": "price", "tax_code": "tax_code"},
     "price": {"product": "product"},
@@ -207,8 +227,32 @@ EXPANDABLE: dict[str, dict[str, str]] = {
     "webhook_endpoint": {},
 }
 
-# Customer fields Stripe leaves out unless expanded ("includable"); all empty here.
-CUSTOMER_INCLUDABLE = ("sources", "subscriptions", "tax_ids")
+# Fields Stripe leaves out unless expanded ("includable"): kind -> field -> (a function that
+# lists the objects to include, the list's URL with "{id}"). Resource modules register theirs
+# at import.
+Includer = Callable[[Store, JsonDict], list[JsonDict]]
+INCLUDABLE: dict[str, dict[str, tuple[Includer, str]]] = {}
+
+
+def includable(kind: str, field: str, includer: Includer, url: str) -> None:
+    """Register an includable list field (``line_items`` on a Checkout Session...).
+
+    Args:
+        kind: The parent's ``object`` value.
+        field: The field that appears when expanded.
+        includer: Returns the items for a parent object.
+        url: The list's URL, ``{id}`` standing for the parent's id.
+    """
+    INCLUDABLE.setdefault(kind, {})[field] = (includer, url)
+
+
+def _empty(store: Store, obj: JsonDict) -> list[JsonDict]:
+    return []
+
+
+# A customer's sources, subscriptions and tax ids: always empty in the sandbox.
+for _field in ("sources", "subscriptions", "tax_ids"):
+    includable("customer", _field, _empty, f"/v1/customers/{{id}}/{_field}")
 
 
 def render(store: Store, obj: JsonDict, expand: Iterable[str]) -> JsonDict:
@@ -219,25 +263,36 @@ def render(store: Store, obj: JsonDict, expand: Iterable[str]) -> JsonDict:
     """
     out: JsonDict = deep_copy(obj)
     for path in expand:
-        _expand(store, out, path.split("."), path)
+        _expand(store, out, path.split("."), path, out.get("object", ""))
     return out
 
 
-def _expand(store: Store, obj: JsonDict, parts: list[str], path: str) -> None:
+def _expand(store: Store, obj: JsonDict, parts: list[str], path: str, kind: str) -> None:
     field, rest = parts[0], parts[1:]
-    kind = obj.get("object", "")
-    if kind == "customer" and field in CUSTOMER_INCLUDABLE and not rest:
+    included = INCLUDABLE.get(kind, {}).get(field)
+    if included is not None:
+        includer, url = included
+        items = [deep_copy(o) for o in includer(store, obj)]
         obj[field] = {
             "object": "list",
-            "data": [],
+            "data": items,
             "has_more": False,
-            "url": f"/v1/customers/{obj['id']}/{field}",
+            "url": url.replace("{id}", obj["id"]),
         }
+        if rest:
+            for item in items:
+                _expand(store, item, rest[1:] if rest[0] == "data" else rest, path, item["object"])
         return
     target_kind = EXPANDABLE.get(kind, {}).get(field)
     if target_kind is None:
         raise invalid(f"This property cannot be expanded ({path}).", param="expand")
     value = obj.get(field)
+    if target_kind == "":
+        # A plain sub-hash: expand inside it.
+        if rest and isinstance(value, dict):
+            _expand(store, value, rest, path, f"{kind}.{field}")
+            return
+        raise invalid(f"This property cannot be expanded ({path}).", param="expand")
     if isinstance(value, str):
         target = store.get(target_kind, value)
         if target is None:
@@ -245,4 +300,4 @@ def _expand(store: Store, obj: JsonDict, parts: list[str], path: str) -> None:
         value = deep_copy(target)
         obj[field] = value
     if rest and isinstance(value, dict):
-        _expand(store, value, rest, path)
+        _expand(store, value, rest, path, value.get("object", ""))

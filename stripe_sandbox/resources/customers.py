@@ -10,9 +10,11 @@ from stripe.params import (
     CustomerDeleteParams,
     CustomerListParams,
     CustomerRetrieveParams,
+    CustomerSearchParams,
     CustomerUpdateParams,
 )
 
+from stripe_sandbox.resources import payment_methods
 from stripe_sandbox.resources.common import (
     Ctx,
     Route,
@@ -23,7 +25,8 @@ from stripe_sandbox.resources.common import (
     record_update,
     render,
 )
-from stripe_sandbox.store import deep_copy
+from stripe_sandbox.search import CUSTOMER_FIELDS, search_page
+from stripe_sandbox.store import Store, deep_copy
 from stripe_sandbox.wire import ApiError, JsonDict, invalid, missing, new_id
 
 _ADDRESS_KEYS = ("city", "country", "line1", "line2", "postal_code", "state")
@@ -73,17 +76,17 @@ def _address(value: Any) -> JsonDict | None:
     return {key: value.get(key) for key in _ADDRESS_KEYS}
 
 
-def _apply(customer: JsonDict, params: JsonDict) -> None:
-    """Write create/update params onto a customer (validation already done)."""
-    for key in ("payment_method", "source", "default_source"):
+def _apply(customer: JsonDict, params: JsonDict, store: Store, new_pm: str | None = None) -> None:
+    """Write create/update params onto a customer (validation already done).
+
+    ``new_pm`` is a PaymentMethod being attached by the same request (``payment_method`` on
+    create), so it may become the default.
+    """
+    for key in ("source", "default_source"):
         if key in params:
-            # The sandbox has no payment methods or sources yet, so any id is unknown.
+            # The sandbox has no sources, so any id is unknown.
             raise ApiError(
-                400,
-                f"No such {'PaymentMethod' if key == 'payment_method' else 'source'}: "
-                f"'{params[key]}'",
-                code="resource_missing",
-                param=key,
+                400, f"No such source: '{params[key]}'", code="resource_missing", param=key
             )
     if params.get("test_clock"):
         raise ApiError(
@@ -132,19 +135,32 @@ def _apply(customer: JsonDict, params: JsonDict) -> None:
             }
         )
     if "invoice_settings" in params:
-        _apply_invoice_settings(customer["invoice_settings"], params["invoice_settings"])
+        _apply_invoice_settings(customer, params["invoice_settings"], store, new_pm)
     if "metadata" in params:
         customer["metadata"] = apply_metadata(customer["metadata"], params["metadata"])
 
 
-def _apply_invoice_settings(current: JsonDict, given: JsonDict) -> None:
-    if given.get("default_payment_method"):
-        raise ApiError(
-            400,
-            f"No such PaymentMethod: '{given['default_payment_method']}'",
-            code="resource_missing",
-            param="invoice_settings[default_payment_method]",
-        )
+def _apply_invoice_settings(
+    customer: JsonDict, given: JsonDict, store: Store, new_pm: str | None
+) -> None:
+    current = customer["invoice_settings"]
+    if "default_payment_method" in given:
+        pm_id = blank_to_none(given["default_payment_method"])
+        pm = store.get("payment_method", pm_id) if pm_id else None
+        if pm_id and pm is None:
+            raise ApiError(
+                400,
+                f"No such PaymentMethod: '{pm_id}'",
+                code="resource_missing",
+                param="invoice_settings[default_payment_method]",
+            )
+        if pm is not None and pm["customer"] != customer["id"] and pm_id != new_pm:
+            raise invalid(
+                f"The customer does not have a payment method with the ID {pm_id}. The payment "
+                "method must be attached to the customer.",
+                param="invoice_settings[default_payment_method]",
+            )
+        current["default_payment_method"] = pm_id
     if "custom_fields" in given:
         fields = given["custom_fields"]
         current["custom_fields"] = (
@@ -174,9 +190,19 @@ def _live(ctx: Ctx, customer_id: str) -> JsonDict:
 def create(ctx: Ctx, params: JsonDict, _id: str) -> JsonDict:
     """``POST /v1/customers``."""
     customer = new_customer(ctx.now)
-    _apply(customer, params)
+    pm: JsonDict | None = None
+    if "payment_method" in params:
+        pm = payment_methods.resolve(ctx, params["payment_method"], "payment_method")
+        if pm["customer"] is not None:
+            raise invalid(
+                "The payment method you provided has already been attached to a customer.",
+                param="payment_method",
+            )
+    _apply(customer, params, ctx.store, pm["id"] if pm else None)
     ctx.store.add(customer)
     ctx.store.record_event("customer.created", customer, ctx.request, ctx.now)
+    if pm is not None:
+        payment_methods.attach(ctx, pm, customer["id"])
     return render(ctx.store, customer, params.get("expand", []))
 
 
@@ -193,7 +219,7 @@ def update(ctx: Ctx, params: JsonDict, customer_id: str) -> JsonDict:
     customer = _live(ctx, customer_id)
     before = deep_copy(customer)
     changed = deep_copy(customer)
-    _apply(changed, params)
+    _apply(changed, params, ctx.store)
     customer.clear()
     customer.update(changed)
     record_update(ctx, "customer", before, customer)
@@ -223,7 +249,16 @@ def list_(ctx: Ctx, params: JsonDict, _id: str) -> JsonDict:
     return paginate(ctx, "customer", "customer", items, params, "/v1/customers")
 
 
+def search(ctx: Ctx, params: JsonDict, _id: str) -> JsonDict:
+    """``GET /v1/customers/search`` on ``created``, ``email``, ``metadata``, ``name``,
+    ``phone``."""
+    items = ctx.store.objects["customer"].values()
+    return search_page(ctx, items, params, "/v1/customers/search", "customers", CUSTOMER_FIELDS)
+
+
 ROUTES = [
+    # Before /v1/customers/{id}, which would otherwise take "search" for an id.
+    Route("GET", "/v1/customers/search", CustomerSearchParams, search),
     Route("POST", "/v1/customers", CustomerCreateParams, create),
     Route("GET", "/v1/customers", CustomerListParams, list_),
     Route("GET", "/v1/customers/{id}", CustomerRetrieveParams, retrieve),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 TEST_KEY = "sk_test_sandbox_tests"
 
@@ -30,5 +30,22 @@ def call(
         response = conn.getresponse()
         payload = response.read()
         return response.status, dict(response.getheaders()), json.loads(payload)
+    finally:
+        conn.close()
+
+
+def fetch(
+    url: str, method: str = "GET", form: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], str]:
+    """Load a hosted page like a browser would (no redirects followed): status, headers, text."""
+    parts = urlsplit(url)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
+    try:
+        body = urlencode(form).encode() if form is not None else None
+        headers = {"Content-Type": "application/x-www-form-urlencoded"} if form is not None else {}
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read().decode()
     finally:
         conn.close()

@@ -79,8 +79,20 @@ def test_price_filters_and_lookup_keys(
     stripe_client: stripe.StripeClient, sandbox: SandboxServer
 ) -> None:
     counts = sandbox.seed_demo()
-    assert counts == {"customers": 60, "products": 6, "prices": 6}
-    assert sandbox.seed_demo() == {"customers": 0, "products": 0, "prices": 0}
+    assert counts == {
+        "customers": 60,
+        "products": 6,
+        "prices": 6,
+        "payment_methods": 18,
+        "invoices": 15,
+    }
+    assert sandbox.seed_demo() == {
+        "customers": 0,
+        "products": 0,
+        "prices": 0,
+        "payment_methods": 0,
+        "invoices": 0,
+    }
     found = stripe_client.v1.prices.list({"lookup_keys": ["credits_100", "credits_2000"]})
     assert sorted(p.unit_amount or 0 for p in found.data) == [1000, 16000]
     inactive = stripe_client.v1.prices.list({"active": False})

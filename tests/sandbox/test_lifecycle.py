@@ -14,6 +14,7 @@ import stripe
 
 from stripe_sandbox import SandboxServer
 from stripe_sandbox.cli import run
+from tests.sandbox.raw_http import call
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,7 +31,13 @@ def test_state_file_round_trip(tmp_path: Path) -> None:
     with SandboxServer(state_file=state) as second:
         client = stripe.StripeClient("sk_test_state", base_addresses={"api": second.url})
         assert client.v1.customers.retrieve(customer.id).email == "kept@example.com"
-        assert second.seed_demo() == {"customers": 0, "products": 0, "prices": 0}
+        assert second.seed_demo() == {
+            "customers": 0,
+            "products": 0,
+            "prices": 0,
+            "payment_methods": 0,
+            "invoices": 0,
+        }
         second.reset()
     with SandboxServer(state_file=state) as third:
         client = stripe.StripeClient("sk_test_state", base_addresses={"api": third.url})
@@ -84,3 +91,42 @@ def test_port_in_use_returns_2(capsys: object) -> None:
     captured = capsys.readouterr()  # type: ignore[attr-defined]
     assert "already in use" in captured.err
     assert captured.out == ""
+
+
+def test_state_file_keeps_payments_invoices_and_the_clock(tmp_path: Path) -> None:
+    state = tmp_path / "sandbox.json"
+    with SandboxServer(state_file=state) as first:
+        client = stripe.StripeClient("sk_test_state", base_addresses={"api": first.url})
+        customer = client.v1.customers.create({"email": "kept@example.com"})
+        session = client.v1.checkout.sessions.create(
+            {
+                "customer": customer.id,
+                "line_items": [
+                    {
+                        "price_data": {
+                            "currency": "usd",
+                            "unit_amount": 500,
+                            "product_data": {"name": "Pack"},
+                        },
+                        "quantity": 1,
+                    }
+                ],
+                "expires_at": client.v1.customers.retrieve(customer.id).created + 1800,
+            }
+        )
+        invoice = client.v1.invoices.create({"customer": customer.id})
+        client.v1.invoice_items.create(
+            {"customer": customer.id, "invoice": invoice.id, "amount": 900, "currency": "usd"}
+        )
+    with SandboxServer(state_file=state) as second:
+        client = stripe.StripeClient("sk_test_state", base_addresses={"api": second.url})
+        assert client.v1.invoices.retrieve(invoice.id).total == 900
+        lines = client.v1.checkout.sessions.line_items.list(session.id).data
+        assert [li.description for li in lines] == ["Pack"]
+        # Expiry still happens after a restart.
+        status, _, _ = call(second.url, "POST", "/_sandbox/clock/advance", "seconds=1801")
+        assert status == 200
+    with SandboxServer(state_file=state) as third:
+        client = stripe.StripeClient("sk_test_state", base_addresses={"api": third.url})
+        assert client.v1.checkout.sessions.retrieve(session.id).status == "expired"
+        assert call(third.url, "GET", "/_sandbox/clock")[2]["offset_seconds"] == 1801
