@@ -240,3 +240,111 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
     p.add_argument("--customer", required=True, metavar="ID")
     p.add_argument("--return-url", metavar="URL")
     p.set_defaults(handler=portal_link, needs_stripe=True)
+
+
+# ---- top-ups and credits -----------------------------------------------------------------
+
+
+def _topup_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.topup_id,
+        "customer": row.customer_id,
+        "credits": row.credits,
+        "amount": row.amount,
+        "currency": row.currency,
+        "status": row.status,
+        "url": row.url or None,
+        "checkout_session": row.checkout_session_id,
+        "issued_by": row.issued_by,
+        "issued_at": row.issued_at,
+        "expires_at": row.expires_at,
+        "paid_at": row.paid_at,
+        "flagged": row.flagged or None,
+    }
+
+
+def topup_create(args: argparse.Namespace, ctx: AppContext) -> int:
+    link = ctx.credits.issue_topup(
+        args.customer, f"ba-cli-{uuid.uuid4()}", pack_product_id=args.pack, credits=args.credits
+    )
+    if args.json:
+        _print_json(_topup_json(link.topup))
+    else:
+        print(link.topup.url)
+    return 0
+
+
+def topups_list(args: argparse.Namespace, ctx: AppContext) -> int:
+    rows = ctx.credits.topups(status=args.status, customer_id=args.customer)
+    if args.json:
+        _print_json([_topup_json(r) for r in rows])
+        return 0
+    for r in rows:
+        amount = format_amount(r.amount, r.currency)
+        print(f"{r.topup_id}  {r.customer_id}  {r.credits:>8,}  {amount:>10}  {r.status}")
+    return 0
+
+
+def topups_expire(args: argparse.Namespace, ctx: AppContext) -> int:
+    row = ctx.credits.expire_topup(args.id, f"ba-cli-{uuid.uuid4()}")
+    print(f"{row.topup_id} is {row.status}.")
+    return 0
+
+
+def credits_show(args: argparse.Namespace, ctx: AppContext) -> int:
+    entries = ctx.credits.ledger(args.customer)
+    balance = sum(e.amount for e in entries)
+    if args.json:
+        _print_json({"customer": args.customer, "balance": balance,
+                     "entries": [e._asdict() for e in entries]})  # fmt: skip
+        return 0
+    print(f"{args.customer}: {balance:,} credits")
+    for e in entries:
+        print(f"  {e.amount:+10,}  {e.kind:<10} {e.source or '':<26} {e.operator} {e.reason}")
+    return 0
+
+
+def credits_grant(args: argparse.Namespace, ctx: AppContext) -> int:
+    ctx.credits.grant(args.customer, args.credits, args.reason)
+    print(f"Granted {args.credits:,} credits to {args.customer}.")
+    return 0
+
+
+def add_credit_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
+    topup = commands.add_parser("topup", help="issue a paid credit top-up link (support, admins)")
+    sub = topup.add_subparsers(dest="topup_command", metavar="ACTION", required=True,
+                               parser_class=parser_class)  # fmt: skip
+    p = sub.add_parser("create", help="create a Checkout link; prints its URL")
+    p.add_argument("--customer", required=True, metavar="ID")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--pack", metavar="PRODUCT_ID", help="a credit pack from the catalog")
+    what.add_argument("--credits", type=_positive, metavar="N", help="a custom number of credits")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=topup_create, needs_stripe=True)
+
+    topups = commands.add_parser("topups", help="the issued top-up links")
+    sub = topups.add_subparsers(dest="topups_command", metavar="ACTION", required=True,
+                                parser_class=parser_class)  # fmt: skip
+    p = sub.add_parser("list", help="top-up links, newest first")
+    p.add_argument(
+        "--status", choices=["open", "paid", "credited", "expired", "failed", "refunded"]
+    )
+    p.add_argument("--customer", metavar="ID")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=topups_list)
+    p = sub.add_parser("expire", help="expire an open link in Stripe (support, admins)")
+    p.add_argument("id", metavar="TOPUP_ID")
+    p.set_defaults(handler=topups_expire, needs_stripe=True)
+
+    credits = commands.add_parser("credits", help="credit balances and grants")
+    sub = credits.add_subparsers(dest="credits_command", metavar="ACTION", required=True,
+                                 parser_class=parser_class)  # fmt: skip
+    p = sub.add_parser("show", help="a customer's balance and ledger")
+    p.add_argument("--customer", required=True, metavar="ID")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=credits_show)
+    p = sub.add_parser("grant", help="free credits with a reason (admins; audited)")
+    p.add_argument("--customer", required=True, metavar="ID")
+    p.add_argument("--credits", required=True, type=_positive, metavar="N")
+    p.add_argument("--reason", required=True, metavar="TEXT")
+    p.set_defaults(handler=credits_grant)

@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmd.add_parsers(commands, _Parser)
     catalog_commands.add_parsers(commands, _Parser)
+    catalog_commands.add_credit_parsers(commands, _Parser)
     event_commands.add_parsers(commands, _Parser)
     return parser
 

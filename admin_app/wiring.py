@@ -18,10 +18,11 @@ from services.catalog import CatalogService
 from services.catchup import CatchUp
 from services.configuration import ConfigService
 from services.context import AppContext
+from services.credits import CREDIT_ROUTES, CreditService
 from services.customers import CustomerService
 from services.database import open_database, sqlite_url
 from services.errors import ConfigurationError, NotAnOperator
-from services.events import EventPipeline
+from services.events import ROUTES, EventPipeline
 from services.identity import current_login
 from services.listener import ListenerService
 from services.operators import OperatorService, sign_in
@@ -90,7 +91,7 @@ class Runtime:
             command = [
                 sys.executable,
                 "-m",
-                "stripe_sandbox.listen_cli",
+                "stripe_sandbox",
                 "listen",
                 "--api-base",
                 base,
@@ -217,7 +218,9 @@ def build_context(
         config=ConfigService(settings_store, secrets, authority),
         operators=OperatorService(database, authority),
         audit=AuditLog(database, authority),
-        events=EventPipeline(database, gateway),
+        # Credits first: their checkout/charge routes are more specific than the mirror's.
+        events=EventPipeline(database, gateway, [*CREDIT_ROUTES, *ROUTES]),
+        credits=CreditService(database, gateway, authority, settings_store.load()),
     )
 
 

@@ -8,6 +8,7 @@ from services.audit import Actor, AuditLog, Authority
 from services.browse import BrowseService
 from services.catalog import CatalogService
 from services.configuration import ConfigService
+from services.credits import CreditService
 from services.customers import CustomerService
 from services.events import EventPipeline
 from services.operators import OperatorService
@@ -31,6 +32,7 @@ class AppContext:
     operators: OperatorService
     audit: AuditLog
     events: EventPipeline
+    credits: CreditService
 
     @property
     def actor(self) -> Actor:

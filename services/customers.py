@@ -19,7 +19,7 @@ from services.audit import ActionRecord, Authority
 from services.browse import InvoiceRow
 from services.errors import NotFound, ValidationError
 from services.mirror import upsert
-from services.models import CreditEntry, Customer, Invoice
+from services.models import CreditEntry, Customer, Invoice, TopUp
 from services.permissions import Permission
 from services.stripe_gateway import StripeGateway
 
@@ -72,6 +72,8 @@ class CustomerDetail:
     credit_balance: int
     invoices: tuple[InvoiceRow, ...]
     synced_at: int
+    topups: int = 0
+    open_topups: int = 0
 
     def as_draft(self) -> CustomerDraft:
         return CustomerDraft(
@@ -150,6 +152,9 @@ class CustomerService:
             .limit(50)
         )
         raw = row.raw or {}
+        statuses = [
+            t.status for t in TopUp.select(TopUp.status).where(TopUp.customer_id == stripe_id)
+        ]
         return CustomerDetail(
             stripe_id=row.stripe_id,
             name=row.name or "",
@@ -166,6 +171,8 @@ class CustomerService:
             credit_balance=int(credit or 0),
             invoices=invoices,
             synced_at=row.synced_at,
+            topups=len(statuses),
+            open_topups=statuses.count("open"),
         )
 
     def search(self, text: str, limit: int = 200) -> list[CustomerDetail]:

@@ -28,6 +28,20 @@ _SQLITE_PRAGMAS = {
 }
 
 
+class ImmediateSqliteDatabase(peewee.SqliteDatabase):
+    """SQLite whose transactions take the write lock when they begin (BEGIN IMMEDIATE).
+
+    A deferred transaction that reads and then writes fails with "database is locked" as soon
+    as another connection (the webhook receiver, a second app) committed in between: its WAL
+    snapshot is stale and SQLite cannot upgrade it. Taking the lock up front makes writers queue
+    (busy_timeout) instead of failing.
+    """
+
+    def atomic(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("lock_type", "IMMEDIATE")
+        return super().atomic(*args, **kwargs)
+
+
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
@@ -73,7 +87,7 @@ def _database_for_url(url: str) -> peewee.Database:
             file.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise DatabaseError(f"Cannot create the folder for {file}: {exc}") from None
-        return peewee.SqliteDatabase(str(file), pragmas=_SQLITE_PRAGMAS, timeout=10)
+        return ImmediateSqliteDatabase(str(file), pragmas=_SQLITE_PRAGMAS, timeout=10)
     if parts.scheme in ("postgresql", "postgres"):
         if not parts.path.strip("/"):
             raise ValidationError("A postgresql:// URL needs a database name, e.g. …:5432/billing")

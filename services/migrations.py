@@ -175,11 +175,50 @@ def _v4_events(db: peewee.Database) -> None:
     db.create_tables([_frozen_table(db, name, cols) for name, cols in tables.items()])
 
 
+def _v5_topups(db: peewee.Database) -> None:
+    text, big, char = peewee.TextField, peewee.BigIntegerField, peewee.CharField
+    db.create_tables(
+        [
+            _frozen_table(
+                db,
+                "top_up",
+                {
+                    "topup_id": char(max_length=64, unique=True),
+                    "customer_id": char(max_length=255, index=True),
+                    "credits": big(),
+                    "amount": big(),
+                    "currency": char(max_length=3),
+                    "product_id": char(max_length=255, null=True),
+                    "status": char(max_length=16, index=True),
+                    "checkout_session_id": char(max_length=255, unique=True),
+                    "url": text(null=True),
+                    "payment_intent_id": char(max_length=255, null=True, index=True),
+                    "issued_by": text(),
+                    "issued_at": big(),
+                    "expires_at": big(),
+                    "paid_at": big(null=True),
+                    "credited_at": big(null=True),
+                    "refunded_amount": big(default=0),
+                    "flagged": text(null=True),
+                },
+            )
+        ]
+    )
+    migrator = SchemaMigrator.from_database(db)
+    migrate_schema(
+        migrator.add_column("credit_entry", "topup_id", char(max_length=64, null=True)),
+        migrator.add_index("credit_entry", ("topup_id",), False),
+        # The guard against crediting twice: one purchase per top-up, one clawback per refund.
+        migrator.add_index("credit_entry", ("kind", "source"), True),
+    )
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "customers, products, prices, invoices, credit ledger", _v1_initial),
     Migration(2, "operators and the audit log", _v2_operators_and_audit),
     Migration(3, "local notes and tags on customers", _v3_customer_local_fields),
     Migration(4, "webhook events, subscriptions, app state", _v4_events),
+    Migration(5, "credit top-ups; one purchase per top-up", _v5_topups),
 ]
 
 

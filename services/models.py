@@ -101,7 +101,11 @@ class Invoice(StripeMirror):
 
 
 class CreditEntry(BaseModel):
-    """One line of a customer's credit ledger; the balance is the sum. Append-only."""
+    """One line of a customer's credit ledger; the balance is the sum. Append-only.
+
+    (kind, source) is unique: a purchase's source is its top-up id, so a top-up can be credited
+    at most once, whatever happens to the events; a clawback's source is the refund id.
+    """
 
     customer_id = peewee.CharField(max_length=255, index=True)  # Stripe customer id
     amount = peewee.BigIntegerField()  # signed number of credits
@@ -110,6 +114,34 @@ class CreditEntry(BaseModel):
     operator = peewee.TextField()
     reason = peewee.TextField(null=True)
     created_at = peewee.BigIntegerField()
+    topup_id = peewee.CharField(max_length=64, null=True, index=True)
+
+    class Meta:
+        indexes = ((("kind", "source"), True),)
+
+
+class TopUp(BaseModel):
+    """A request for payment of credits, through a Stripe Checkout link."""
+
+    topup_id = peewee.CharField(max_length=64, unique=True)  # tu_…
+    customer_id = peewee.CharField(max_length=255, index=True)
+    credits = peewee.BigIntegerField()
+    amount = peewee.BigIntegerField()  # minor units
+    currency = peewee.CharField(max_length=3)
+    product_id = peewee.CharField(max_length=255, null=True)  # the credit pack, if one
+    status = peewee.CharField(
+        max_length=16, index=True
+    )  # open paid credited expired failed refunded
+    checkout_session_id = peewee.CharField(max_length=255, unique=True)
+    url = peewee.TextField(null=True)
+    payment_intent_id = peewee.CharField(max_length=255, null=True, index=True)
+    issued_by = peewee.TextField()
+    issued_at = peewee.BigIntegerField()
+    expires_at = peewee.BigIntegerField()
+    paid_at = peewee.BigIntegerField(null=True)
+    credited_at = peewee.BigIntegerField(null=True)
+    refunded_amount = peewee.BigIntegerField(default=0)
+    flagged = peewee.TextField(null=True)
 
 
 ALL_MODELS: list[type[peewee.Model]] = [Customer, Product, Price, Invoice, CreditEntry]
@@ -173,4 +205,4 @@ class AppState(BaseModel):
     value = peewee.TextField()
 
 
-ALL_MODELS.extend([Operator, AuditRecord, Subscription, WebhookEvent, AppState])
+ALL_MODELS.extend([Operator, AuditRecord, Subscription, WebhookEvent, AppState, TopUp])

@@ -29,6 +29,14 @@ class Settings:
     api_base: str | None = None
     # The Stripe CLI the app runs for `stripe listen`; None: `stripe` found on PATH.
     stripe_cli: str | None = None
+    # Top-ups: where Checkout sends the customer afterwards ({CHECKOUT_SESSION_ID} allowed).
+    topup_success_url: str | None = None
+    topup_cancel_url: str | None = None
+    # Custom top-ups: price of one credit in minor units of `credit_currency`, and the limits.
+    credit_unit_amount: int = 10
+    credit_currency: str = "usd"
+    credit_min: int = 100
+    credit_max: int = 100_000
 
 
 def validate_database_url(url: str) -> str:
@@ -87,8 +95,17 @@ class SettingsStore:
             raise ConfigurationError(
                 f"The settings file {self.path} is damaged. Fix or delete it, then start again."
             ) from None
-        known = {f.name for f in fields(Settings)}
-        values = {k: v for k, v in raw.items() if k in known and (v is None or isinstance(v, str))}
+        types = {f.name: f.type for f in fields(Settings)}
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            kind = types.get(key)
+            if kind is None:
+                continue
+            if "int" in str(kind):
+                if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                    values[key] = value
+            elif value is None or isinstance(value, str):
+                values[key] = value
         return Settings(**values)
 
     def save(self, settings: Settings) -> None:

@@ -38,13 +38,14 @@ from ui.panels.customers import CustomersPanel
 from ui.panels.events import EventsPanel
 from ui.panels.invoices import InvoicesPanel
 from ui.panels.products import ProductsPanel
+from ui.panels.topups import TopUpsPanel
 from ui.settings_dialog import SettingsDialog
 from ui.signals import emit
 from ui.tasks import CancelToken, TaskRunner
 
 log = logging.getLogger(__name__)
 
-PANEL_NAMES = ("customers", "products", "invoices", "credits", "events", "audit")
+PANEL_NAMES = ("customers", "products", "invoices", "credits", "topups", "events", "audit")
 CONNECTION_CHECK_MS = 120_000  # the status bar's "Connected" should not go stale
 
 
@@ -83,6 +84,7 @@ class MainWindow(QMainWindow):
             "products": ProductsPanel(ctx, tasks),
             "invoices": InvoicesPanel(ctx, tasks),
             "credits": CreditsPanel(ctx, tasks),
+            "topups": TopUpsPanel(ctx, tasks),
             "events": EventsPanel(ctx, tasks),
         }
         if ctx.authority.can(Permission.VIEW_AUDIT):

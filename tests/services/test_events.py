@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -31,7 +33,7 @@ from services.stripe_listen import ListenState, ListenStatus, ListenSupervisor
 from services.sync import SyncService, SyncTarget
 from services.webhook_receiver import MAX_BODY, WEBHOOK_PATH, WebhookReceiver
 from stripe_sandbox import SandboxServer
-from stripe_sandbox.listen_cli import secret_for, sign
+from stripe_sandbox.listen import signing_secret
 from tests.conftest import TEST_KEY
 
 SECRET = "whsec_test_secret_for_the_receiver_0001"
@@ -125,6 +127,12 @@ def _post(
         return response.status
     finally:
         conn.close()
+
+
+def sign(body: bytes, secret: str, timestamp: int) -> str:
+    """Signed exactly as Stripe signs: t=…,v1=HMAC-SHA256(secret, "t." + body), any bytes."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
 
 
 def _signed(
@@ -292,7 +300,7 @@ def test_the_supervisor_runs_the_sandbox_listen_end_to_end(
     command = [
         sys.executable,
         "-m",
-        "stripe_sandbox.listen_cli",
+        "stripe_sandbox",
         "listen",
         "--api-base",
         sandbox.url,
@@ -309,7 +317,7 @@ def test_the_supervisor_runs_the_sandbox_listen_end_to_end(
         while supervisor.status.state is not ListenState.FORWARDING and time.monotonic() < deadline:
             time.sleep(0.05)
         assert supervisor.status.state is ListenState.FORWARDING
-        assert supervisor.secret == secret_for(TEST_KEY)
+        assert supervisor.secret == signing_secret(TEST_KEY)
         made = stripe_client.v1.customers.create({"email": "forwarded@example.com"})
         while not Customer.select().where(Customer.stripe_id == made.id).exists():
             assert time.monotonic() < deadline, "the event was not forwarded"

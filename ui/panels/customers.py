@@ -28,6 +28,7 @@ from ui.formatting import format_amount, format_date, format_datetime
 from ui.panels.base import ListPanel
 from ui.table_model import Column
 from ui.tasks import TaskRunner
+from ui.topup_dialogs import TopUpDialog
 
 COLUMNS: list[Column[CustomerRow]] = [
     Column("Name", lambda r: r.name or "(no name)", sort_key=lambda r: r.name.lower()),
@@ -112,7 +113,7 @@ class CustomerDetailPane(QFrame):
             "Tags": ", ".join(d.tags) or "—",
             "Notes": d.notes or "—",
             "Invoices": f"{len(d.invoices)} ({len(open_invoices)} open)" if d.invoices else "none",
-            "Top-ups": "none",
+            "Top-ups": f"{d.topups} ({d.open_topups} open)" if d.topups else "none",
             "Synced": format_datetime(d.synced_at),
         }
         if d.deleted:
@@ -144,15 +145,28 @@ class CustomersPanel(ListPanel[CustomerRow]):
         self.edit_button.setShortcut(QKeySequence("Ctrl+E"))
         self.portal_button = QPushButton("Customer Portal link")
         self.portal_button.setShortcut(QKeySequence("Ctrl+L"))
+        self.topup_button = QPushButton("Top-up link")
+        self.topup_button.setShortcut(QKeySequence("Ctrl+T"))
+        self.topup_button.clicked.connect(self.topup_link_for_selected)
         self.new_button.clicked.connect(self.new_customer)
         self.edit_button.clicked.connect(self.edit_selected)
         self.portal_button.clicked.connect(self.portal_link_for_selected)
-        for button, shortcut in ((self.new_button, "Ctrl+N"), (self.edit_button, "Ctrl+E"),
-                                 (self.portal_button, "Ctrl+L")):  # fmt: skip
+        buttons = (
+            (self.new_button, "Ctrl+N"),
+            (self.edit_button, "Ctrl+E"),
+            (self.portal_button, "Ctrl+L"),
+            (self.topup_button, "Ctrl+T"),
+        )
+        for button, shortcut in buttons:
             button.setToolTip(f"{button.text()} ({shortcut})")
             self.toolbar.addWidget(button)
         self._can_edit = ctx.authority.can(Permission.EDIT_CUSTOMER)
         self._can_portal = ctx.authority.can(Permission.ISSUE_PORTAL_LINK)
+        self._can_topup = ctx.authority.can(Permission.ISSUE_TOPUP_LINK)
+        if not self._can_topup:
+            self.topup_button.setToolTip(
+                denied_tooltip(ctx.actor.role, Permission.ISSUE_TOPUP_LINK)
+            )
         if not self._can_edit:
             reason = denied_tooltip(ctx.actor.role, Permission.EDIT_CUSTOMER)
             self.new_button.setEnabled(False)
@@ -205,6 +219,14 @@ class CustomersPanel(ListPanel[CustomerRow]):
         label = detail.name or detail.email
         PortalLinkDialog(self._ctx, self._tasks, detail.stripe_id, label, self).open()
 
+    def topup_link_for_selected(self) -> None:
+        detail = self.detail.detail
+        if not self._can_topup or detail is None or detail.deleted:
+            return
+        TopUpDialog(
+            self._ctx, self._tasks, detail.stripe_id, detail.name or detail.email, self
+        ).open()
+
     # ---- slots
     def _on_self_row_selected(self, row: CustomerRow | None) -> None:
         self._update_buttons(None)
@@ -245,3 +267,4 @@ class CustomersPanel(ListPanel[CustomerRow]):
         has = detail is not None and not detail.deleted
         self.edit_button.setEnabled(self._can_edit and has)
         self.portal_button.setEnabled(self._can_portal and has)
+        self.topup_button.setEnabled(self._can_topup and has)

@@ -1,0 +1,503 @@
+"""Credits: an append-only ledger, paid top-ups through Stripe Checkout, and admin grants.
+
+The rule this project was started for: purchased credits are added **only** after a verified,
+paid Stripe event, exactly once. In code that means:
+
+* `_credit_purchase` is the one and only place that writes a `purchase` entry. It runs inside
+  the event pipeline's transaction for a `checkout.session.completed` (paid) or
+  `checkout.session.async_payment_succeeded` event, after the session was re-read from Stripe
+  and checked against the top-up (amount, currency, customer, metadata).
+* The ledger's unique (kind, source) index, with source = the top-up id, makes a second purchase
+  entry for the same top-up impossible — not a check-then-insert, a constraint.
+* Free credits are `grant` entries from `CreditService.grant`: admins only, a reason required,
+  audited. Nothing on the top-up path can write one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import peewee
+import stripe
+
+from services import validation
+from services.audit import Authority
+from services.errors import NotFound, ValidationError
+from services.events import Handler, HandlerContext, Status
+from services.models import CreditEntry, Customer, Price, Product, TopUp, tuples
+from services.money import format_amount
+from services.permissions import Permission
+from services.settings import Settings
+from services.stripe_gateway import StripeGateway, StripeMode
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "stripe"  # the "operator" of entries written by verified Stripe events
+EXPIRY_S = 24 * 3600
+
+
+class TopUpRow(NamedTuple):
+    topup_id: str
+    customer_id: str
+    customer_name: str
+    credits: int
+    amount: int
+    currency: str
+    status: str
+    url: str
+    issued_by: str
+    issued_at: int
+    expires_at: int
+    paid_at: int | None
+    checkout_session_id: str
+    flagged: str
+
+
+class LedgerRow(NamedTuple):
+    id: int
+    customer_id: str
+    amount: int
+    kind: str
+    source: str
+    operator: str
+    reason: str
+    created_at: int
+
+
+@dataclass(frozen=True)
+class TopUpLink:
+    topup: TopUpRow
+    email_text: str
+
+
+def topup_id_for(idempotency_key: str) -> str:
+    """The top-up id follows from the dialog's idempotency key: a retried request (same key)
+    reaches Stripe with the same metadata, gets the same session back, and stores nothing new."""
+    return "tu_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]
+
+
+def _row(t: TopUp, name: str = "") -> TopUpRow:
+    return TopUpRow(
+        t.topup_id, t.customer_id, name, t.credits, t.amount, t.currency, t.status, t.url or "",
+        t.issued_by, t.issued_at, t.expires_at, t.paid_at, t.checkout_session_id, t.flagged or "",
+    )  # fmt: skip
+
+
+def email_text(row: TopUpRow, customer_name: str) -> str:
+    greeting = f"Hello {customer_name}," if customer_name else "Hello,"
+    expires = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.expires_at))
+    return (
+        f"{greeting}\n\n"
+        f"here is your secure payment link for {row.credits:,} credits "
+        f"({format_amount(row.amount, row.currency)}):\n\n{row.url}\n\n"
+        f"The link is valid until {expires}. Your credits are added as soon as the payment "
+        f"is confirmed.\n\nThank you!"
+    )
+
+
+class CreditService:
+    def __init__(
+        self,
+        db: peewee.Database,
+        gateway: StripeGateway,
+        authority: Authority,
+        settings: Settings,
+    ) -> None:
+        self._db = db
+        self._gateway = gateway
+        self._authority = authority
+        self._settings = settings
+
+    # ---- reading
+    def balance(self, customer_id: str) -> int:
+        self._authority.require(Permission.BROWSE, "credits.show", customer_id)
+        total = (
+            CreditEntry.select(peewee.fn.COALESCE(peewee.fn.SUM(CreditEntry.amount), 0))
+            .where(CreditEntry.customer_id == customer_id)
+            .scalar()
+        )
+        return int(total or 0)
+
+    def ledger(self, customer_id: str) -> list[LedgerRow]:
+        self._authority.require(Permission.BROWSE, "credits.show", customer_id)
+        query = (
+            CreditEntry.select(
+                CreditEntry.id,
+                CreditEntry.customer_id,
+                CreditEntry.amount,
+                CreditEntry.kind,
+                peewee.fn.COALESCE(CreditEntry.source, ""),
+                CreditEntry.operator,
+                peewee.fn.COALESCE(CreditEntry.reason, ""),
+                CreditEntry.created_at,
+            )
+            .where(CreditEntry.customer_id == customer_id)
+            .order_by(CreditEntry.created_at.desc(), CreditEntry.id.desc())
+        )
+        return [LedgerRow._make(t) for t in tuples(query)]
+
+    def topups(
+        self, *, status: str | None = None, customer_id: str | None = None, limit: int = 5000
+    ) -> list[TopUpRow]:
+        self._authority.require(Permission.BROWSE, "topups.list")
+        query = (
+            TopUp.select(TopUp, peewee.fn.COALESCE(Customer.name, Customer.email, "").alias("n"))
+            .join(Customer, peewee.JOIN.LEFT_OUTER, on=(Customer.stripe_id == TopUp.customer_id))
+            .order_by(TopUp.issued_at.desc(), TopUp.id.desc())
+            .limit(limit)
+        )
+        if status:
+            query = query.where(TopUp.status == status)
+        if customer_id:
+            query = query.where(TopUp.customer_id == customer_id)
+        return [_row(t, getattr(t, "n", "") or "") for t in query]
+
+    def credit_packs(self) -> list[tuple[str, str, int, int, str]]:
+        """Active credit packs: (product id, name, credits, amount, currency)."""
+        self._authority.require(Permission.BROWSE, "products.list")
+        packs: list[tuple[str, str, int, int, str]] = []
+        for product in Product.select().where(
+            (Product.active == True) & Product.credits.is_null(False)  # noqa: E712
+        ):
+            price = Price.get_or_none(Price.stripe_id == product.default_price_id)
+            if price is not None and price.active and price.unit_amount and product.credits:
+                packs.append(
+                    (
+                        product.stripe_id,
+                        product.name,
+                        product.credits,
+                        price.unit_amount,
+                        price.currency,
+                    )
+                )
+        return sorted(packs, key=lambda p: p[2])
+
+    # ---- top-ups
+    def custom_limits(self) -> tuple[int, int]:
+        """The smallest and largest custom top-up, in credits (Settings)."""
+        return self._settings.credit_min, self._settings.credit_max
+
+    def quote_custom(self, credits: int) -> tuple[int, str]:
+        """The price of `credits` custom credits, checked against the configured limits."""
+        s = self._settings
+        if not s.credit_min <= credits <= s.credit_max:
+            raise ValidationError(
+                f"Custom top-ups are {s.credit_min:,} to {s.credit_max:,} credits, not {credits:,}."
+            )
+        return credits * s.credit_unit_amount, s.credit_currency
+
+    def issue_topup(
+        self,
+        customer_id: str,
+        idempotency_key: str,
+        *,
+        pack_product_id: str | None = None,
+        credits: int | None = None,
+    ) -> TopUpLink:
+        """Create a Checkout Session for a credit pack or a custom number of credits.
+
+        Nothing is credited here: the link only asks for payment.
+        """
+        if (pack_product_id is None) == (credits is None):
+            raise ValidationError("Choose either a credit pack or a number of credits.")
+        self._authority.require(Permission.ISSUE_TOPUP_LINK, "topup.issue", customer_id)
+        customer = Customer.get_or_none(Customer.stripe_id == customer_id)
+        if customer is None or customer.deleted:
+            raise NotFound(f"No customer {customer_id} in the local mirror. Sync first.")
+        line_item: Any
+        if pack_product_id is not None:
+            pack = next((p for p in self.credit_packs() if p[0] == pack_product_id), None)
+            if pack is None:
+                raise ValidationError(f"{pack_product_id} is not an active credit pack.")
+            _pid, _name, credits, amount, currency = pack
+            price_id = Product.get(Product.stripe_id == pack_product_id).default_price_id
+            line_item = {"price": price_id, "quantity": 1}
+        else:
+            assert credits is not None
+            credits = validation.positive_int(credits, "Credits", maximum=10**9)
+            amount, currency = self.quote_custom(credits)
+            line_item = {
+                "price_data": {
+                    "currency": currency,
+                    "unit_amount": amount,
+                    "product_data": {"name": f"{credits:,} credits"},
+                },
+                "quantity": 1,
+            }
+        success = self._settings.topup_success_url
+        cancel = self._settings.topup_cancel_url
+        if not success and self._gateway.mode is not StripeMode.SANDBOX:
+            raise ValidationError(
+                "Set the top-up success URL in Settings first: Stripe needs a page to send "
+                "the customer to after paying."
+            )
+        topup_id = topup_id_for(idempotency_key)
+        expires_at = int(time.time()) + EXPIRY_S - 60  # Stripe allows at most 24 h
+        metadata = {"topup_id": topup_id, "credits": str(credits)}
+        params: dict[str, Any] = {
+            "mode": "payment",
+            "customer": customer_id,
+            "line_items": [line_item],
+            "metadata": metadata,
+            "client_reference_id": topup_id,
+            "expires_at": expires_at,
+            "payment_intent_data": {"metadata": metadata},
+        }
+        if success:
+            params["success_url"] = success
+        if cancel:
+            params["cancel_url"] = cancel
+        audit = {"credits": credits, "amount": amount, "currency": currency,
+                 "pack": pack_product_id}  # fmt: skip
+        with self._authority.action(
+            Permission.ISSUE_TOPUP_LINK, "topup.issue", target=topup_id, params=audit
+        ) as record:
+            record.idempotency_key = idempotency_key
+            typed: stripe.params.checkout.SessionCreateParams = params  # type: ignore[assignment]
+            session = self._gateway.call(
+                lambda c: c.v1.checkout.sessions.create(typed, {"idempotency_key": idempotency_key})
+            )
+            record.stripe_request_id = getattr(session.last_response, "request_id", None)
+            record.params["checkout_session"] = session.id
+            TopUp.insert(
+                topup_id=topup_id,
+                customer_id=customer_id,
+                credits=credits,
+                amount=amount,
+                currency=currency,
+                product_id=pack_product_id,
+                status="open",
+                checkout_session_id=session.id,
+                url=session.url,
+                issued_by=self._authority.actor.login,
+                issued_at=int(time.time()),
+                expires_at=int(session.expires_at or expires_at),
+            ).on_conflict_ignore().execute()  # a retry with the same key stores nothing new
+        row = _row(TopUp.get(TopUp.topup_id == topup_id), customer.name or customer.email or "")
+        return TopUpLink(row, email_text(row, customer.name or ""))
+
+    def expire_topup(self, topup_id: str, idempotency_key: str) -> TopUpRow:
+        """Expire an open link in Stripe, so it can no longer be paid."""
+        with self._authority.action(
+            Permission.ISSUE_TOPUP_LINK, "topup.expire", target=topup_id
+        ) as record:
+            topup = TopUp.get_or_none(TopUp.topup_id == topup_id)
+            if topup is None:
+                raise NotFound(f"No top-up {topup_id}.")
+            if topup.status != "open":
+                raise ValidationError(f"{topup_id} is {topup.status}, not open: nothing to expire.")
+            record.idempotency_key = idempotency_key
+            session = self._gateway.call(
+                lambda c: c.v1.checkout.sessions.expire(
+                    topup.checkout_session_id, options={"idempotency_key": idempotency_key}
+                )
+            )
+            record.stripe_request_id = getattr(session.last_response, "request_id", None)
+            TopUp.update(status="expired", url=None).where(
+                (TopUp.topup_id == topup_id) & (TopUp.status == "open")
+            ).execute()
+        return _row(TopUp.get(TopUp.topup_id == topup_id))
+
+    # ---- grants
+    def grant(self, customer_id: str, credits: int, reason: str) -> LedgerRow:
+        """Free credits (admins): a `grant` entry with its reason, audited. Never a purchase."""
+        reason = validation.text(reason, "A reason", max_len=500, required=True)
+        credits = validation.positive_int(credits, "Credits", maximum=10_000_000)
+        with self._authority.action(
+            Permission.GRANT_CREDITS, "credits.grant", target=customer_id,
+            params={"credits": credits}, reason=reason,
+        ):  # fmt: skip
+            if not Customer.select().where(Customer.stripe_id == customer_id).exists():
+                raise NotFound(f"No customer {customer_id} in the local mirror.")
+            CreditEntry.create(
+                customer_id=customer_id,
+                amount=credits,
+                kind="grant",
+                source=None,
+                operator=self._authority.actor.login,
+                reason=reason,
+                created_at=int(time.time()),
+            )
+        return self.ledger(customer_id)[0]
+
+
+# ---- applying Stripe's events ------------------------------------------------------------
+
+
+def _find_topup(session: Mapping[str, Any]) -> TopUp | None:
+    topup = TopUp.get_or_none(TopUp.checkout_session_id == session.get("id"))
+    if topup is None:
+        ref = (session.get("metadata") or {}).get("topup_id") or session.get("client_reference_id")
+        topup = TopUp.get_or_none(TopUp.topup_id == ref) if ref else None
+    return topup
+
+
+def _mismatch(topup: TopUp, session: Mapping[str, Any]) -> str:
+    """Why this session does not pay for this top-up ("" when it does)."""
+    metadata = session.get("metadata") or {}
+    problems = []
+    if session.get("amount_total") != topup.amount:
+        problems.append(f"amount {session.get('amount_total')} ≠ {topup.amount}")
+    if (session.get("currency") or "").lower() != topup.currency:
+        problems.append(f"currency {session.get('currency')} ≠ {topup.currency}")
+    customer = session.get("customer")
+    if isinstance(customer, Mapping):
+        customer = customer.get("id")
+    if customer != topup.customer_id:
+        problems.append(f"customer {customer} ≠ {topup.customer_id}")
+    if metadata.get("topup_id") != topup.topup_id or metadata.get("credits") != str(topup.credits):
+        problems.append("metadata does not match the top-up")
+    return "; ".join(problems)
+
+
+def _flag_event(event: Mapping[str, Any], why: str) -> None:
+    from services.models import WebhookEvent
+
+    log.warning("Event %s flagged: %s", event.get("id"), why)
+    WebhookEvent.update(flagged=why).where(WebhookEvent.evt_id == event.get("id")).execute()
+
+
+def _fetch_session(ctx: HandlerContext, event: Mapping[str, Any]) -> dict[str, Any]:
+    session_id = str(((event.get("data") or {}).get("object") or {}).get("id") or "")
+    if not session_id.startswith("cs_"):
+        raise ValidationError("The event carries no Checkout Session.")
+    # Re-read: the payload may be old (events arrive in any order) and only Stripe is the truth.
+    fresh = ctx.gateway.call(lambda c: c.v1.checkout.sessions.retrieve(session_id))
+    data: dict[str, Any] = fresh.to_dict(for_json=True)
+    return data
+
+
+def _credit_purchase(topup: TopUp, session: Mapping[str, Any], now: int) -> bool:
+    """THE ONLY CODE THAT WRITES A PURCHASE ENTRY. Runs inside the event's transaction.
+
+    Returns False when the top-up was already credited (the unique index had the final word).
+    """
+    try:
+        with topup._meta.database.atomic():  # a savepoint: a duplicate rolls back only this
+            CreditEntry.insert(
+                customer_id=topup.customer_id,
+                amount=topup.credits,
+                kind="purchase",
+                source=topup.topup_id,
+                topup_id=topup.topup_id,
+                operator=SYSTEM,
+                reason=f"Checkout {session.get('id')} paid",
+                created_at=now,
+            ).execute()
+    except peewee.IntegrityError:
+        return False
+    TopUp.update(
+        status="credited",
+        paid_at=TopUp.paid_at if topup.paid_at else now,
+        credited_at=now,
+        payment_intent_id=session.get("payment_intent"),
+        url=None,
+    ).where(TopUp.id == topup.id).execute()
+    return True
+
+
+def _apply_paid(_ctx: HandlerContext, event: Mapping[str, Any], session: Any) -> Status:
+    topup = _find_topup(session)
+    if topup is None:
+        _flag_event(
+            event, f"Checkout session {session.get('id')} belongs to no top-up: not credited"
+        )
+        return Status.IGNORED
+    problem = _mismatch(topup, session)
+    if problem:
+        _flag_event(event, f"{topup.topup_id}: {problem}: not credited")
+        TopUp.update(flagged=problem).where(TopUp.id == topup.id).execute()
+        return Status.IGNORED
+    if session.get("payment_status") != "paid":
+        # Completed but unpaid: an asynchronous payment still settling. Its own event follows.
+        return Status.IGNORED
+    if topup.status not in ("open", "failed", "paid"):
+        log.info("%s is %s; the paid event credits nothing more", topup.topup_id, topup.status)
+        return Status.IGNORED
+    _credit_purchase(topup, session, int(time.time()))
+    return Status.APPLIED
+
+
+def _apply_status(new_status: str) -> Any:
+    def apply(_ctx: HandlerContext, event: Mapping[str, Any], session: Any) -> Status:
+        topup = _find_topup(session)
+        if topup is None:
+            _flag_event(event, f"Checkout session {session.get('id')} belongs to no top-up")
+            return Status.IGNORED
+        changed = (
+            TopUp.update(status=new_status, url=None)
+            .where((TopUp.id == topup.id) & (TopUp.status == "open"))
+            .execute()
+        )
+        return Status.APPLIED if changed else Status.IGNORED
+
+    return apply
+
+
+def _fetch_refunds(ctx: HandlerContext, event: Mapping[str, Any]) -> dict[str, Any]:
+    charge = ((event.get("data") or {}).get("object")) or {}
+    charge_id = str(charge.get("id") or "")
+    fresh = ctx.gateway.call(lambda c: c.v1.charges.retrieve(charge_id))
+    refunds = ctx.gateway.call(
+        lambda c: [
+            r.to_dict(for_json=True)
+            for r in c.v1.refunds.list({"charge": charge_id, "limit": 100}).data
+        ]
+    )
+    return {"charge": fresh.to_dict(for_json=True), "refunds": refunds}
+
+
+def _apply_refund(_ctx: HandlerContext, event: Mapping[str, Any], data: Any) -> Status:
+    """Claw back the refunded share of a top-up's credits; one entry per refund (unique)."""
+    charge = data["charge"]
+    topup = TopUp.get_or_none(TopUp.payment_intent_id == charge.get("payment_intent"))
+    if topup is None:
+        return Status.IGNORED  # a refund of something that was not a top-up
+    if topup.status not in ("credited", "refunded"):
+        _flag_event(event, f"refund for {topup.topup_id}, which was never credited")
+        return Status.IGNORED
+    refunds = sorted(
+        (r for r in data["refunds"] if r.get("status") in ("succeeded", "pending")),
+        key=lambda r: (r.get("created") or 0, r["id"]),
+    )
+    refunded = 0
+    clawed = 0
+    now = int(time.time())
+    for refund in refunds:
+        refunded += int(refund.get("amount") or 0)
+        target = min(topup.credits, round(topup.credits * refunded / topup.amount))
+        take = target - clawed
+        clawed = target
+        if take <= 0:
+            continue
+        try:
+            with topup._meta.database.atomic():
+                CreditEntry.insert(
+                    customer_id=topup.customer_id, amount=-take, kind="clawback",
+                    source=refund["id"], topup_id=topup.topup_id, operator=SYSTEM,
+                    reason=f"Refund {refund['id']} of {topup.topup_id}", created_at=now,
+                ).execute()  # fmt: skip
+        except peewee.IntegrityError:
+            continue  # this refund was clawed back already
+    TopUp.update(
+        refunded_amount=refunded,
+        status="refunded" if refunded >= topup.amount else topup.status,
+    ).where(TopUp.id == topup.id).execute()
+    return Status.APPLIED
+
+
+PAID = Handler(_fetch_session, _apply_paid)
+
+#: The credits issue's part of the event routing table.
+CREDIT_ROUTES: list[tuple[str, Handler]] = [
+    ("checkout.session.completed", PAID),
+    ("checkout.session.async_payment_succeeded", PAID),
+    ("checkout.session.expired", Handler(_fetch_session, _apply_status("expired"))),
+    ("checkout.session.async_payment_failed", Handler(_fetch_session, _apply_status("failed"))),
+    ("charge.refunded", Handler(_fetch_refunds, _apply_refund)),
+]

@@ -1,0 +1,418 @@
+"""Paid top-ups end to end: sandbox Checkout → signed webhooks → the real receiver → ledger.
+
+Credits appear only after Stripe reports a paid session, exactly once, whatever the events do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import peewee
+import pytest
+import stripe
+
+from services.audit import Authority
+from services.credits import CREDIT_ROUTES, CreditService
+from services.customers import CustomerDraft, CustomerService
+from services.errors import PermissionDenied, ValidationError
+from services.events import ROUTES, EventPipeline, Source
+from services.models import AuditRecord, CreditEntry, TopUp, WebhookEvent
+from services.operators import OperatorService, sign_in
+from services.permissions import Role
+from services.settings import Settings
+from services.stripe_gateway import StripeGateway
+from services.sync import SyncService, SyncTarget
+from services.webhook_receiver import WebhookReceiver
+from stripe_sandbox import SandboxServer
+from stripe_sandbox.webhooks import sign
+from tests.conftest import TEST_KEY
+
+DEADLINE_S = 20
+
+
+def _wait(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _sandbox_post(sandbox: SandboxServer, path: str, **form: str) -> tuple[int, Any]:
+    data = urllib.parse.urlencode(form).encode()
+    request = urllib.request.Request(sandbox.url + path, data=data, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+        exc.close()
+        return exc.code, json.loads(body)
+
+
+class World:
+    """The app's services over one database, wired to the sandbox like the real thing."""
+
+    def __init__(
+        self, db: peewee.Database, sandbox: SandboxServer, authority: Authority,
+        client: stripe.StripeClient,
+    ) -> None:  # fmt: skip
+        self.db = db
+        self.sandbox = sandbox
+        self.client = client
+        self.gateway = StripeGateway(TEST_KEY, api_base=sandbox.url, sandbox=True)
+        self.authority = authority
+        self.pipeline = EventPipeline(db, self.gateway, [*CREDIT_ROUTES, *ROUTES])
+        self.credits = CreditService(db, self.gateway, authority, Settings())
+        self.customers = CustomerService(db, self.gateway, authority)
+        self.secret = ""
+        self.receiver = WebhookReceiver(self.pipeline, lambda: [self.secret], port=0)
+
+    def start(self) -> None:
+        self.receiver.start()
+        endpoint = self.client.v1.webhook_endpoints.create(
+            {"url": self.receiver.url, "enabled_events": ["*"]}
+        )
+        assert endpoint.secret is not None
+        self.secret = endpoint.secret
+
+    def customer(self) -> str:
+        made = self.customers.create(
+            CustomerDraft(email=f"buyer-{uuid.uuid4().hex[:6]}@example.com", name="Buyer"),
+            f"k-{uuid.uuid4()}",
+        )
+        return made.stripe_id
+
+    def issue(self, customer: str, **kwargs: Any) -> str:
+        link = self.credits.issue_topup(customer, f"k-{uuid.uuid4()}", **kwargs)
+        return link.topup.topup_id
+
+    def topup(self, topup_id: str) -> TopUp:
+        return TopUp.get(TopUp.topup_id == topup_id)
+
+    def pay(self, topup_id: str, **form: str) -> tuple[int, Any]:
+        session = self.topup(topup_id).checkout_session_id
+        return _sandbox_post(self.sandbox, f"/_sandbox/checkout/sessions/{session}/pay", **form)
+
+    def purchases(self, topup_id: str) -> int:
+        return (
+            CreditEntry.select()
+            .where((CreditEntry.kind == "purchase") & (CreditEntry.source == topup_id))
+            .count()
+        )
+
+    def balance(self, customer: str) -> int:
+        return self.credits.balance(customer)
+
+    def event(self, event_type: str, session_id: str) -> dict[str, Any]:
+        for event in self.client.v1.events.list({"type": event_type, "limit": 100}).data:
+            data: dict[str, Any] = event.to_dict(for_json=True)
+            if data["data"]["object"].get("id") == session_id:
+                return data
+        raise AssertionError(f"no {event_type} for {session_id}")
+
+    def post_event(self, event: dict[str, Any]) -> int:
+        body = json.dumps(event).encode()
+        request = urllib.request.Request(
+            self.receiver.url, data=body, method="POST",
+            headers={"Stripe-Signature": sign(body.decode(), self.secret, int(time.time())),
+                     "Content-Type": "application/json"},
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            return int(exc.code)
+
+
+@pytest.fixture
+def world(
+    database: peewee.Database, sandbox: SandboxServer, authority: Authority,
+    stripe_client: stripe.StripeClient,
+) -> Iterator[World]:  # fmt: skip
+    sandbox.seed_demo()
+    w = World(database, sandbox, authority, stripe_client)
+    SyncService(database, w.gateway, authority).pull(SyncTarget.PRODUCTS)
+    w.start()
+    yield w
+    w.receiver.stop()
+
+
+def test_issue_pay_credited_exactly_once(world: World) -> None:
+    customer = world.customer()
+    topup_id = world.issue(customer, credits=500)
+    row = world.topup(topup_id)
+    assert (row.status, row.credits, row.amount, row.currency) == ("open", 500, 5000, "usd")
+    assert world.balance(customer) == 0  # issuing a link adds nothing
+    assert world.pay(topup_id, card="4242424242424242")[0] == 200
+    _wait(lambda: world.topup(topup_id).status == "credited", "the credit")
+    assert world.balance(customer) == 500
+    assert world.purchases(topup_id) == 1
+    assert world.topup(topup_id).payment_intent_id
+    issued = AuditRecord.get(AuditRecord.action == "topup.issue")
+    assert (issued.target, issued.outcome) == (topup_id, "ok")
+
+
+def test_a_credit_pack_link(world: World) -> None:
+    customer = world.customer()
+    pack = next(p for p in world.credits.credit_packs() if p[2] == 500)
+    topup_id = world.issue(customer, pack_product_id=pack[0])
+    assert (world.topup(topup_id).credits, world.topup(topup_id).amount) == (500, 4500)
+    world.pay(topup_id, card="4242424242424242")
+    _wait(lambda: world.balance(customer) == 500, "the pack's credits")
+
+
+def test_the_same_events_three_times_and_shuffled_credit_once(world: World) -> None:
+    customer = world.customer()
+    topup_id = world.issue(customer, credits=300)
+    world.pay(topup_id, card="4242424242424242")
+    _wait(lambda: world.topup(topup_id).status == "credited", "the credit")
+    session = world.topup(topup_id).checkout_session_id
+    events = [e.to_dict(for_json=True) for e in world.client.v1.events.list({"limit": 100}).data]
+    storm = events * 3
+    random.Random(7).shuffle(storm)
+    for event in storm:
+        assert world.post_event(event) in (200, 500)
+    assert world.purchases(topup_id) == 1
+    assert world.balance(customer) == 300
+    assert WebhookEvent.get(WebhookEvent.evt_id == world.event(
+        "checkout.session.completed", session)["id"]).status == "applied"  # fmt: skip
+
+
+def test_declined_then_paid(world: World) -> None:
+    customer = world.customer()
+    topup_id = world.issue(customer, credits=200)
+    status, body = world.pay(topup_id, card="4000000000000002")
+    assert status == 402
+    assert body["error"]["decline_code"] == "generic_decline"
+    time.sleep(0.3)  # give any (wrong) credit a chance to appear
+    assert world.balance(customer) == 0
+    assert world.topup(topup_id).status == "open"
+    world.pay(topup_id, card="4242424242424242")
+    _wait(lambda: world.balance(customer) == 200, "the credit after the retry")
+
+
+def test_async_payment_success_and_failure(world: World) -> None:
+    customer = world.customer()
+    good = world.issue(customer, credits=100)
+    bad = world.issue(customer, credits=150)
+    for topup_id in (good, bad):
+        assert world.pay(topup_id, method="bank_debit")[0] == 200
+    _wait(
+        lambda: (
+            WebhookEvent.select().where(WebhookEvent.type == "checkout.session.completed").count()
+            == 2
+        ),
+        "both completions",
+    )
+    assert world.balance(customer) == 0  # completed but unpaid: nothing yet
+    sandbox = world.sandbox
+    _sandbox_post(
+        sandbox,
+        f"/_sandbox/checkout/sessions/{world.topup(good).checkout_session_id}/settle",
+        outcome="succeeded",
+    )
+    _sandbox_post(
+        sandbox,
+        f"/_sandbox/checkout/sessions/{world.topup(bad).checkout_session_id}/settle",
+        outcome="failed",
+    )
+    _wait(lambda: world.topup(good).status == "credited", "the async success")
+    _wait(lambda: world.topup(bad).status == "failed", "the async failure")
+    assert world.balance(customer) == 100
+
+
+def test_expired_links_credit_nothing(world: World) -> None:
+    customer = world.customer()
+    by_app = world.issue(customer, credits=100)
+    world.credits.expire_topup(by_app, f"k-{uuid.uuid4()}")
+    assert world.topup(by_app).status == "expired"
+    with pytest.raises(ValidationError, match="not open"):
+        world.credits.expire_topup(by_app, f"k-{uuid.uuid4()}")
+    by_clock = world.issue(customer, credits=100)
+    _sandbox_post(world.sandbox, "/_sandbox/clock/advance", seconds=str(25 * 3600))
+    _wait(lambda: world.topup(by_clock).status == "expired", "the expiry event")
+    assert world.pay(by_clock, card="4242424242424242")[0] >= 400
+    assert world.balance(customer) == 0
+
+
+def test_a_refund_claws_back_and_may_go_negative(world: World) -> None:
+    customer = world.customer()
+    topup_id = world.issue(customer, credits=1000)
+    world.pay(topup_id, card="4242424242424242")
+    _wait(lambda: world.balance(customer) == 1000, "the credit")
+    pi = world.topup(topup_id).payment_intent_id
+    world.client.v1.refunds.create({"payment_intent": pi, "amount": 5000})  # half of $100
+    _wait(lambda: world.balance(customer) == 500, "half clawed back")
+    world.credits.grant(customer, 1, "test")  # the customer spent nothing; now refund the rest
+    world.client.v1.refunds.create({"payment_intent": pi})
+    _wait(lambda: world.topup(topup_id).status == "refunded", "the full refund")
+    kinds = [(e.kind, e.amount) for e in world.credits.ledger(customer)]
+    assert ("clawback", -500) in kinds
+    assert kinds.count(("clawback", -500)) == 2
+    assert world.balance(customer) == 1
+
+
+def test_tampered_amount_or_unknown_sessions_credit_nothing(world: World) -> None:
+    customer = world.customer()
+    topup_id = world.issue(customer, credits=1000)
+    # Someone makes their own cheap session claiming to be this top-up, and pays it.
+    forged = world.client.v1.checkout.sessions.create({
+        "mode": "payment", "customer": customer,
+        "line_items": [{"price_data": {"currency": "usd", "unit_amount": 100,
+                                       "product_data": {"name": "cheap"}}, "quantity": 1}],
+        "metadata": {"topup_id": topup_id, "credits": "1000"}, "client_reference_id": topup_id,
+    })  # fmt: skip
+    _sandbox_post(
+        world.sandbox, f"/_sandbox/checkout/sessions/{forged.id}/pay", card="4242424242424242"
+    )
+    # And a session the app never issued at all.
+    stranger = world.client.v1.checkout.sessions.create({
+        "mode": "payment", "customer": customer,
+        "line_items": [{"price_data": {"currency": "usd", "unit_amount": 999,
+                                       "product_data": {"name": "?"}}, "quantity": 1}],
+    })  # fmt: skip
+    _sandbox_post(
+        world.sandbox, f"/_sandbox/checkout/sessions/{stranger.id}/pay", card="4242424242424242"
+    )
+    _wait(
+        lambda: WebhookEvent.select().where(WebhookEvent.flagged.is_null(False)).count() == 2,
+        "both events flagged",
+    )
+    assert world.balance(customer) == 0
+    assert world.topup(topup_id).status == "open"
+    flags = [e.flagged for e in WebhookEvent.select().where(WebhookEvent.flagged.is_null(False))]
+    assert any("amount 100 ≠ 10000" in f for f in flags)
+    assert any("belongs to no top-up" in f for f in flags)
+
+
+def test_a_forged_paid_event_for_an_unpaid_session_credits_nothing(world: World) -> None:
+    customer = world.customer()
+    topup_id = world.issue(customer, credits=700)
+    session = world.topup(topup_id).checkout_session_id
+    forged = {
+        "id": "evt_forged_1", "object": "event", "type": "checkout.session.completed",
+        "created": int(time.time()), "livemode": False,
+        "data": {"object": {"id": session, "object": "checkout.session", "payment_status": "paid",
+                            "amount_total": 70000, "currency": "usd", "customer": customer,
+                            "metadata": {"topup_id": topup_id, "credits": "700"}}},
+    }  # fmt: skip
+    # Even correctly signed, the payload is not trusted: the session is re-read from Stripe.
+    assert world.post_event(forged) == 200
+    assert world.balance(customer) == 0
+    assert world.topup(topup_id).status == "open"
+
+
+def test_two_processes_applying_one_paid_event_credit_once(world: World, db_url: str) -> None:
+    customer = world.customer()
+    topup_id = world.issue(customer, credits=400)
+    world.receiver.stop()  # nobody listening: the event waits in Stripe
+    world.pay(topup_id, card="4242424242424242")
+    event = world.event("checkout.session.completed", world.topup(topup_id).checkout_session_id)
+    script = f"""
+import json, sys
+from services.database import open_database
+from services.credits import CREDIT_ROUTES
+from services.events import ROUTES, EventPipeline, Source
+from services.stripe_gateway import StripeGateway
+db = open_database({db_url!r})
+pipe = EventPipeline(db, StripeGateway({TEST_KEY!r}, api_base={world.sandbox.url!r}),
+                     [*CREDIT_ROUTES, *ROUTES])
+print(pipe.receive(json.loads(sys.stdin.read()), Source.CATCH_UP).value)
+"""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]  # fmt: skip
+    outputs = []
+    for proc in procs:
+        out, err = proc.communicate(json.dumps(event), timeout=60)
+        assert proc.returncode == 0, err
+        outputs.append(out.strip())
+    assert sorted(outputs) == ["applied", "duplicate"]
+    assert world.purchases(topup_id) == 1
+    assert world.balance(customer) == 400
+
+
+def test_who_may_issue_and_grant(world: World, database: peewee.Database) -> None:
+    customer = world.customer()
+    ops = OperatorService(database, world.authority)
+    ops.add("fin", Role.FINANCE)
+    ops.add("sup", Role.SUPPORT)
+    finance = CreditService(
+        database, world.gateway, Authority(database, sign_in(database, "fin")), Settings()
+    )
+    support = CreditService(
+        database, world.gateway, Authority(database, sign_in(database, "sup")), Settings()
+    )
+    with pytest.raises(PermissionDenied, match="issue top-up link"):
+        finance.issue_topup(customer, "k1", credits=100)
+    with pytest.raises(PermissionDenied, match="grant credits"):
+        support.grant(customer, 100, "because")
+    assert support.issue_topup(customer, "k2", credits=100).topup.status == "open"
+    assert world.balance(customer) == 0
+
+
+def test_grants_need_a_reason_and_are_audited(world: World) -> None:
+    customer = world.customer()
+    with pytest.raises(ValidationError, match="reason"):
+        world.credits.grant(customer, 100, "  ")
+    with pytest.raises(ValidationError, match="positive"):
+        world.credits.grant(customer, 0, "zero")
+    assert world.balance(customer) == 0
+    world.credits.grant(customer, 250, "goodwill after outage")
+    (entry,) = world.credits.ledger(customer)
+    assert (entry.kind, entry.amount, entry.reason) == ("grant", 250, "goodwill after outage")
+    audit = AuditRecord.get(AuditRecord.action == "credits.grant")
+    assert (audit.outcome, audit.reason, audit.target) == ("ok", "goodwill after outage", customer)
+
+
+def test_custom_top_ups_respect_the_limits(world: World) -> None:
+    customer = world.customer()
+    for credits in (1, 99, 100_001):
+        with pytest.raises(ValidationError, match="Custom top-ups"):
+            world.issue(customer, credits=credits)
+    assert not TopUp.select().exists()
+
+
+def test_a_retried_issue_makes_one_link(world: World) -> None:
+    customer = world.customer()
+    first = world.credits.issue_topup(customer, "same-dialog", credits=100)
+    second = world.credits.issue_topup(customer, "same-dialog", credits=100)
+    assert first.topup.topup_id == second.topup.topup_id
+    assert first.topup.checkout_session_id == second.topup.checkout_session_id
+    assert TopUp.select().count() == 1
+    assert "secure payment link for 100 credits" in first.email_text
+
+
+def test_the_ledger_guard_refuses_a_second_purchase_row(world: World) -> None:
+    customer = world.customer()
+    topup_id = world.issue(customer, credits=100)
+    world.pay(topup_id, card="4242424242424242")
+    _wait(lambda: world.purchases(topup_id) == 1, "the credit")
+    with pytest.raises(peewee.IntegrityError):
+        CreditEntry.create(customer_id=customer, amount=100, kind="purchase", source=topup_id,
+                           operator="x", created_at=0)  # fmt: skip
+
+
+def test_replaying_a_paid_event_credits_nothing_more(world: World) -> None:
+    customer = world.customer()
+    topup_id = world.issue(customer, credits=100)
+    world.pay(topup_id, card="4242424242424242")
+    _wait(lambda: world.balance(customer) == 100, "the credit")
+    event = world.event("checkout.session.completed", world.topup(topup_id).checkout_session_id)
+    world.pipeline.replay(event["id"], world.authority)
+    world.pipeline.receive(event, Source.CATCH_UP)
+    assert world.balance(customer) == 100

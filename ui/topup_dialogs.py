@@ -1,0 +1,269 @@
+"""Issuing a paid top-up link, and granting free credits (admins, with a reason)."""
+
+from __future__ import annotations
+
+import uuid
+
+from PySide6.QtCore import QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from services.context import AppContext
+from services.credits import TopUpLink
+from services.errors import AppError
+from services.money import format_amount
+from ui.dialogs import add_live_banner, confirm_money_move
+from ui.signals import emit
+from ui.tasks import TaskRunner
+
+
+class TopUpDialog(QDialog):
+    """Pick a pack or a number of credits, create the Checkout link, copy or send it.
+
+    Nothing is credited here: credits arrive only when Stripe reports the payment.
+    """
+
+    issued = Signal(object)
+
+    def __init__(
+        self,
+        ctx: AppContext,
+        tasks: TaskRunner,
+        customer_id: str,
+        customer_label: str,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._ctx = ctx
+        self._tasks = tasks
+        self._customer_id = customer_id
+        self.idempotency_key = f"ba-topup-{uuid.uuid4()}"
+        self.link: TopUpLink | None = None
+        self.setWindowTitle(f"Top-up link — {customer_label}")
+        self.setMinimumWidth(640)
+
+        self.pack_choice = QRadioButton("Credit pack")
+        self.custom_choice = QRadioButton("Custom number of credits")
+        group = QButtonGroup(self)
+        group.addButton(self.pack_choice)
+        group.addButton(self.custom_choice)
+        self.pack_combo = QComboBox()
+        self.credits_spin = QSpinBox()
+        self.price_label = QLabel()
+        self.price_label.setObjectName("hintText")
+        self.credits_spin.setRange(*ctx.credits.custom_limits())
+        self.credits_spin.setSingleStep(100)
+        self.credits_spin.setGroupSeparatorShown(True)
+        self.credits_spin.valueChanged.connect(self._on_credits_spin_changed)
+        self.pack_choice.toggled.connect(self._on_choice_toggled)
+
+        self.email = QPlainTextEdit()
+        self.email.setReadOnly(True)
+        self.email.setFixedHeight(150)
+        self.url = QLineEdit()
+        self.url.setReadOnly(True)
+        self.url.setPlaceholderText("The Checkout link appears here")
+        self.copy_button = QPushButton("Copy link")
+        self.open_button = QPushButton("Open in browser")
+        self.copy_email_button = QPushButton("Copy email text")
+        for button in (self.copy_button, self.open_button, self.copy_email_button):
+            button.setEnabled(False)
+        self.copy_button.clicked.connect(lambda: self._copy(self.url.text(), "Link copied."))
+        self.open_button.clicked.connect(lambda: QDesktopServices.openUrl(QUrl(self.url.text())))
+        self.copy_email_button.clicked.connect(
+            lambda: self._copy(self.email.toPlainText(), "Email text copied.")
+        )
+        self.status = QLabel(
+            "The customer pays on Stripe's page. Credits are added only when Stripe confirms "
+            "the payment — never before."
+        )
+        self.status.setWordWrap(True)
+        self.status.setObjectName("hintText")
+
+        form = QFormLayout()
+        form.addRow(self.pack_choice, self.pack_combo)
+        custom = QHBoxLayout()
+        custom.addWidget(self.credits_spin)
+        custom.addWidget(self.price_label, 1)
+        form.addRow(self.custom_choice, custom)
+        link_row = QHBoxLayout()
+        link_row.addWidget(self.url, 1)
+        link_row.addWidget(self.copy_button)
+        link_row.addWidget(self.open_button)
+
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        self.create_button = self.buttons.addButton(
+            "Create link", QDialogButtonBox.ButtonRole.ActionRole
+        )
+        self.create_button.clicked.connect(self._on_create_clicked)
+        self.buttons.rejected.connect(self.reject)
+
+        layout = QVBoxLayout(self)
+        add_live_banner(layout, ctx.mode)
+        layout.addWidget(QLabel(f"Customer: {customer_label} ({customer_id})"))
+        layout.addLayout(form)
+        layout.addLayout(link_row)
+        layout.addWidget(self.email)
+        layout.addWidget(self.copy_email_button)
+        layout.addWidget(self.status)
+        layout.addWidget(self.buttons)
+        self.custom_choice.setChecked(True)
+        self._on_credits_spin_changed(self.credits_spin.value())
+        tasks.run(self, ctx.credits.credit_packs, self._on_packs_loaded, self._on_error)
+
+    def _on_packs_loaded(self, packs: list[tuple[str, str, int, int, str]]) -> None:
+        for product_id, name, credits, amount, currency in packs:
+            self.pack_combo.addItem(
+                f"{name} — {credits:,} credits for {format_amount(amount, currency)}", product_id
+            )
+        if packs:
+            self.pack_choice.setChecked(True)
+        else:
+            self.pack_choice.setEnabled(False)
+            self.pack_combo.addItem("No credit packs in the catalog")
+            self.pack_combo.setEnabled(False)
+
+    def _on_choice_toggled(self, pack: bool) -> None:
+        self.pack_combo.setEnabled(pack and self.pack_combo.count() > 0)
+        self.credits_spin.setEnabled(not pack)
+
+    def _on_credits_spin_changed(self, credits: int) -> None:
+        try:
+            amount, currency = self._ctx.credits.quote_custom(credits)
+        except AppError as exc:
+            self.price_label.setText(str(exc))
+            return
+        self.price_label.setText(f"= {format_amount(amount, currency)}")
+
+    def _on_create_clicked(self) -> None:
+        pack = self.pack_combo.currentData() if self.pack_choice.isChecked() else None
+        credits = None if pack else self.credits_spin.value()
+        what = f"a top-up link for {credits:,} credits" if credits else "a credit pack link"
+        if not confirm_money_move(self._ctx.mode, f"Create {what}.", self):
+            return
+        self.create_button.setEnabled(False)
+        self.status.setText("Creating the Checkout link…")
+        key, customer = self.idempotency_key, self._customer_id
+        self._tasks.run(
+            self,
+            lambda: self._ctx.credits.issue_topup(
+                customer, key, pack_product_id=pack, credits=credits
+            ),
+            self._on_issued,
+            self._on_error,
+        )
+
+    def _on_issued(self, link: TopUpLink) -> None:
+        self.link = link
+        self.url.setText(link.topup.url)
+        self.email.setPlainText(link.email_text)
+        for button in (self.copy_button, self.open_button, self.copy_email_button):
+            button.setEnabled(True)
+        self.pack_choice.setEnabled(False)
+        self.custom_choice.setEnabled(False)
+        self.pack_combo.setEnabled(False)
+        self.credits_spin.setEnabled(False)
+        self.status.setText(
+            f"Top-up {link.topup.topup_id}: {link.topup.credits:,} credits for "
+            f"{format_amount(link.topup.amount, link.topup.currency)}. Send the link; the credits "
+            "appear when the payment is confirmed."
+        )
+        emit(self.issued, link)
+
+    def _on_error(self, exc: BaseException) -> None:
+        if not isinstance(exc, AppError):
+            raise exc
+        self.create_button.setEnabled(self.link is None)
+        self.status.setText(f"No link was created: {exc}")
+
+    def _copy(self, text: str, message: str) -> None:
+        QGuiApplication.clipboard().setText(text)
+        self.status.setText(message)
+
+
+class GrantDialog(QDialog):
+    """Free credits, for admins: a number and a reason, both required; audited."""
+
+    granted = Signal(object)
+
+    def __init__(
+        self,
+        ctx: AppContext,
+        tasks: TaskRunner,
+        customer_id: str,
+        customer_label: str,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._ctx = ctx
+        self._tasks = tasks
+        self._customer_id = customer_id
+        self.setWindowTitle(f"Grant credits — {customer_label}")
+        self.setMinimumWidth(480)
+        self.credits = QSpinBox()
+        self.credits.setRange(1, 10_000_000)
+        self.credits.setGroupSeparatorShown(True)
+        self.reason = QLineEdit()
+        self.reason.setPlaceholderText("required, e.g. goodwill after outage INC-2211")
+        self.error = QLabel(
+            "Granted credits are free: they are recorded as a grant with your name and reason, "
+            "never as a purchase."
+        )
+        self.error.setWordWrap(True)
+        self.error.setObjectName("hintText")
+        form = QFormLayout()
+        form.addRow("Credits:", self.credits)
+        form.addRow("Reason*:", self.reason)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Grant")
+        self.buttons.accepted.connect(self._on_buttons_accepted)
+        self.buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        add_live_banner(layout, ctx.mode)
+        layout.addWidget(QLabel(f"Customer: {customer_label} ({customer_id})"))
+        layout.addLayout(form)
+        layout.addWidget(self.error)
+        layout.addWidget(self.buttons)
+
+    def _on_buttons_accepted(self) -> None:
+        credits, reason = self.credits.value(), self.reason.text()
+        if not reason.strip():
+            self.error.setObjectName("errorText")
+            self.error.setText("A reason is required for free credits.")
+            return
+        if not confirm_money_move(self._ctx.mode, f"Grant {credits:,} free credits.", self):
+            return
+        self.buttons.setEnabled(False)
+        self._tasks.run(
+            self,
+            lambda: self._ctx.credits.grant(self._customer_id, credits, reason),
+            self._on_granted,
+            self._on_failed,
+        )
+
+    def _on_granted(self, entry: object) -> None:
+        emit(self.granted, entry)
+        self.accept()
+
+    def _on_failed(self, exc: BaseException) -> None:
+        self.buttons.setEnabled(True)
+        if not isinstance(exc, AppError):
+            raise exc
+        self.error.setText(f"Not granted: {exc}")
