@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="render each panel offscreen into DIR/<panel>.png, then exit",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check this installation (database, keyring, resources, window, API pin), then exit",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     sandbox = commands.add_parser(
@@ -117,6 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, paths: AppPaths) -> int:
+    if args.self_test:
+        from admin_app.selftest import run_self_test
+
+        return run_self_test()
     if args.command == "sandbox":
         from stripe_sandbox.cli import run as run_sandbox
 

@@ -7,7 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QMessageLogContext, QTimer, QtMsgType, qInstallMessageHandler
+from PySide6.QtCore import QMessageLogContext, QTimer, QtMsgType, qInstallMessageHandler, qVersion
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMainWindow, QVBoxLayout, QWidget
 
@@ -75,6 +75,23 @@ class AccessDeniedWindow(QMainWindow):
         layout.addWidget(state, 1)
         self.message = message
         self.setCentralWidget(central)
+
+
+def build_window_offscreen(ctx: AppContext, resources: Path) -> str:
+    """For the self-test: build the main window, render it, and tear it down."""
+    app = make_application(resources)
+    tasks = TaskRunner()
+    window = MainWindow(ctx, tasks)
+    try:
+        window.resize(1280, 800)
+        image = window.grab()
+        if image.isNull() or image.width() < 100:
+            raise RuntimeError("Qt could not render the main window")
+        panels = len(window.panels)
+    finally:
+        tasks.shutdown()
+        window.deleteLater()
+    return f"main window with {panels} panels renders (Qt {qVersion()}, {app.platformName()})"
 
 
 def run_gui(

@@ -112,3 +112,12 @@ def test_sandbox_on_a_busy_port_is_exit_2(tmp_path: Path) -> None:
         result = _admin_app(tmp_path, "sandbox", "--port", str(port), timeout=30)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_self_test_passes_and_says_what_it_checked(tmp_path: Path) -> None:
+    result = _admin_app(tmp_path, "--self-test", timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1] == "self-test: ok"
+    checked = {line.split()[1].rstrip(":") for line in lines if line.startswith("ok ")}
+    assert checked == {"database", "keyring", "resources", "stripe", "window"}
