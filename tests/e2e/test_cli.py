@@ -44,8 +44,8 @@ def test_screenshot_writes_every_panel(tmp_path: Path) -> None:
     out = tmp_path / "shots"
     result = _admin_app(tmp_path, "--screenshot", str(out))
     assert result.returncode == 0, result.stderr
-    names = ("customers", "products", "invoices", "credits", "events", "audit", "settings",
-             "operators")  # fmt: skip
+    names = ("customers", "products", "invoices", "credits", "topups", "events", "audit",
+             "settings", "operators")  # fmt: skip
     for name in names:
         png = out / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

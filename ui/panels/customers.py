@@ -28,7 +28,7 @@ from ui.formatting import format_amount, format_date, format_datetime
 from ui.panels.base import ListPanel
 from ui.table_model import Column
 from ui.tasks import TaskRunner
-from ui.topup_dialogs import TopUpDialog
+from ui.topup_dialogs import GrantDialog, TopUpDialog
 
 COLUMNS: list[Column[CustomerRow]] = [
     Column("Name", lambda r: r.name or "(no name)", sort_key=lambda r: r.name.lower()),
@@ -82,10 +82,13 @@ class CustomerDetailPane(QFrame):
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.fields[key] = label
             form.addRow(f"{key}:", label)
+        self.grant_button = QPushButton("Grant credits…")
+        self.grant_button.setEnabled(False)
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
         layout.addLayout(id_row)
         layout.addLayout(form)
+        layout.addWidget(self.grant_button)
         layout.addStretch(1)
         self.detail: CustomerDetail | None = None
 
@@ -178,6 +181,12 @@ class CustomersPanel(ListPanel[CustomerRow]):
             )
 
         self.detail = CustomerDetailPane()
+        self._can_grant = ctx.authority.can(Permission.GRANT_CREDITS)
+        self.detail.grant_button.clicked.connect(self.grant_to_selected)
+        if not self._can_grant:
+            self.detail.grant_button.setToolTip(
+                denied_tooltip(ctx.actor.role, Permission.GRANT_CREDITS)
+            )
         splitter = QSplitter()
         layout = self.layout()
         assert isinstance(layout, QVBoxLayout)
@@ -227,6 +236,16 @@ class CustomersPanel(ListPanel[CustomerRow]):
             self._ctx, self._tasks, detail.stripe_id, detail.name or detail.email, self
         ).open()
 
+    def grant_to_selected(self) -> None:
+        detail = self.detail.detail
+        if not self._can_grant or detail is None or detail.deleted:
+            return
+        dialog = GrantDialog(
+            self._ctx, self._tasks, detail.stripe_id, detail.name or detail.email, self
+        )
+        dialog.granted.connect(lambda _entry: self._on_self_row_selected(self.current_row()))
+        dialog.open()
+
     # ---- slots
     def _on_self_row_selected(self, row: CustomerRow | None) -> None:
         self._update_buttons(None)
@@ -268,3 +287,4 @@ class CustomersPanel(ListPanel[CustomerRow]):
         self.edit_button.setEnabled(self._can_edit and has)
         self.portal_button.setEnabled(self._can_portal and has)
         self.topup_button.setEnabled(self._can_topup and has)
+        self.detail.grant_button.setEnabled(self._can_grant and has)
