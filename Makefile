@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: venv run test lint bench sandbox clean
+.PHONY: venv run test lint bench sandbox package clean
 
 # Reinstall only when the project definition changed: a second `make venv` is a no-op.
 $(STAMP): pyproject.toml
@@ -30,6 +30,11 @@ lint: venv
 
 bench: venv
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m bench $(ARGS)
+
+# The installer for staff machines: dist/billing-admin/ (PyInstaller) and a .deb around it.
+package: venv
+	$(BIN)/pyinstaller --noconfirm --clean --log-level WARN build.spec
+	packaging/build-deb.sh
 
 sandbox: venv
 	$(BIN)/admin-app sandbox --seed-demo $(ARGS)

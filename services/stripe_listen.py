@@ -181,7 +181,9 @@ class ListenSupervisor:
         code = proc.wait()
         with self._lock:
             self._proc = None
-        if not self._stop.is_set():
+        if not self._stop.is_set() and code == 0:
+            self._set(ListenStatus(ListenState.STOPPED, "exited"))
+        elif not self._stop.is_set():
             # The CLI's own last words explain a failure; after "Ready!" it just stopped.
             useful = last_line and "Ready!" not in last_line and "-->" not in last_line
             message = _MSG_RE.search(last_line)  # the CLI's logfmt: level=fatal msg="…"

@@ -9,8 +9,8 @@ from services.stripe_gateway import StripeMode
 
 _TEXT = {
     StripeMode.SANDBOX: (
-        "Sandbox — no real money. Everything runs against the built-in Stripe sandbox "
-        "on this computer."
+        "Sandbox (training) — no real money. Everything runs against the built-in Stripe "
+        "sandbox on this computer."
     ),
     StripeMode.TEST: "Stripe test mode — test data, no real money moves.",
     StripeMode.LIVE: "LIVE MODE — real money. Charges, refunds and links issued here are real.",
