@@ -13,6 +13,7 @@ import uuid
 from dataclasses import asdict, replace
 from typing import Any
 
+from admin_app import argtypes
 from services.browse import ProductRow
 from services.catalog import ProductDraft
 from services.context import AppContext
@@ -166,28 +167,6 @@ def portal_link(args: argparse.Namespace, ctx: AppContext) -> int:
     return 0
 
 
-def _cents(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"amount must be whole cents, e.g. 4500, not {text!r}"
-        ) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("amount must be more than zero")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be a positive whole number")
-    return value
-
-
 def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     p = commands.add_parser("sync", help="pull customers, products and prices from Stripe")
     p.add_argument("what", nargs="?", default="all", choices=[t.value for t in SyncTarget])
@@ -198,7 +177,7 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
                               parser_class=parser_class)  # fmt: skip
     p = sub.add_parser("list", help="customers in the local mirror, newest first")
     p.add_argument("--search", metavar="TEXT", help="name, email or Stripe id contains TEXT")
-    p.add_argument("--limit", type=_positive, default=200)
+    p.add_argument("--limit", type=argtypes.positive, default=200)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=customers_list)
     p = sub.add_parser("show", help="one customer's details")
@@ -229,9 +208,11 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
     p.set_defaults(handler=products_list)
     p = sub.add_parser("add", help="create a product with a one-time price (admins)")
     p.add_argument("--name", required=True)
-    p.add_argument("--amount", required=True, type=_cents, metavar="CENTS")
+    p.add_argument("--amount", required=True, type=argtypes.cents, metavar="CENTS")
     p.add_argument("--currency", required=True, metavar="C")
-    p.add_argument("--credits", type=_positive, metavar="N", help="make it a credit pack of N")
+    p.add_argument(
+        "--credits", type=argtypes.positive, metavar="N", help="make it a credit pack of N"
+    )
     p.add_argument("--description")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=products_add, needs_stripe=True)
@@ -318,7 +299,9 @@ def add_credit_parsers(commands: Any, parser_class: type[argparse.ArgumentParser
     p.add_argument("--customer", required=True, metavar="ID")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--pack", metavar="PRODUCT_ID", help="a credit pack from the catalog")
-    what.add_argument("--credits", type=_positive, metavar="N", help="a custom number of credits")
+    what.add_argument(
+        "--credits", type=argtypes.positive, metavar="N", help="a custom number of credits"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=topup_create, needs_stripe=True)
 
@@ -345,6 +328,6 @@ def add_credit_parsers(commands: Any, parser_class: type[argparse.ArgumentParser
     p.set_defaults(handler=credits_show)
     p = sub.add_parser("grant", help="free credits with a reason (admins; audited)")
     p.add_argument("--customer", required=True, metavar="ID")
-    p.add_argument("--credits", required=True, type=_positive, metavar="N")
+    p.add_argument("--credits", required=True, type=argtypes.positive, metavar="N")
     p.add_argument("--reason", required=True, metavar="TEXT")
     p.set_defaults(handler=credits_grant)

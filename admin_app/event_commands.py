@@ -11,6 +11,7 @@ from datetime import datetime
 from types import FrameType
 from typing import Any
 
+from admin_app import argtypes
 from admin_app.wiring import Runtime
 from services.context import AppContext
 from services.listener import ListenerState
@@ -68,21 +69,11 @@ def events_replay(args: argparse.Namespace, ctx: AppContext) -> int:
     return 0 if result.value != "failed" else 1
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0..65535, not {value}")
-    return value
-
-
 def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     p = commands.add_parser(
         "listen", help="receive webhooks and catch up on events, without the window"
     )
-    p.add_argument("--port", type=_port, default=DEFAULT_PORT, help="on 127.0.0.1")
+    p.add_argument("--port", type=argtypes.port, default=DEFAULT_PORT, help="on 127.0.0.1")
     p.add_argument(
         "--stripe-cli", action="store_true", help="also run and supervise `stripe listen`"
     )

@@ -6,10 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pytestqt.qtbot import QtBot
 
 from admin_app.paths import AppPaths
 from admin_app.wiring import Options, Runtime, build_runtime
 from stripe_sandbox import SandboxServer
+from ui.main_window import MainWindow
 from ui.tasks import TaskRunner
 
 
@@ -33,3 +35,18 @@ def tasks(qapp: object) -> Iterator[TaskRunner]:
     runner = TaskRunner()
     yield runner
     runner.shutdown()
+
+
+@pytest.fixture
+def synced_window(
+    qtbot: QtBot, runtime: Runtime, tasks: TaskRunner, sandbox: SandboxServer
+) -> MainWindow:
+    """The main window over the demo data, after its first sync."""
+    sandbox.seed_demo()
+    window = MainWindow(runtime.require_context(), tasks)
+    qtbot.addWidget(window)
+    window.show()
+    with qtbot.waitSignal(window.sync_finished, timeout=30_000):
+        window.start(sync_first=True)
+    tasks.wait_idle()
+    return window

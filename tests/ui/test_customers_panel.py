@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication, QDialogButtonBox
+from PySide6.QtWidgets import QDialogButtonBox
 from pytestqt.qtbot import QtBot
 
-from admin_app.wiring import Runtime
-from stripe_sandbox import SandboxServer
+from tests.helpers.qt import open_dialog
 from ui.customer_dialogs import CustomerDialog, PortalLinkDialog
 from ui.main_window import MainWindow
 from ui.panels.customers import CustomersPanel
 from ui.product_dialog import ProductDialog
-from ui.tasks import TaskRunner
-
-
-@pytest.fixture
-def window(qtbot: QtBot, runtime: Runtime, tasks: TaskRunner, sandbox: SandboxServer) -> MainWindow:
-    sandbox.seed_demo()
-    win = MainWindow(runtime.require_context(), tasks)
-    qtbot.addWidget(win)
-    win.show()
-    with qtbot.waitSignal(win.sync_finished, timeout=30_000):
-        win.start(sync_first=True)
-    tasks.wait_idle()
-    return win
 
 
 def _panel(window: MainWindow) -> CustomersPanel:
@@ -34,17 +19,10 @@ def _panel(window: MainWindow) -> CustomersPanel:
     return panel
 
 
-def _open_dialog(qtbot: QtBot, kind: type) -> object:
-    qtbot.waitUntil(
-        lambda: any(isinstance(w, kind) and w.isVisible() for w in QApplication.topLevelWidgets()),
-        timeout=5000,
-    )
-    return next(w for w in QApplication.topLevelWidgets() if isinstance(w, kind) and w.isVisible())
-
-
 def test_search_finds_metadata_and_selection_loads_the_detail(
-    qtbot: QtBot, window: MainWindow
+    qtbot: QtBot, synced_window: MainWindow
 ) -> None:
+    window = synced_window
     panel = _panel(window)
     panel.search.setText("acct-1001")  # a metadata value, not a shown column
     assert panel.model.rowCount() == 1
@@ -59,11 +37,12 @@ def test_search_finds_metadata_and_selection_loads_the_detail(
     assert QGuiApplication.clipboard().text() == detail.stripe_id
 
 
-def test_create_a_customer_in_the_dialog(qtbot: QtBot, window: MainWindow) -> None:
+def test_create_a_customer_in_theopen_dialog(qtbot: QtBot, synced_window: MainWindow) -> None:
+    window = synced_window
     panel = _panel(window)
     before = panel.model.total_count
     panel.new_button.click()
-    dialog = _open_dialog(qtbot, CustomerDialog)
+    dialog = open_dialog(qtbot, CustomerDialog)
     assert isinstance(dialog, CustomerDialog)
     dialog.email.setText("not an email")
     dialog.buttons.button(QDialogButtonBox.StandardButton.Save).click()
@@ -81,12 +60,13 @@ def test_create_a_customer_in_the_dialog(qtbot: QtBot, window: MainWindow) -> No
     assert (detail.name, detail.notes) == ("Newly Made", "met at the fair")
 
 
-def test_edit_the_selected_customer(qtbot: QtBot, window: MainWindow) -> None:
+def test_edit_the_selected_customer(qtbot: QtBot, synced_window: MainWindow) -> None:
+    window = synced_window
     panel = _panel(window)
     panel.table.selectRow(0)
     qtbot.waitUntil(lambda: panel.detail.detail is not None, timeout=5000)
     panel.edit_button.click()
-    dialog = _open_dialog(qtbot, CustomerDialog)
+    dialog = open_dialog(qtbot, CustomerDialog)
     assert isinstance(dialog, CustomerDialog)
     dialog.phone.setText("+1 212 555 0199")
     with qtbot.waitSignal(dialog.saved, timeout=10_000) as saved:
@@ -94,12 +74,13 @@ def test_edit_the_selected_customer(qtbot: QtBot, window: MainWindow) -> None:
     assert saved.args[0].phone == "+1 212 555 0199"
 
 
-def test_portal_link_dialog_shows_a_copyable_link(qtbot: QtBot, window: MainWindow) -> None:
+def test_portal_link_dialog_shows_a_copyable_link(qtbot: QtBot, synced_window: MainWindow) -> None:
+    window = synced_window
     panel = _panel(window)
     panel.table.selectRow(0)
     qtbot.waitUntil(panel.portal_button.isEnabled, timeout=5000)
     panel.portal_button.click()
-    dialog = _open_dialog(qtbot, PortalLinkDialog)
+    dialog = open_dialog(qtbot, PortalLinkDialog)
     assert isinstance(dialog, PortalLinkDialog)
     qtbot.waitUntil(dialog.copy_button.isEnabled, timeout=5000)
     assert "/_sandbox/portal/bps_" in dialog.url.text()
@@ -108,10 +89,11 @@ def test_portal_link_dialog_shows_a_copyable_link(qtbot: QtBot, window: MainWind
     dialog.close()
 
 
-def test_new_credit_pack_in_the_products_panel(qtbot: QtBot, window: MainWindow) -> None:
+def test_new_credit_pack_in_the_products_panel(qtbot: QtBot, synced_window: MainWindow) -> None:
+    window = synced_window
     panel = window.panels["products"]
     panel.new_button.click()  # type: ignore[attr-defined]
-    dialog = _open_dialog(qtbot, ProductDialog)
+    dialog = open_dialog(qtbot, ProductDialog)
     assert isinstance(dialog, ProductDialog)
     dialog.name.setText("10,000 credits")
     dialog.amount.setText("600.00")

@@ -2,51 +2,26 @@
 
 from __future__ import annotations
 
-import pytest
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication, QDialogButtonBox
+from PySide6.QtWidgets import QDialogButtonBox
 from pytestqt.qtbot import QtBot
 
-from admin_app.wiring import Runtime
-from stripe_sandbox import SandboxServer
+from tests.helpers.qt import open_dialog
 from ui.main_window import MainWindow
 from ui.panels.credits import CreditsPanel
 from ui.panels.customers import CustomersPanel
 from ui.panels.topups import TopUpsPanel
-from ui.tasks import TaskRunner
 from ui.topup_dialogs import GrantDialog, TopUpDialog
 
 
-@pytest.fixture
-def window(qtbot: QtBot, runtime: Runtime, tasks: TaskRunner, sandbox: SandboxServer) -> MainWindow:
-    sandbox.seed_demo()
-    win = MainWindow(runtime.require_context(), tasks)
-    qtbot.addWidget(win)
-    win.show()
-    with qtbot.waitSignal(win.sync_finished, timeout=30_000):
-        win.start(sync_first=True)
-    tasks.wait_idle()
-    return win
-
-
-def _dialog(qtbot: QtBot, kind: type) -> object:
-    def find() -> object | None:
-        return next(
-            (w for w in QApplication.topLevelWidgets() if isinstance(w, kind) and w.isVisible()),
-            None,
-        )
-
-    qtbot.waitUntil(lambda: find() is not None, timeout=5000)
-    return find()
-
-
-def test_issue_a_link_then_expire_it(qtbot: QtBot, window: MainWindow) -> None:
+def test_issue_a_link_then_expire_it(qtbot: QtBot, synced_window: MainWindow) -> None:
+    window = synced_window
     customers = window.panels["customers"]
     assert isinstance(customers, CustomersPanel)
     customers.table.selectRow(0)
     qtbot.waitUntil(customers.topup_button.isEnabled, timeout=5000)
     customers.topup_button.click()
-    dialog = _dialog(qtbot, TopUpDialog)
+    dialog = open_dialog(qtbot, TopUpDialog)
     assert isinstance(dialog, TopUpDialog)
     qtbot.waitUntil(lambda: dialog.pack_combo.count() > 0, timeout=5000)
     dialog.custom_choice.setChecked(True)
@@ -78,7 +53,8 @@ def test_issue_a_link_then_expire_it(qtbot: QtBot, window: MainWindow) -> None:
     assert window.panels["credits"].model.total_count == 0
 
 
-def test_grant_needs_a_reason(qtbot: QtBot, window: MainWindow) -> None:
+def test_grant_needs_a_reason(qtbot: QtBot, synced_window: MainWindow) -> None:
+    window = synced_window
     ctx = window.ctx
     customer = window.panels["customers"].model.row_at(0)
     dialog = GrantDialog(ctx, window.tasks, customer.stripe_id, customer.name)
