@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
+from services import validation
 from services.audit import Authority
+from services.errors import ValidationError
 from services.permissions import Permission
 from services.secrets import SecretName, SecretStatus, SecretStore, hint, validate_secret
 from services.settings import (
@@ -36,6 +39,21 @@ class ConfigChange:
     database_url: str = ""
     api_base: str = ""
     stripe_cli: str = ""
+    topup_success_url: str = ""
+    topup_cancel_url: str = ""
+    credit_price: str = "0.10"  # per credit, in major units of credit_currency
+    credit_currency: str = "usd"
+    credit_min: str = "100"
+    credit_max: str = "100000"
+
+
+def _page_url(value: str, label: str) -> str | None:
+    value = value.strip()
+    if not value:
+        return None
+    if not value.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        raise ValidationError(f"{label} must be an https:// address.")
+    return value
 
 
 class ConfigService:
@@ -78,8 +96,24 @@ class ConfigService:
             stripe_cli=validate_stripe_cli(change.stripe_cli)
             if change.stripe_cli.strip()
             else None,
+            topup_success_url=_page_url(change.topup_success_url, "The top-up success page"),
+            topup_cancel_url=_page_url(change.topup_cancel_url, "The top-up cancel page"),
+            **self._credit_prices(change),
         )
         return key, webhook, settings
+
+    @staticmethod
+    def _credit_prices(change: ConfigChange) -> dict[str, Any]:
+        code = validation.currency(change.credit_currency)
+        unit = validation.amount_in_minor_units(change.credit_price, code)
+        low = validation.positive_int(change.credit_min, "The smallest custom top-up")
+        high = validation.positive_int(change.credit_max, "The largest custom top-up")
+        if low > high:
+            raise ValidationError("The smallest custom top-up is larger than the largest.")
+        if low * unit < 50:
+            raise ValidationError("The smallest custom top-up must cost at least 0.50 (Stripe).")
+        return {"credit_unit_amount": unit, "credit_currency": code, "credit_min": low,
+                "credit_max": high}  # fmt: skip
 
     def apply(self, change: ConfigChange) -> None:
         """Validate, then store secrets in the keyring and settings in the file; audited."""

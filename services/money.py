@@ -24,3 +24,11 @@ def format_amount(amount: int | None, currency: str | None) -> str:
     if symbol:
         return f"{sign}{symbol}{text}"
     return f"{sign}{text} {code.upper()}".rstrip()
+
+
+def major_units_text(amount: int, currency: str) -> str:
+    """`1250, "usd"` → `"12.50"` (for an edit box; no symbol, no separators)."""
+    if currency.lower() in ZERO_DECIMAL:
+        return str(amount)
+    sign = "-" if amount < 0 else ""
+    return f"{sign}{abs(amount) // 100}.{abs(amount) % 100:02d}"

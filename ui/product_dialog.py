@@ -19,19 +19,11 @@ from services.browse import ProductRow
 from services.catalog import ProductDraft
 from services.context import AppContext
 from services.errors import AppError
-from services.money import ZERO_DECIMAL
+from services.money import major_units_text
 from services.validation import amount_in_minor_units, currency, positive_int
 from ui.dialogs import add_live_banner
 from ui.signals import emit
 from ui.tasks import TaskRunner
-
-
-def _major(amount: int | None, code: str) -> str:
-    if amount is None:
-        return ""
-    if code in ZERO_DECIMAL:
-        return str(amount)
-    return f"{amount // 100}.{amount % 100:02d}"
 
 
 class ProductDialog(QDialog):
@@ -90,7 +82,7 @@ class ProductDialog(QDialog):
             price = existing.default_price
             if price is not None:
                 self.currency.setText(price.currency)
-                self.amount.setText(_major(price.unit_amount, price.currency))
+                self.amount.setText(major_units_text(price.unit_amount or 0, price.currency))
             self.credits.setText(str(existing.credits) if existing.credits else "")
 
     def draft(self) -> ProductDraft:

@@ -6,6 +6,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QVBoxLayout,
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import (
 from services.configuration import ConfigChange, ConfigSnapshot
 from services.context import AppContext
 from services.errors import AppError
+from services.money import major_units_text
 from services.permissions import Permission
 from services.secrets import SecretSource, SecretStatus
 from ui.dialogs import add_live_banner, denied_tooltip
@@ -57,6 +59,19 @@ class SettingsDialog(QDialog):
         self.db_edit.setPlaceholderText("Empty: a SQLite file on this computer")
         self.api_edit = QLineEdit()
         self.api_edit.setPlaceholderText("Empty: Stripe (https://api.stripe.com)")
+        self.cli_edit = QLineEdit()
+        self.cli_edit.setPlaceholderText("Empty: `stripe` found on PATH (for stripe listen)")
+        self.success_edit = QLineEdit()
+        self.success_edit.setPlaceholderText(
+            "https://…/thanks?session={CHECKOUT_SESSION_ID} (required with a real Stripe key)"
+        )
+        self.cancel_edit = QLineEdit()
+        self.cancel_edit.setPlaceholderText("https://… where a customer lands after cancelling")
+        self.price_edit = QLineEdit("0.10")
+        self.currency_edit = QLineEdit("usd")
+        self.currency_edit.setMaxLength(3)
+        self.min_edit = QLineEdit("100")
+        self.max_edit = QLineEdit("100000")
         self.keyring_label = QLabel("Reading…")
         self.keyring_label.setWordWrap(True)
         self.error_label = QLabel()
@@ -73,7 +88,23 @@ class SettingsDialog(QDialog):
         form.addRow("", self.webhook_status)
         form.addRow("Database URL:", self.db_edit)
         form.addRow("Stripe API address:", self.api_edit)
+        form.addRow("Stripe CLI:", self.cli_edit)
         form.addRow("Secrets are kept in:", self.keyring_label)
+        form.addRow(QLabel("<b>Top-ups</b>"))
+        form.addRow("After payment:", self.success_edit)
+        form.addRow("After cancelling:", self.cancel_edit)
+        prices = QHBoxLayout()
+        parts = (
+            ("", self.price_edit),
+            ("", self.currency_edit),
+            ("per credit; custom top-ups from", self.min_edit),
+            ("to", self.max_edit),
+        )
+        for text, edit in parts:
+            if text:
+                prices.addWidget(QLabel(text))
+            prices.addWidget(edit)
+        form.addRow("Price:", prices)
 
         note = QLabel(
             "Keys are stored in this computer's keyring, never in files or the database. "
@@ -93,7 +124,7 @@ class SettingsDialog(QDialog):
         if not self._may_change:
             reason = denied_tooltip(ctx.actor.role, Permission.MANAGE_SETTINGS)
             self.save_button.setToolTip(reason)
-            for edit in (self.key_edit, self.webhook_edit, self.db_edit, self.api_edit):
+            for edit in self._edits():
                 edit.setReadOnly(True)
                 edit.setToolTip(reason)
             self.error_label.setText("Only admins can change settings. " + reason)
@@ -107,11 +138,26 @@ class SettingsDialog(QDialog):
 
         tasks.run(self, ctx.config.snapshot, self._on_snapshot_ok, self._on_error)
 
+    def _edits(self) -> tuple[QLineEdit, ...]:
+        return (
+            self.key_edit, self.webhook_edit, self.db_edit, self.api_edit, self.cli_edit,
+            self.success_edit, self.cancel_edit, self.price_edit, self.currency_edit,
+            self.min_edit, self.max_edit,
+        )  # fmt: skip
+
     def _on_snapshot_ok(self, snap: ConfigSnapshot) -> None:
         self.key_status.setText(_describe(snap.key))
         self.webhook_status.setText(_describe(snap.webhook))
         self.db_edit.setText(snap.settings.database_url or "")
         self.api_edit.setText(snap.settings.api_base or "")
+        s = snap.settings
+        self.cli_edit.setText(s.stripe_cli or "")
+        self.success_edit.setText(s.topup_success_url or "")
+        self.cancel_edit.setText(s.topup_cancel_url or "")
+        self.price_edit.setText(major_units_text(s.credit_unit_amount, s.credit_currency))
+        self.currency_edit.setText(s.credit_currency)
+        self.min_edit.setText(str(s.credit_min))
+        self.max_edit.setText(str(s.credit_max))
         self.keyring_label.setText(snap.keyring_problem or snap.keyring_backend)
         self.save_button.setEnabled(self._may_change)
         self.adjustSize()
@@ -129,6 +175,13 @@ class SettingsDialog(QDialog):
             webhook_secret=self.webhook_edit.text(),
             database_url=self.db_edit.text(),
             api_base=self.api_edit.text(),
+            stripe_cli=self.cli_edit.text(),
+            topup_success_url=self.success_edit.text(),
+            topup_cancel_url=self.cancel_edit.text(),
+            credit_price=self.price_edit.text(),
+            credit_currency=self.currency_edit.text(),
+            credit_min=self.min_edit.text(),
+            credit_max=self.max_edit.text(),
         )
         # Validate everything first, on the GUI thread (no I/O): a bad field changes nothing.
         try:

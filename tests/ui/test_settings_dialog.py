@@ -56,3 +56,25 @@ def test_a_good_key_goes_to_the_keyring_not_the_settings_file(
     saved = app_paths.settings_file.read_text()
     assert "127.0.0.1:12111" in saved
     assert KEY not in saved
+
+
+def test_top_up_prices_are_validated_and_saved(
+    qtbot: QtBot, runtime: Runtime, tasks: TaskRunner, app_paths: AppPaths
+) -> None:
+    dialog = _dialog(qtbot, runtime, tasks)
+    dialog.price_edit.setText("0.001")
+    dialog.buttons.button(QDialogButtonBox.StandardButton.Save).click()
+    assert "Amount must be a number" in dialog.error_label.text()
+    dialog.price_edit.setText("0.25")
+    dialog.min_edit.setText("1000")
+    dialog.max_edit.setText("10")
+    dialog.buttons.button(QDialogButtonBox.StandardButton.Save).click()
+    assert "larger than the largest" in dialog.error_label.text()
+    assert not app_paths.settings_file.exists()
+    dialog.max_edit.setText("50000")
+    dialog.success_edit.setText("https://example.com/thanks?s={CHECKOUT_SESSION_ID}")
+    with qtbot.waitSignal(dialog.accepted, timeout=5000):
+        dialog.buttons.button(QDialogButtonBox.StandardButton.Save).click()
+    saved = runtime.require_context().config.snapshot().settings
+    assert (saved.credit_unit_amount, saved.credit_min, saved.credit_max) == (25, 1000, 50000)
+    assert saved.topup_success_url == "https://example.com/thanks?s={CHECKOUT_SESSION_ID}"
