@@ -43,7 +43,7 @@ class SettingsDialog(QDialog):
     def __init__(self, ctx: AppContext, tasks: TaskRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
-        self.setMinimumWidth(620)
+        self.setMinimumWidth(760)
         self._ctx = ctx
         self._tasks = tasks
 
@@ -72,6 +72,9 @@ class SettingsDialog(QDialog):
         self.currency_edit.setMaxLength(3)
         self.min_edit = QLineEdit("100")
         self.max_edit = QLineEdit("100000")
+        for edit, width in ((self.price_edit, 80), (self.currency_edit, 50),
+                            (self.min_edit, 90), (self.max_edit, 90)):  # fmt: skip
+            edit.setFixedWidth(width)
         self.keyring_label = QLabel("Reading…")
         self.keyring_label.setWordWrap(True)
         self.error_label = QLabel()
@@ -104,6 +107,7 @@ class SettingsDialog(QDialog):
             if text:
                 prices.addWidget(QLabel(text))
             prices.addWidget(edit)
+        prices.addStretch(1)
         form.addRow("Price:", prices)
 
         note = QLabel(
@@ -159,6 +163,8 @@ class SettingsDialog(QDialog):
         self.min_edit.setText(str(s.credit_min))
         self.max_edit.setText(str(s.credit_max))
         self.keyring_label.setText(snap.keyring_problem or snap.keyring_backend)
+        # A wrapped label in a form needs its height reserved, or it is clipped.
+        self.keyring_label.setMinimumHeight(self.keyring_label.heightForWidth(520))
         self.save_button.setEnabled(self._may_change)
         self.adjustSize()
 
