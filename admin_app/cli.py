@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from admin_app import __version__, catalog_commands, event_commands
+from admin_app import __version__, argtypes, catalog_commands, event_commands, invoice_commands
 from admin_app import commands as cmd
 from admin_app.logging_setup import setup_logging
 from admin_app.paths import AppPaths, resources_dir
@@ -24,6 +24,7 @@ from services.redaction import redact
 
 log = logging.getLogger(__name__)
 
+SANDBOX_LISTEN = "sandbox-listen"  # hidden: see main()
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
 EXIT_BAD_INPUT = 2
@@ -73,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = commands.add_parser(
         "sandbox", help="run the local Stripe sandbox in the foreground (any sk_test_ key works)"
     )
-    sandbox.add_argument("--port", type=_port, default=12111, help="port on 127.0.0.1 (0: any)")
+    sandbox.add_argument(
+        "--port", type=argtypes.port, default=12111, help="port on 127.0.0.1 (0: any)"
+    )
     sandbox.add_argument(
         "--seed-demo", action="store_true", help="load demo customers and products"
     )
@@ -84,22 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
     catalog_commands.add_parsers(commands, _Parser)
     catalog_commands.add_credit_parsers(commands, _Parser)
     event_commands.add_parsers(commands, _Parser)
+    invoice_commands.add_parsers(commands, _Parser)
     return parser
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0..65535, not {value}")
-    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `admin-app` console script."""
-    args = build_parser().parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    if raw[:1] == [SANDBOX_LISTEN]:
+        # The sandbox's `stripe listen` look-alike, reachable through the app's own executable
+        # (a frozen build has no `python -m`): the listen supervisor runs it like this.
+        from stripe_sandbox import listen
+
+        return listen.main(raw[1:])
+    args = build_parser().parse_args(raw)
     paths = AppPaths.detect()
     setup_logging(paths.log_file, verbose=args.verbose)
     try:

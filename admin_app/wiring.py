@@ -24,6 +24,7 @@ from services.database import open_database, sqlite_url
 from services.errors import ConfigurationError, NotAnOperator
 from services.events import ROUTES, EventPipeline
 from services.identity import current_login
+from services.invoices import InvoiceService
 from services.listener import ListenerService
 from services.operators import OperatorService, sign_in
 from services.redaction import redact
@@ -88,14 +89,7 @@ class Runtime:
         command: list[str] | None
         if self.mode is StripeMode.SANDBOX:
             base = gateway.api_base or ""
-            command = [
-                sys.executable,
-                "-m",
-                "stripe_sandbox",
-                "listen",
-                "--api-base",
-                base,
-            ]
+            command = [*app_command(), "sandbox-listen", "--api-base", base]
         else:
             cli = find_stripe_cli(self.settings.stripe_cli)
             command = [cli, "listen"] if cli else None
@@ -196,6 +190,13 @@ def build_runtime(options: Options, paths: AppPaths) -> Runtime:
     return runtime
 
 
+def app_command() -> list[str]:
+    """How to run this app's own command line again (source checkout or frozen build)."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable]
+    return [sys.executable, "-m", "admin_app"]
+
+
 def build_context(
     database: peewee.Database,
     gateway: StripeGateway,
@@ -221,6 +222,7 @@ def build_context(
         # Credits first: their checkout/charge routes are more specific than the mirror's.
         events=EventPipeline(database, gateway, [*CREDIT_ROUTES, *ROUTES]),
         credits=CreditService(database, gateway, authority, settings_store.load()),
+        invoices=InvoiceService(database, gateway, authority),
     )
 
 

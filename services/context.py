@@ -11,6 +11,7 @@ from services.configuration import ConfigService
 from services.credits import CreditService
 from services.customers import CustomerService
 from services.events import EventPipeline
+from services.invoices import InvoiceService
 from services.operators import OperatorService
 from services.stripe_gateway import StripeGateway, StripeMode
 from services.sync import SyncService
@@ -33,6 +34,7 @@ class AppContext:
     audit: AuditLog
     events: EventPipeline
     credits: CreditService
+    invoices: InvoiceService
 
     @property
     def actor(self) -> Actor:

@@ -123,6 +123,8 @@ class StripeGateway:
         sandbox: True when `api_base` is the bundled sandbox (changes only the shown mode).
         max_network_retries: stripe-python retries connection errors and 409/429/5xx answers,
             adding an idempotency key to POSTs so a retry cannot act twice.
+        timeout: seconds to wait for one answer (None: stripe-python's default of 80 s). A
+            timed-out request is retried like a connection error, with the same idempotency key.
     """
 
     def __init__(
@@ -132,11 +134,13 @@ class StripeGateway:
         api_base: str | None = None,
         sandbox: bool = False,
         max_network_retries: int = 2,
+        timeout: float | None = None,
     ) -> None:
         self._api_key = api_key
         self.api_base = api_base
         self.mode = mode_for_key(api_key, sandbox=sandbox)
         self._max_network_retries = max_network_retries
+        self._timeout = timeout
         self._client: stripe.StripeClient | None = None
         self._lock = threading.Lock()
 
@@ -156,6 +160,11 @@ class StripeGateway:
                     stripe_version=PINNED_API_VERSION,
                     base_addresses={"api": self.api_base} if self.api_base else None,
                     max_network_retries=self._max_network_retries,
+                    http_client=(
+                        stripe.RequestsClient(timeout=self._timeout)
+                        if self._timeout is not None
+                        else None
+                    ),
                 )
             return self._client
 

@@ -1,4 +1,4 @@
-"""Pulling customers, products and prices from Stripe into the local mirror.
+"""Pulling customers, invoices, products and prices from Stripe into the local mirror.
 
 Pages of 100, one transaction per page, progress after each page, and a cancel check between
 pages: a cancelled pull keeps the pages it finished and is safe to run again.
@@ -20,7 +20,7 @@ import stripe
 from services.audit import Authority
 from services.errors import AppError
 from services.mirror import upsert
-from services.models import Customer, Price, Product, StripeMirror, tuples
+from services.models import Customer, Invoice, Price, Product, StripeMirror, tuples
 from services.permissions import Permission
 from services.stripe_gateway import StripeGateway
 
@@ -32,12 +32,13 @@ PAGE_SIZE = 100
 class SyncTarget(enum.Enum):
     CUSTOMERS = "customers"
     PRODUCTS = "products"
+    INVOICES = "invoices"
     ALL = "all"
 
 
 @dataclass(frozen=True)
 class SyncProgress:
-    kind: str  # "customers", "products", "prices"
+    kind: str  # "customers", "invoices", "products", "prices"
     done: int
     estimate: int | None = None  # "~total": how many the mirror had before this pull
 
@@ -112,6 +113,8 @@ class SyncService:
             plan.append(
                 ("customers", Customer, lambda c: c.v1.customers.list({"limit": PAGE_SIZE}))
             )
+        if target in (SyncTarget.INVOICES, SyncTarget.ALL):
+            plan.append(("invoices", Invoice, lambda c: c.v1.invoices.list({"limit": PAGE_SIZE})))
         if target in (SyncTarget.PRODUCTS, SyncTarget.ALL):
             plan.append(("products", Product, lambda c: c.v1.products.list({"limit": PAGE_SIZE})))
             plan.append(("prices", Price, lambda c: c.v1.prices.list({"limit": PAGE_SIZE})))

@@ -171,8 +171,8 @@ def take_screenshots(window: MainWindow, tasks: TaskRunner, out_dir: Path) -> in
             continue
         window.show_panel(name)
         panel = window.panels[name]
-        if name == "customers" and panel.model.rowCount():
-            panel.table.selectRow(0)  # show the detail pane with someone in it
+        if name in ("customers", "invoices") and panel.model.rowCount():
+            panel.table.selectRow(0)  # show the detail pane with something in it
             tasks.wait_idle()
         QApplication.processEvents()
         path = out_dir / f"{name}.png"

@@ -71,6 +71,10 @@ class RowTableModel(QAbstractTableModel, Generic[R]):
         self._apply()
         self.endResetModel()
 
+    def clear_sort(self) -> None:
+        """Back to the order the rows were given in (from the next `set_rows` on)."""
+        self._sort = None
+
     @property
     def total_count(self) -> int:
         return len(self._all)

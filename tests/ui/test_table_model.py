@@ -64,3 +64,20 @@ def test_filter_agrees_with_a_plain_scan(qapp: object, names: list[str], query: 
     terms = query.lower().split()
     expected = [n for n in names if all(t in n.lower() for t in terms)]
     assert [r.name for r in model.visible_rows()] == expected
+
+
+def test_a_new_panel_keeps_the_services_order(
+    qtbot: object, runtime: object, tasks: object
+) -> None:
+    from services.browse import CustomerRow
+    from ui.panels.customers import CustomersPanel
+
+    ctx = runtime.require_context()  # type: ignore[attr-defined]
+    panel = CustomersPanel(ctx, tasks)  # type: ignore[arg-type]
+    rows = [
+        CustomerRow(f"cus_{n}", name, f"{n}@x.io", "", "usd", 0, 10 - n, False, "{}")
+        for n, name in enumerate(["Bea", "Al", "Cy"])
+    ]
+    panel.model.set_rows(rows)
+    assert panel.model.visible_rows() == rows  # newest first, as given: not sorted by name
+    panel.deleteLater()

@@ -126,9 +126,11 @@ class ListPanel(QWidget, Generic[R]):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setAlternatingRowColors(True)
-        self.table.setSortingEnabled(True)
-        # Start unsorted (the service's order); Qt would otherwise sort everything at once.
+        # Start unsorted (the service's order): clear the indicator first, because enabling
+        # sorting sorts at once by the indicator (column 0, descending, by default).
         self.table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        self.table.setSortingEnabled(True)
+        self.model.clear_sort()
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.verticalHeader().setVisible(False)
