@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from PySide6.QtCore import QUrl, Signal
+from PySide6.QtCore import QUrl
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import (
     QDialog,
@@ -23,17 +23,16 @@ from services.context import AppContext
 from services.customers import Address, CustomerDetail, CustomerDraft, PortalLink
 from services.errors import AppError
 from services.validation import parse_metadata_lines
-from ui.dialogs import add_live_banner
-from ui.signals import emit
+from ui.dialogs import SubmitDialog, add_live_banner
 from ui.tasks import TaskRunner
 
 
-class CustomerDialog(QDialog):
+class CustomerDialog(SubmitDialog):
     """New customer, or edit one. The idempotency key lives as long as the dialog: pressing
     Save again after a timeout repeats the same request and cannot create a second customer."""
 
     #: Emitted with the saved CustomerDetail.
-    saved = Signal(object)
+    saved = SubmitDialog.succeeded
 
     def __init__(
         self,
@@ -42,9 +41,8 @@ class CustomerDialog(QDialog):
         existing: CustomerDetail | None = None,
         parent: QWidget | None = None,
     ) -> None:
-        super().__init__(parent)
+        super().__init__(tasks, parent)
         self._ctx = ctx
-        self._tasks = tasks
         self._existing = existing
         self.idempotency_key = f"ba-customer-{uuid.uuid4()}"
         self.setWindowTitle(
@@ -150,26 +148,13 @@ class CustomerDialog(QDialog):
         try:
             draft = self.draft()
         except AppError as exc:
-            self.error.setText(str(exc))
+            self.show_error(str(exc))
             return
-        self.error.setText("Saving to Stripe…")
-        self.buttons.setEnabled(False)
         key, existing = self.idempotency_key, self._existing
         if existing is None:
-            work = lambda: self._ctx.customers.create(draft, key)  # noqa: E731
+            self.submit(lambda: self._ctx.customers.create(draft, key))
         else:
-            work = lambda: self._ctx.customers.update(existing.stripe_id, draft, key)  # noqa: E731
-        self._tasks.run(self, work, self._on_saved, self._on_failed)
-
-    def _on_saved(self, detail: CustomerDetail) -> None:
-        emit(self.saved, detail)
-        self.accept()
-
-    def _on_failed(self, exc: BaseException) -> None:
-        self.buttons.setEnabled(True)
-        if not isinstance(exc, AppError):
-            raise exc
-        self.error.setText(f"Not saved: {exc}")
+            self.submit(lambda: self._ctx.customers.update(existing.stripe_id, draft, key))
 
 
 class PortalLinkDialog(QDialog):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -11,9 +15,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from services.errors import AppError
 from services.permissions import Permission, Role, why_not
 from services.stripe_gateway import StripeMode
 from ui.banner import ModeBanner
+from ui.signals import emit
+from ui.tasks import TaskRunner
 
 LIVE_CONFIRM_WORD = "LIVE"
 
@@ -72,3 +79,44 @@ def confirm_money_move(mode: StripeMode, description: str, parent: QWidget | Non
         return True
     dialog = LiveConfirmDialog(description, parent)
     return dialog.exec() == QDialog.DialogCode.Accepted
+
+
+class SubmitDialog(QDialog):
+    """A form that sends one service call off the GUI thread.
+
+    While the call runs the buttons are disabled; on success `succeeded` is emitted with the result
+    and the dialog closes; an expected error is shown under the form, which stays as it was so
+    the person can fix it and press the button again (with the same idempotency key).
+    Subclasses provide `self.buttons` and `self.error`.
+    """
+
+    succeeded = Signal(object)
+    failure_prefix = "Not saved"
+
+    buttons: QDialogButtonBox
+    error: QLabel
+
+    def __init__(self, tasks: TaskRunner, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._tasks = tasks
+
+    def submit(self, work: Callable[[], Any], busy_text: str = "Saving to Stripe…") -> None:
+        self.show_error("")
+        self.error.setText(busy_text)
+        self.buttons.setEnabled(False)
+        self._tasks.run(self, work, self._on_submit_ok, self._on_submit_failed)
+
+    def show_error(self, text: str) -> None:
+        self.error.setObjectName("errorText")
+        self.error.style().polish(self.error)
+        self.error.setText(text)
+
+    def _on_submit_ok(self, result: object) -> None:
+        emit(self.succeeded, result)
+        self.accept()
+
+    def _on_submit_failed(self, exc: BaseException) -> None:
+        self.buttons.setEnabled(True)
+        if not isinstance(exc, AppError):
+            raise exc
+        self.show_error(f"{self.failure_prefix}: {exc}")

@@ -36,22 +36,22 @@ from services.invoices import (
     ChargePreview,
     ChargeResult,
     DraftLine,
-    InvoiceDetail,
     InvoiceDraft,
     charge_result_of,
 )
 from services.money import format_amount
 from services.validation import amount_in_minor_units, currency
-from ui.dialogs import add_live_banner, confirm_money_move
+from ui.dialogs import SubmitDialog, add_live_banner, confirm_money_move
 from ui.signals import emit
 from ui.tasks import TaskRunner
 
 
-class NewInvoiceDialog(QDialog):
+class NewInvoiceDialog(SubmitDialog):
     """A draft for one customer: a catalog price or a custom line. Nothing is charged here."""
 
     #: Emitted with the created InvoiceDetail.
-    created = Signal(object)
+    created = SubmitDialog.succeeded
+    failure_prefix = "Not created"
 
     def __init__(
         self,
@@ -60,9 +60,8 @@ class NewInvoiceDialog(QDialog):
         customer_id: str = "",
         parent: QWidget | None = None,
     ) -> None:
-        super().__init__(parent)
+        super().__init__(tasks, parent)
         self._ctx = ctx
-        self._tasks = tasks
         self.idempotency_key = f"ba-invoice-{uuid.uuid4()}"
         self.setWindowTitle("New draft invoice")
         self.setMinimumWidth(560)
@@ -133,7 +132,7 @@ class NewInvoiceDialog(QDialog):
         layout.addWidget(self.buttons)
         self.custom_choice.setChecked(True)
         self._on_choice_toggled(False)
-        tasks.run(self, ctx.browse.products, self._on_products_loaded, self._on_failed)
+        tasks.run(self, ctx.browse.products, self._on_products_loaded, self._on_submit_failed)
 
     def _on_products_loaded(self, products: list[ProductRow]) -> None:
         for product in products:
@@ -181,32 +180,12 @@ class NewInvoiceDialog(QDialog):
         try:
             draft = self.draft()
         except AppError as exc:
-            self._show_error(str(exc))
+            self.show_error(str(exc))
             return
-        self.error.setText("Creating the draft in Stripe…")
-        self.buttons.setEnabled(False)
         key = self.idempotency_key
-        self._tasks.run(
-            self,
-            lambda: self._ctx.invoices.create_draft(draft, key),
-            self._on_created,
-            self._on_failed,
+        self.submit(
+            lambda: self._ctx.invoices.create_draft(draft, key), "Creating the draft in Stripe…"
         )
-
-    def _on_created(self, detail: InvoiceDetail) -> None:
-        emit(self.created, detail)
-        self.accept()
-
-    def _on_failed(self, exc: BaseException) -> None:
-        self.buttons.setEnabled(True)
-        if not isinstance(exc, AppError):
-            raise exc
-        self._show_error(f"Not created: {exc}")
-
-    def _show_error(self, text: str) -> None:
-        self.error.setObjectName("errorText")
-        self.error.style().polish(self.error)
-        self.error.setText(text)
 
 
 _OUTCOME_TITLES = {

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QDialog,
     QDialogButtonBox,
     QFormLayout,
     QLabel,
@@ -21,13 +19,12 @@ from services.context import AppContext
 from services.errors import AppError
 from services.money import major_units_text
 from services.validation import amount_in_minor_units, currency, positive_int
-from ui.dialogs import add_live_banner
-from ui.signals import emit
+from ui.dialogs import SubmitDialog, add_live_banner
 from ui.tasks import TaskRunner
 
 
-class ProductDialog(QDialog):
-    saved = Signal(object)
+class ProductDialog(SubmitDialog):
+    saved = SubmitDialog.succeeded
 
     def __init__(
         self,
@@ -36,9 +33,8 @@ class ProductDialog(QDialog):
         existing: ProductRow | None = None,
         parent: QWidget | None = None,
     ) -> None:
-        super().__init__(parent)
+        super().__init__(tasks, parent)
         self._ctx = ctx
-        self._tasks = tasks
         self._existing = existing
         self.idempotency_key = f"ba-product-{uuid.uuid4()}"
         self.setWindowTitle(f"Edit {existing.name}" if existing else "New product")
@@ -101,23 +97,10 @@ class ProductDialog(QDialog):
         try:
             draft = self.draft()
         except AppError as exc:
-            self.error.setText(str(exc))
+            self.show_error(str(exc))
             return
-        self.error.setText("Saving to Stripe…")
-        self.buttons.setEnabled(False)
         key, existing = self.idempotency_key, self._existing
         if existing is None:
-            work = lambda: self._ctx.catalog.create(draft, key)  # noqa: E731
+            self.submit(lambda: self._ctx.catalog.create(draft, key))
         else:
-            work = lambda: self._ctx.catalog.update(existing.stripe_id, draft, key)  # noqa: E731
-        self._tasks.run(self, work, self._on_saved, self._on_failed)
-
-    def _on_saved(self, row: ProductRow) -> None:
-        emit(self.saved, row)
-        self.accept()
-
-    def _on_failed(self, exc: BaseException) -> None:
-        self.buttons.setEnabled(True)
-        if not isinstance(exc, AppError):
-            raise exc
-        self.error.setText(f"Not saved: {exc}")
+            self.submit(lambda: self._ctx.catalog.update(existing.stripe_id, draft, key))

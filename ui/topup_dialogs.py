@@ -27,7 +27,7 @@ from services.context import AppContext
 from services.credits import TopUpLink
 from services.errors import AppError
 from services.money import format_amount
-from ui.dialogs import add_live_banner, confirm_money_move
+from ui.dialogs import SubmitDialog, add_live_banner, confirm_money_move
 from ui.signals import emit
 from ui.tasks import TaskRunner
 
@@ -196,10 +196,11 @@ class TopUpDialog(QDialog):
         self.status.setText(message)
 
 
-class GrantDialog(QDialog):
+class GrantDialog(SubmitDialog):
     """Free credits, for admins: a number and a reason, both required; audited."""
 
-    granted = Signal(object)
+    granted = SubmitDialog.succeeded
+    failure_prefix = "Not granted"
 
     def __init__(
         self,
@@ -209,9 +210,8 @@ class GrantDialog(QDialog):
         customer_label: str,
         parent: QWidget | None = None,
     ) -> None:
-        super().__init__(parent)
+        super().__init__(tasks, parent)
         self._ctx = ctx
-        self._tasks = tasks
         self._customer_id = customer_id
         self.setWindowTitle(f"Grant credits — {customer_label}")
         self.setMinimumWidth(480)
@@ -245,25 +245,8 @@ class GrantDialog(QDialog):
     def _on_buttons_accepted(self) -> None:
         credits, reason = self.credits.value(), self.reason.text()
         if not reason.strip():
-            self.error.setObjectName("errorText")
-            self.error.setText("A reason is required for free credits.")
+            self.show_error("A reason is required for free credits.")
             return
         if not confirm_money_move(self._ctx.mode, f"Grant {credits:,} free credits.", self):
             return
-        self.buttons.setEnabled(False)
-        self._tasks.run(
-            self,
-            lambda: self._ctx.credits.grant(self._customer_id, credits, reason),
-            self._on_granted,
-            self._on_failed,
-        )
-
-    def _on_granted(self, entry: object) -> None:
-        emit(self.granted, entry)
-        self.accept()
-
-    def _on_failed(self, exc: BaseException) -> None:
-        self.buttons.setEnabled(True)
-        if not isinstance(exc, AppError):
-            raise exc
-        self.error.setText(f"Not granted: {exc}")
+        self.submit(lambda: self._ctx.credits.grant(self._customer_id, credits, reason))
