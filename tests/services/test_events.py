@@ -448,3 +448,22 @@ def test_sync_and_events_agree(
     body, sig = _signed(event.to_dict(for_json=True))
     assert _post(receiver, body, sig) == 200
     assert Customer.select().where(Customer.stripe_id == made.id).count() == 1
+
+
+def test_a_stuck_client_does_not_block_other_deliveries(receiver: WebhookReceiver) -> None:
+    import socket
+
+    stuck = socket.create_connection(("127.0.0.1", receiver.port), timeout=5)
+    try:
+        # Headers promise a body that never comes: this connection waits on its own thread.
+        stuck.sendall(b"POST /webhooks/stripe HTTP/1.1\r\nContent-Length: 500\r\n\r\n{")
+        body, sig = _signed(_event("evt_while_stuck"))
+        assert _post(receiver, body, sig) == 200
+        # ...and the stuck connection is still open and unanswered: the delivery above was
+        # served beside it, not after the server gave up on it.
+        stuck.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            stuck.recv(1)
+    finally:
+        stuck.close()
+    assert WebhookEvent.get(WebhookEvent.evt_id == "evt_while_stuck").status == "applied"
