@@ -11,7 +11,7 @@ from typing import NamedTuple
 import peewee
 
 from services.audit import Authority
-from services.models import CreditEntry, Customer, Invoice, Price, Product, tuples
+from services.models import CreditEntry, Customer, Price, Product, tuples
 from services.permissions import Permission
 
 
@@ -119,31 +119,6 @@ class BrowseService:
             ProductRow(sid, name, bool(active), credits, created, tuple(prices.get(sid, ())))
             for sid, name, active, credits, created in tuples(product_query)
         ]
-
-    def invoices(self) -> list[InvoiceRow]:
-        self._authority.require(Permission.BROWSE, "invoices.list")
-        query = (
-            Invoice.select(
-                Invoice.stripe_id,
-                peewee.fn.COALESCE(Invoice.number, ""),
-                Invoice.customer_id,
-                peewee.fn.COALESCE(Customer.name, Customer.email, ""),
-                peewee.fn.COALESCE(Invoice.status, ""),
-                Invoice.currency,
-                Invoice.total,
-                Invoice.amount_due,
-                Invoice.amount_paid,
-                Invoice.created,
-                Invoice.due_date,
-            )
-            .join(
-                Customer,
-                peewee.JOIN.LEFT_OUTER,
-                on=(Customer.stripe_id == Invoice.customer_id),
-            )
-            .order_by(Invoice.created.desc(), Invoice.id.desc())
-        )
-        return [InvoiceRow._make(t) for t in tuples(query)]
 
     def credit_balances(self) -> list[CreditBalanceRow]:
         self._authority.require(Permission.BROWSE, "credit_balances.list")
