@@ -121,6 +121,19 @@ def record_update(ctx: Ctx, kind: str, before: JsonDict, after: JsonDict) -> boo
     return True
 
 
+def save_update(
+    ctx: Ctx, kind: str, obj: JsonDict, changed: JsonDict, params: JsonDict
+) -> JsonDict:
+    """End of every update: `obj` takes `changed`'s contents in place (other objects hold
+    references to it), ``<kind>.updated`` is recorded if anything differs, and the result is
+    rendered with the request's ``expand``."""
+    before = deep_copy(obj)
+    obj.clear()
+    obj.update(changed)
+    record_update(ctx, kind, before, obj)
+    return render(ctx.store, obj, params.get("expand", []))
+
+
 # ---------------------------------------------------------------- lists
 
 

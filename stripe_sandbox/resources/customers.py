@@ -22,8 +22,8 @@ from stripe_sandbox.resources.common import (
     blank_to_none,
     created_matches,
     paginate,
-    record_update,
     render,
+    save_update,
 )
 from stripe_sandbox.search import CUSTOMER_FIELDS, search_page
 from stripe_sandbox.store import Store, deep_copy
@@ -217,13 +217,9 @@ def retrieve(ctx: Ctx, params: JsonDict, customer_id: str) -> JsonDict:
 def update(ctx: Ctx, params: JsonDict, customer_id: str) -> JsonDict:
     """``POST /v1/customers/{id}``."""
     customer = _live(ctx, customer_id)
-    before = deep_copy(customer)
     changed = deep_copy(customer)
     _apply(changed, params, ctx.store)
-    customer.clear()
-    customer.update(changed)
-    record_update(ctx, "customer", before, customer)
-    return render(ctx.store, customer, params.get("expand", []))
+    return save_update(ctx, "customer", customer, changed, params)
 
 
 def delete(ctx: Ctx, params: JsonDict, customer_id: str) -> JsonDict:

@@ -56,6 +56,7 @@ from stripe_sandbox.resources.common import (
     paginate,
     record_update,
     render,
+    save_update,
 )
 from stripe_sandbox.store import Store, deep_copy
 from stripe_sandbox.wire import ApiError, JsonDict, invalid, missing, new_id
@@ -645,7 +646,6 @@ def update(ctx: Ctx, params: JsonDict, invoice_id: str) -> JsonDict:
                 )
             raise _unsupported(key)
     customer = _customer(ctx, invoice["customer"])
-    before = deep_copy(invoice)
     changed = deep_copy(invoice)
     hidden = ctx.store.hidden.setdefault(invoice_id, {})
     if "collection_method" in params or "days_until_due" in params or "due_date" in params:
@@ -690,10 +690,7 @@ def update(ctx: Ctx, params: JsonDict, invoice_id: str) -> JsonDict:
         changed["metadata"] = apply_metadata(changed["metadata"], params["metadata"])
     if "customer" in params and params["customer"] != invoice["customer"]:
         raise invalid("You cannot change the customer of an invoice.", param="customer")
-    invoice.clear()
-    invoice.update(changed)
-    record_update(ctx, "invoice", before, invoice)
-    return render(ctx.store, invoice, params.get("expand", []))
+    return save_update(ctx, "invoice", invoice, changed, params)
 
 
 def list_(ctx: Ctx, params: JsonDict, _id: str) -> JsonDict:

@@ -22,6 +22,7 @@ from stripe_sandbox.resources.common import (
     paginate,
     record_update,
     render,
+    save_update,
 )
 from stripe_sandbox.store import deep_copy
 from stripe_sandbox.wire import ApiError, JsonDict, invalid, missing, new_id
@@ -233,11 +234,7 @@ def update(ctx: Ctx, params: JsonDict, price_id: str) -> JsonDict:
         key = blank_to_none(params["lookup_key"])
         claim_lookup_key(ctx, price, key, params.get("transfer_lookup_key", False))
         changed["lookup_key"] = key
-    before = deep_copy(price)
-    price.clear()
-    price.update(changed)
-    record_update(ctx, "price", before, price)
-    return render(ctx.store, price, params.get("expand", []))
+    return save_update(ctx, "price", price, changed, params)
 
 
 def list_(ctx: Ctx, params: JsonDict, _id: str) -> JsonDict:

@@ -20,8 +20,8 @@ from stripe_sandbox.resources.common import (
     blank_to_none,
     created_matches,
     paginate,
-    record_update,
     render,
+    save_update,
 )
 from stripe_sandbox.store import deep_copy
 from stripe_sandbox.wire import ApiError, JsonDict, invalid, missing, new_id
@@ -156,13 +156,9 @@ def update(ctx: Ctx, params: JsonDict, product_id: str) -> JsonDict:
         if not price["active"]:
             raise invalid("The default price must be active.", param="default_price")
         changed["default_price"] = price["id"]
-    before = deep_copy(product)
-    if before != changed:
+    if product != changed:
         changed["updated"] = ctx.now
-    product.clear()
-    product.update(changed)
-    record_update(ctx, "product", before, product)
-    return render(ctx.store, product, params.get("expand", []))
+    return save_update(ctx, "product", product, changed, params)
 
 
 def delete(ctx: Ctx, params: JsonDict, product_id: str) -> JsonDict:
