@@ -29,7 +29,7 @@ from services import validation
 from services.audit import Authority
 from services.errors import NotFound, ValidationError
 from services.events import Handler, HandlerContext, Status
-from services.models import CreditEntry, Customer, Price, Product, TopUp, tuples
+from services.models import CreditEntry, Customer, Price, Product, TopUp, WebhookEvent, tuples
 from services.money import format_amount
 from services.permissions import Permission
 from services.settings import Settings
@@ -356,8 +356,6 @@ def _mismatch(topup: TopUp, session: Mapping[str, Any]) -> str:
 
 
 def _flag_event(event: Mapping[str, Any], why: str) -> None:
-    from services.models import WebhookEvent
-
     log.warning("Event %s flagged: %s", event.get("id"), why)
     WebhookEvent.update(flagged=why).where(WebhookEvent.evt_id == event.get("id")).execute()
 

@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 
 from services.errors import ValidationError
+from services.money import ZERO_DECIMAL
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 _PHONE_RE = re.compile(r"^\+?[0-9 ()\-.]{5,20}$")
@@ -95,8 +96,6 @@ def positive_int(value: str | int, label: str, *, maximum: int = 10**9) -> int:
 
 def amount_in_minor_units(value: str, currency_code: str) -> int:
     """`"12.50"` in usd → 1250; zero-decimal currencies take whole units."""
-    from services.money import ZERO_DECIMAL
-
     raw = value.strip().replace(",", "")
     decimals = 0 if currency_code in ZERO_DECIMAL else 2
     match = re.fullmatch(r"(\d{1,9})(?:\.(\d+))?", raw)
