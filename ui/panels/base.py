@@ -99,6 +99,7 @@ class ListPanel(QWidget, Generic[R]):
         self._loading = False
         self._reload_pending = False
         self._loaded_once = False
+        self._select_after_load: Callable[[R], bool] | None = None
         self.model: RowTableModel[R] = RowTableModel(columns, search_text)
 
         heading = QLabel(self.title)
@@ -164,6 +165,11 @@ class ListPanel(QWidget, Generic[R]):
             self.count_label.setText("Loading…")
         self._tasks.run(self, self._load, self._on_load_ok, self._on_load_err)
 
+    def refresh_then_select(self, predicate: Callable[[R], bool]) -> None:
+        """Reload, then select the first row matching `predicate` (e.g. the one just saved)."""
+        self._select_after_load = predicate
+        self.refresh()
+
     def focus_search(self) -> None:
         self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
         self.search.selectAll()
@@ -196,6 +202,10 @@ class ListPanel(QWidget, Generic[R]):
                 self.table.setColumnWidth(col, width)
             self.table.setProperty("widthsSet", True)
         self._update_view()
+        wanted, self._select_after_load = self._select_after_load, None
+        if wanted is not None and not self.select_where(wanted) and self.search.text():
+            self.search.clear()  # the row just saved may not match the search: show it anyway
+            self.select_where(wanted)
         emit(self.rows_loaded, self.model.total_count)
         if self._reload_pending:
             self.refresh()

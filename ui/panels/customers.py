@@ -197,7 +197,6 @@ class CustomersPanel(ListPanel[CustomerRow]):
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([860, 300])
         layout.addWidget(splitter, 1)
-        self._select_after_load: str | None = None
         self.row_selected.connect(self._on_self_row_selected)
         self.row_activated.connect(lambda _row: self.edit_selected())
         self._update_buttons(None)
@@ -271,16 +270,7 @@ class CustomersPanel(ListPanel[CustomerRow]):
         self.detail.title.setText(str(exc))
 
     def _on_dialog_saved(self, detail: CustomerDetail) -> None:
-        self._select_after_load = detail.stripe_id
-        self.refresh()
-
-    def _on_load_ok(self, rows: object) -> None:
-        super()._on_load_ok(rows)
-        wanted = self._select_after_load
-        if wanted:
-            self._select_after_load = None
-            self.search.clear()
-            self.select_where(lambda r: r.stripe_id == wanted)
+        self.refresh_then_select(lambda r: r.stripe_id == detail.stripe_id)
 
     def _update_buttons(self, detail: CustomerDetail | None) -> None:
         has = detail is not None and not detail.deleted

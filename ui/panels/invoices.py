@@ -387,7 +387,6 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
         layout.addWidget(splitter, 1)
         layout.addWidget(self.action_status)
         self.filter_error.setVisible(False)
-        self._select_after_load: str | None = None
         self.row_selected.connect(self._on_self_row_selected)
         self._update_buttons()
 
@@ -437,13 +436,6 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
                 f"{format_amount(t.amount_remaining, t.currency)}"
             )
         self.totals_label.setText("Shown: " + "   |   ".join(parts))
-
-    def _on_load_ok(self, rows: object) -> None:
-        super()._on_load_ok(rows)
-        wanted = self._select_after_load
-        if wanted:
-            self._select_after_load = None
-            self.select_where(lambda r: r.stripe_id == wanted)
 
     # ---- selection
     def _on_self_row_selected(self, row: InvoiceListRow | None) -> None:
@@ -630,8 +622,7 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
         self.refresh()
 
     def _on_changed(self, detail: InvoiceDetail) -> None:
-        self._select_after_load = detail.stripe_id
-        self.refresh()
+        self.refresh_then_select(lambda r: r.stripe_id == detail.stripe_id)
 
     def _on_charge_started(self, invoice_id: str) -> None:
         self._charging.add(invoice_id)
@@ -640,8 +631,7 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
     def _on_charge_finished(self, result: ChargeResult) -> None:
         self._charging.discard(result.invoice_id)
         self.action_status.setText(result.message)
-        self._select_after_load = result.invoice_id
-        self.refresh()
+        self.refresh_then_select(lambda r: r.stripe_id == result.invoice_id)
         current = self.current_row()
         if current is not None and current.stripe_id == result.invoice_id:
             self._load_detail(result.invoice_id)
