@@ -72,12 +72,22 @@ def _window() -> str:
             runtime.close()
 
 
+def _qt_binding() -> str:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from ui.app import make_application
+    from ui.qt_binding import check_binding
+
+    make_application(resources_dir())
+    return check_binding()
+
+
 CHECKS: list[tuple[str, Check]] = [
     ("database", _database),
     ("keyring", _keyring),
     ("resources", _resources),
     ("stripe", _api_pin),
     ("window", _window),
+    ("qt-binding", _qt_binding),
 ]
 
 

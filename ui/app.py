@@ -19,6 +19,7 @@ from ui.crash_dialog import CrashHandler
 from ui.main_window import PANEL_NAMES, MainWindow
 from ui.operators_dialog import OperatorsDialog
 from ui.panels.base import EmptyState
+from ui.qt_binding import reference_leaks
 from ui.settings_dialog import SettingsDialog
 from ui.tasks import TaskRunner
 
@@ -109,6 +110,9 @@ def run_gui(
     With no `ctx` (the person is not an operator) only the access-denied window opens.
     """
     app = make_application(resources)
+    for leak in reference_leaks():
+        # The pinned binding has none; a swapped one would abort the app within hours.
+        log.error("Qt binding bug, the app may abort: %s (docs/platform-bugs.md)", leak)
     if ctx is None:
         denied = AccessDeniedWindow(mode, access_problem or "Ask an admin to add you.")
         if screenshot_dir is not None:

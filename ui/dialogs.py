@@ -19,7 +19,6 @@ from services.errors import AppError
 from services.permissions import Permission, Role, why_not
 from services.stripe_gateway import StripeMode
 from ui.banner import ModeBanner
-from ui.signals import emit
 from ui.tasks import TaskRunner
 
 LIVE_CONFIRM_WORD = "LIVE"
@@ -112,7 +111,7 @@ class SubmitDialog(QDialog):
         self.error.setText(text)
 
     def _on_submit_ok(self, result: object) -> None:
-        emit(self.succeeded, result)
+        self.succeeded.emit(result)
         self.accept()
 
     def _on_submit_failed(self, exc: BaseException) -> None:

@@ -42,7 +42,6 @@ from services.invoices import (
 from services.money import format_amount
 from services.validation import amount_in_minor_units, currency
 from ui.dialogs import SubmitDialog, add_live_banner, confirm_money_move
-from ui.signals import emit
 from ui.tasks import TaskRunner
 
 
@@ -319,7 +318,7 @@ class ChargeDialog(QDialog):
         self.progress.setVisible(True)
         self.outcome_title.setText("Charging…")
         self.outcome.setText("Waiting for Stripe. Closing this window does not stop the charge.")
-        emit(self.charge_started, self.invoice_id)
+        self.charge_started.emit(self.invoice_id)
         key, invoice_id = self.idempotency_key, self.invoice_id
         self._tasks.run(
             self,
@@ -360,7 +359,7 @@ class ChargeDialog(QDialog):
             ChargeOutcome.NO_PAYMENT_METHOD,
         ):
             self._offer_link(result.hosted_invoice_url)
-        emit(self.charge_finished, result)
+        self.charge_finished.emit(result)
 
     def _end_flight(self) -> None:
         self.in_flight = False

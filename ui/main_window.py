@@ -40,7 +40,6 @@ from ui.panels.invoices import InvoicesPanel
 from ui.panels.products import ProductsPanel
 from ui.panels.topups import TopUpsPanel
 from ui.settings_dialog import SettingsDialog
-from ui.signals import emit
 from ui.tasks import CancelToken, TaskRunner
 
 log = logging.getLogger(__name__)
@@ -234,13 +233,13 @@ class MainWindow(QMainWindow):
         relay = _ListenerRelay(self)
         relay.state_changed.connect(self._on_listener_state_changed)
         relay.event_arrived.connect(self._on_listener_event_arrived)
-        listener.add_listener(lambda state: emit(relay.state_changed, state))
-        self.ctx.events.add_listener(lambda evt_id, _result: emit(relay.event_arrived, evt_id))
+        listener.add_listener(relay.state_changed.emit)
+        self.ctx.events.add_listener(lambda evt_id, _result: relay.event_arrived.emit(evt_id))
         self._on_listener_state_changed(listener.state)
         self._refresh_soon = QTimer(self)
         self._refresh_soon.setSingleShot(True)
         self._refresh_soon.setInterval(400)  # a burst of events refreshes once
-        self._refresh_soon.timeout.connect(lambda: emit(self.data_changed))
+        self._refresh_soon.timeout.connect(self.data_changed)
 
     def start(self, *, sync_first: bool) -> None:
         """Show what the local database has, check Stripe, and pull if asked."""
@@ -288,7 +287,7 @@ class MainWindow(QMainWindow):
         def work() -> SyncSummary:
             return self.ctx.sync.pull(
                 SyncTarget.ALL,
-                progress=lambda p: emit(relay.progressed, p),
+                progress=relay.progressed.emit,
                 cancelled=token.is_cancelled,
             )
 
@@ -297,7 +296,7 @@ class MainWindow(QMainWindow):
     def open_operators(self) -> None:
         dialog = OperatorsDialog(self.ctx, self.tasks, self)
         dialog.setModal(True)
-        dialog.finished.connect(lambda _: emit(self.data_changed))
+        dialog.finished.connect(lambda _: self.data_changed.emit())
         dialog.open()
 
     def open_settings(self) -> None:
@@ -323,7 +322,7 @@ class MainWindow(QMainWindow):
             self.connection_label.setProperty("state", "error")
             self.connection_label.setToolTip(problem)
         self.connection_label.style().polish(self.connection_label)
-        emit(self.connection_checked, problem)
+        self.connection_checked.emit(problem)
 
     def _on_connection_error(self, exc: BaseException) -> None:
         if not isinstance(exc, AppError):
@@ -358,15 +357,15 @@ class MainWindow(QMainWindow):
         self._end_sync()
         self.statusBar().showMessage(f"Sync: {summary.line()}", 10_000)
         self._on_connection_result(None)
-        emit(self.data_changed)
-        emit(self.sync_finished, summary)
+        self.data_changed.emit()
+        self.sync_finished.emit(summary)
 
     def _on_sync_err(self, exc: BaseException) -> None:
         self._end_sync()
         if not isinstance(exc, AppError):
             raise exc
         self.statusBar().showMessage(f"Sync failed: {exc}", 15_000)
-        emit(self.sync_finished, str(exc))
+        self.sync_finished.emit(str(exc))
 
     def _on_listener_state_changed(self, state: ListenerState) -> None:
         forwarding = state.listen.state is ListenState.FORWARDING

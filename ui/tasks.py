@@ -18,8 +18,6 @@ from typing import Any
 import shiboken6
 from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QTimer, Signal
 
-from ui.signals import emit
-
 log = logging.getLogger(__name__)
 
 
@@ -75,15 +73,15 @@ class TaskRunner(QObject):
         """Run `fn` off the GUI thread; deliver the outcome to `owner`'s callbacks if it lives."""
         task_id = next(self._ids)
         self._pending[task_id] = _Pending(owner, on_ok, on_err)
-        emit(self.busy_changed, len(self._pending))
+        self.busy_changed.emit(len(self._pending))
 
         def work() -> None:
             try:
                 result = fn()
             except BaseException as exc:  # delivered to on_err or the crash dialog
-                emit(self._finished, (task_id, False, exc))
+                self._finished.emit((task_id, False, exc))
             else:
-                emit(self._finished, (task_id, True, result))
+                self._finished.emit((task_id, True, result))
 
         self._pool.submit(work)
 
@@ -107,7 +105,7 @@ class TaskRunner(QObject):
     def _on_self_finished(self, outcome: tuple[int, bool, object]) -> None:
         task_id, ok, payload = outcome
         pending = self._pending.pop(task_id, None)
-        emit(self.busy_changed, len(self._pending))
+        self.busy_changed.emit(len(self._pending))
         if pending is None:
             return
         if not shiboken6.isValid(pending.owner):
@@ -120,4 +118,4 @@ class TaskRunner(QObject):
             assert isinstance(payload, BaseException)
             pending.on_err(payload)
         else:
-            emit(self.unhandled_error, payload)
+            self.unhandled_error.emit(payload)

@@ -28,7 +28,6 @@ from services.credits import TopUpLink
 from services.errors import AppError
 from services.money import format_amount
 from ui.dialogs import SubmitDialog, add_live_banner, confirm_money_move
-from ui.signals import emit
 from ui.tasks import TaskRunner
 
 
@@ -183,7 +182,7 @@ class TopUpDialog(QDialog):
             f"{format_amount(link.topup.amount, link.topup.currency)}. Send the link; the credits "
             "appear when the payment is confirmed."
         )
-        emit(self.issued, link)
+        self.issued.emit(link)
 
     def _on_error(self, exc: BaseException) -> None:
         if not isinstance(exc, AppError):

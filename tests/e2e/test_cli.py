@@ -120,4 +120,5 @@ def test_self_test_passes_and_says_what_it_checked(tmp_path: Path) -> None:
     lines = result.stdout.strip().splitlines()
     assert lines[-1] == "self-test: ok"
     checked = {line.split()[1].rstrip(":") for line in lines if line.startswith("ok ")}
-    assert checked == {"database", "keyring", "resources", "stripe", "window"}
+    assert checked == {"database", "keyring", "resources", "stripe", "window", "qt-binding"}
+    assert "keeps None/True/False alive" in result.stdout

@@ -28,7 +28,6 @@ from services.errors import AppError
 from services.permissions import Permission
 from ui.dialogs import denied_tooltip
 from ui.panels.base import ListPanel
-from ui.signals import emit
 from ui.table_model import Column
 from ui.tasks import TaskRunner
 
@@ -203,10 +202,10 @@ class AuditPanel(ListPanel[AuditRow]):
 
     def _on_export_done(self, message: str) -> None:
         self.export_button.setEnabled(True)
-        emit(self.exported, message)
+        self.exported.emit(message)
 
     def _on_export_failed(self, exc: BaseException) -> None:
         self.export_button.setEnabled(True)
         if not isinstance(exc, AppError):
             raise exc
-        emit(self.exported, f"Export failed: {exc}")
+        self.exported.emit(f"Export failed: {exc}")

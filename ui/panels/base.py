@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
 )
 
 from services.errors import AppError
-from ui.signals import emit
 from ui.table_model import Column, RowTableModel
 from ui.tasks import TaskRunner
 
@@ -139,7 +138,7 @@ class ListPanel(QWidget, Generic[R]):
         self.table.setWordWrap(False)
         self.table.selectionModel().currentRowChanged.connect(self._on_table_current_row_changed)
         self.table.activated.connect(self._on_table_activated)
-        self.model.modelReset.connect(lambda: emit(self.row_selected, None))
+        self.model.modelReset.connect(lambda: self.row_selected.emit(None))
 
         self.empty = EmptyState()
         self.stack = QStackedWidget()
@@ -206,7 +205,7 @@ class ListPanel(QWidget, Generic[R]):
         if wanted is not None and not self.select_where(wanted) and self.search.text():
             self.search.clear()  # the row just saved may not match the search: show it anyway
             self.select_where(wanted)
-        emit(self.rows_loaded, self.model.total_count)
+        self.rows_loaded.emit(self.model.total_count)
         if self._reload_pending:
             self.refresh()
 
@@ -217,14 +216,14 @@ class ListPanel(QWidget, Generic[R]):
         self.count_label.setText("")
         self.empty.show_message("Could not load this list", str(exc))
         self.stack.setCurrentWidget(self.empty)
-        emit(self.load_failed, str(exc))
+        self.load_failed.emit(str(exc))
 
     def _on_table_current_row_changed(self, current: Any, _previous: Any) -> None:
-        emit(self.row_selected, self.model.row_at(current.row()) if current.isValid() else None)
+        self.row_selected.emit(self.model.row_at(current.row()) if current.isValid() else None)
 
     def _on_table_activated(self, index: Any) -> None:
         if index.isValid():
-            emit(self.row_activated, self.model.row_at(index.row()))
+            self.row_activated.emit(self.model.row_at(index.row()))
 
     def _on_search_text_changed(self, text: str) -> None:
         self.model.set_filter(text)

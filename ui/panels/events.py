@@ -23,7 +23,6 @@ from services.events import EventRow
 from services.permissions import Permission
 from ui.dialogs import denied_tooltip
 from ui.panels.base import ListPanel
-from ui.signals import emit
 from ui.table_model import Column
 from ui.tasks import TaskRunner
 
@@ -124,7 +123,7 @@ class EventsPanel(ListPanel[EventRow]):
         return self._ctx.events.events(self._ctx.authority, status=self._status)
 
     def _after_replay(self, message: str) -> None:
-        emit(self.load_failed, message)  # shown in the status bar
+        self.load_failed.emit(message)  # shown in the status bar
         self.refresh()
 
     def _on_replay_failed(self, exc: BaseException) -> None:

@@ -40,7 +40,6 @@ from ui.dialogs import denied_tooltip
 from ui.formatting import format_amount, format_date, format_datetime
 from ui.invoice_dialogs import ChargeDialog, NewInvoiceDialog
 from ui.panels.base import ListPanel
-from ui.signals import emit
 from ui.table_model import Column
 from ui.tasks import TaskRunner
 
@@ -618,7 +617,7 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
         if not isinstance(exc, AppError):
             raise exc
         self.action_status.setText(f"Nothing changed: {exc}")
-        emit(self.load_failed, f"Nothing changed: {exc}")
+        self.load_failed.emit(f"Nothing changed: {exc}")
         self.refresh()
 
     def _on_changed(self, detail: InvoiceDetail) -> None:

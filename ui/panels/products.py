@@ -16,7 +16,6 @@ from ui.dialogs import denied_tooltip
 from ui.formatting import format_amount, format_date
 from ui.panels.base import ListPanel
 from ui.product_dialog import ProductDialog
-from ui.signals import emit
 from ui.table_model import Column
 from ui.tasks import TaskRunner
 
@@ -138,7 +137,7 @@ class ProductsPanel(ListPanel[ProductRow]):
     def _on_action_failed(self, exc: BaseException) -> None:
         if not isinstance(exc, AppError):
             raise exc
-        emit(self.load_failed, str(exc))
+        self.load_failed.emit(str(exc))
         self.refresh()
 
     def _on_self_row_selected(self, row: ProductRow | None) -> None:

@@ -16,7 +16,6 @@ from services.permissions import Permission
 from ui.dialogs import denied_tooltip
 from ui.formatting import format_amount, format_datetime
 from ui.panels.base import ListPanel
-from ui.signals import emit
 from ui.table_model import Column
 from ui.tasks import TaskRunner
 
@@ -115,7 +114,7 @@ class TopUpsPanel(ListPanel[TopUpRow]):
     def _on_expire_failed(self, exc: BaseException) -> None:
         if not isinstance(exc, AppError):
             raise exc
-        emit(self.load_failed, f"Could not expire the link: {exc}")
+        self.load_failed.emit(f"Could not expire the link: {exc}")
         self.refresh()
 
     def _on_status_combo_changed(self, text: str) -> None:
