@@ -360,14 +360,50 @@ def _flag_event(event: Mapping[str, Any], why: str) -> None:
     WebhookEvent.update(flagged=why).where(WebhookEvent.evt_id == event.get("id")).execute()
 
 
-def _fetch_session(ctx: HandlerContext, event: Mapping[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _TopUpTruth:
+    """What Stripe says now about one top-up's payment: its session, re-read, and the refunds
+    of its payment. `session` is None when the payment is not a Checkout payment at all."""
+
+    session: dict[str, Any] | None
+    refunds: list[dict[str, Any]]
+
+
+def _read_refunds(ctx: HandlerContext, payment_intent: object) -> list[dict[str, Any]]:
+    if not isinstance(payment_intent, str) or not payment_intent:
+        return []
+    listed = ctx.gateway.call(
+        lambda c: c.v1.refunds.list({"payment_intent": payment_intent, "limit": 100})
+    )
+    return [r.to_dict(for_json=True) for r in listed.data]
+
+
+def _fetch_from_session(ctx: HandlerContext, event: Mapping[str, Any]) -> _TopUpTruth:
     session_id = str(((event.get("data") or {}).get("object") or {}).get("id") or "")
     if not session_id.startswith("cs_"):
         raise ValidationError("The event carries no Checkout Session.")
     # Re-read: the payload may be old (events arrive in any order) and only Stripe is the truth.
     fresh = ctx.gateway.call(lambda c: c.v1.checkout.sessions.retrieve(session_id))
-    data: dict[str, Any] = fresh.to_dict(for_json=True)
-    return data
+    session: dict[str, Any] = fresh.to_dict(for_json=True)
+    return _TopUpTruth(session, _read_refunds(ctx, session.get("payment_intent")))
+
+
+def _fetch_from_charge(ctx: HandlerContext, event: Mapping[str, Any]) -> _TopUpTruth:
+    charge_id = str(((event.get("data") or {}).get("object") or {}).get("id") or "")
+    if not charge_id.startswith(("ch_", "py_")):
+        raise ValidationError("The event carries no charge.")
+    charge = ctx.gateway.call(lambda c: c.v1.charges.retrieve(charge_id))
+    payment_intent = charge.payment_intent
+    if not isinstance(payment_intent, str) or not payment_intent:
+        return _TopUpTruth(None, [])
+    # Found through the session, not our own row: a refund may arrive before the payment did.
+    listed = ctx.gateway.call(
+        lambda c: c.v1.checkout.sessions.list({"payment_intent": payment_intent, "limit": 1})
+    )
+    if not listed.data:
+        return _TopUpTruth(None, [])
+    session: dict[str, Any] = listed.data[0].to_dict(for_json=True)
+    return _TopUpTruth(session, _read_refunds(ctx, payment_intent))
 
 
 def _credit_purchase(topup: TopUp, session: Mapping[str, Any], now: int) -> bool:
@@ -399,78 +435,19 @@ def _credit_purchase(topup: TopUp, session: Mapping[str, Any], now: int) -> bool
     return True
 
 
-def _apply_paid(_ctx: HandlerContext, event: Mapping[str, Any], session: Any) -> Status:
-    topup = _find_topup(session)
-    if topup is None:
-        _flag_event(
-            event, f"Checkout session {session.get('id')} belongs to no top-up: not credited"
-        )
-        return Status.IGNORED
-    problem = _mismatch(topup, session)
-    if problem:
-        _flag_event(event, f"{topup.topup_id}: {problem}: not credited")
-        TopUp.update(flagged=problem).where(TopUp.id == topup.id).execute()
-        return Status.IGNORED
-    if session.get("payment_status") != "paid":
-        # Completed but unpaid: an asynchronous payment still settling. Its own event follows.
-        return Status.IGNORED
-    if topup.status not in ("open", "failed", "paid"):
-        log.info("%s is %s; the paid event credits nothing more", topup.topup_id, topup.status)
-        return Status.IGNORED
-    _credit_purchase(topup, session, int(time.time()))
-    return Status.APPLIED
-
-
-def _apply_status(new_status: str) -> Any:
-    def apply(_ctx: HandlerContext, event: Mapping[str, Any], session: Any) -> Status:
-        topup = _find_topup(session)
-        if topup is None:
-            _flag_event(event, f"Checkout session {session.get('id')} belongs to no top-up")
-            return Status.IGNORED
-        changed = (
-            TopUp.update(status=new_status, url=None)
-            .where((TopUp.id == topup.id) & (TopUp.status == "open"))
-            .execute()
-        )
-        return Status.APPLIED if changed else Status.IGNORED
-
-    return apply
-
-
-def _fetch_refunds(ctx: HandlerContext, event: Mapping[str, Any]) -> dict[str, Any]:
-    charge = ((event.get("data") or {}).get("object")) or {}
-    charge_id = str(charge.get("id") or "")
-    fresh = ctx.gateway.call(lambda c: c.v1.charges.retrieve(charge_id))
-    refunds = ctx.gateway.call(
-        lambda c: [
-            r.to_dict(for_json=True)
-            for r in c.v1.refunds.list({"charge": charge_id, "limit": 100}).data
-        ]
-    )
-    return {"charge": fresh.to_dict(for_json=True), "refunds": refunds}
-
-
-def _apply_refund(_ctx: HandlerContext, event: Mapping[str, Any], data: Any) -> Status:
-    """Claw back the refunded share of a top-up's credits; one entry per refund (unique)."""
-    charge = data["charge"]
-    topup = TopUp.get_or_none(TopUp.payment_intent_id == charge.get("payment_intent"))
-    if topup is None:
-        return Status.IGNORED  # a refund of something that was not a top-up
-    if topup.status not in ("credited", "refunded"):
-        _flag_event(event, f"refund for {topup.topup_id}, which was never credited")
-        return Status.IGNORED
-    refunds = sorted(
-        (r for r in data["refunds"] if r.get("status") in ("succeeded", "pending")),
+def _claw_back(topup: TopUp, refunds: list[dict[str, Any]], now: int) -> bool:
+    """One clawback entry per refund (unique by refund id), each the refunded share of the
+    credits: the same refunds give the same entries whatever order their events came in."""
+    settled = sorted(
+        (r for r in refunds if r.get("status") in ("succeeded", "pending")),
         key=lambda r: (r.get("created") or 0, r["id"]),
     )
-    refunded = 0
-    clawed = 0
-    now = int(time.time())
-    for refund in refunds:
+    refunded = clawed = 0
+    wrote = False
+    for refund in settled:
         refunded += int(refund.get("amount") or 0)
         target = min(topup.credits, round(topup.credits * refunded / topup.amount))
-        take = target - clawed
-        clawed = target
+        take, clawed = target - clawed, target
         if take <= 0:
             continue
         try:
@@ -480,22 +457,73 @@ def _apply_refund(_ctx: HandlerContext, event: Mapping[str, Any], data: Any) -> 
                     source=refund["id"], topup_id=topup.topup_id, operator=SYSTEM,
                     reason=f"Refund {refund['id']} of {topup.topup_id}", created_at=now,
                 ).execute()  # fmt: skip
+            wrote = True
         except peewee.IntegrityError:
             continue  # this refund was clawed back already
-    TopUp.update(
-        refunded_amount=refunded,
-        status="refunded" if refunded >= topup.amount else topup.status,
-    ).where(TopUp.id == topup.id).execute()
-    return Status.APPLIED
+    if refunded:
+        TopUp.update(
+            refunded_amount=refunded,
+            status="refunded" if refunded >= topup.amount else "credited",
+        ).where(TopUp.id == topup.id).execute()
+    return wrote
 
 
-PAID = Handler(_fetch_session, _apply_paid)
+def _settle(_ctx: HandlerContext, event: Mapping[str, Any], truth: _TopUpTruth) -> Status:
+    """Bring one top-up to what Stripe says now, whichever of its events this is.
 
-#: The credits issue's part of the event routing table.
+    Every top-up event (completed, async succeeded/failed, expired, refunded) lands here with
+    the session and refunds re-read from Stripe, and acts on what it *read*, never on the
+    event's type or payload: any order, replay or forged status event ends the same way.
+    """
+    session = truth.session
+    if session is None:
+        return Status.IGNORED  # a payment that is not a Checkout payment: not a top-up
+    topup = _find_topup(session)
+    if topup is None:
+        if str(event.get("type", "")).startswith("checkout.session."):
+            _flag_event(
+                event, f"Checkout session {session.get('id')} belongs to no top-up: not credited"
+            )
+        return Status.IGNORED
+    problem = _mismatch(topup, session)
+    if problem:
+        _flag_event(event, f"{topup.topup_id}: {problem}: not credited")
+        TopUp.update(flagged=problem).where(TopUp.id == topup.id).execute()
+        return Status.IGNORED
+    now = int(time.time())
+    if session.get("payment_status") == "paid":
+        # Paid always credits, whatever the local status says (a forged or early "expired"
+        # must not eat a real payment); the unique ledger index keeps it to once.
+        credited = _credit_purchase(topup, session, now)
+        clawed = _claw_back(TopUp.get_by_id(topup.id), truth.refunds, now)
+        return Status.APPLIED if credited or clawed else Status.IGNORED
+    read = session.get("status")
+    new_status = ""
+    if read == "expired":
+        new_status = "expired"
+    elif read == "complete" and event.get("type") == "checkout.session.async_payment_failed":
+        new_status = "failed"  # completed, unpaid, and Stripe says the debit failed
+    elif event.get("type") == "checkout.session.expired":
+        _flag_event(event, f"the event says expired, but Stripe says {topup.topup_id} is {read}")
+        return Status.IGNORED
+    if not new_status:
+        return Status.IGNORED  # still open, or an asynchronous payment still settling
+    changed = (
+        TopUp.update(status=new_status, url=None)
+        .where((TopUp.id == topup.id) & (TopUp.status == "open"))
+        .execute()
+    )
+    return Status.APPLIED if changed else Status.IGNORED
+
+
+SESSION = Handler(_fetch_from_session, _settle)
+CHARGE = Handler(_fetch_from_charge, _settle)
+
+#: The credits issue's part of the event routing table: every top-up event settles the top-up.
 CREDIT_ROUTES: list[tuple[str, Handler]] = [
-    ("checkout.session.completed", PAID),
-    ("checkout.session.async_payment_succeeded", PAID),
-    ("checkout.session.expired", Handler(_fetch_session, _apply_status("expired"))),
-    ("checkout.session.async_payment_failed", Handler(_fetch_session, _apply_status("failed"))),
-    ("charge.refunded", Handler(_fetch_refunds, _apply_refund)),
+    ("checkout.session.completed", SESSION),
+    ("checkout.session.async_payment_succeeded", SESSION),
+    ("checkout.session.async_payment_failed", SESSION),
+    ("checkout.session.expired", SESSION),
+    ("charge.refunded", CHARGE),
 ]
