@@ -45,6 +45,8 @@ class ListenerState:
             )
         if self.catch_up_problem:
             parts.append(f"catch-up failed: {self.catch_up_problem}")
+        elif self.catch_up is not None and self.catch_up.gap_note:
+            parts.append(self.catch_up.gap_note)
         return " · ".join(parts)
 
 
