@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import peewee
@@ -70,6 +71,12 @@ class Result(enum.Enum):
     FAILED = "failed"  # the handler raised; recorded, to be retried
 
 
+class Ignore(Exception):
+    """Raised by a handler: nothing to do for this event, ever; stored `ignored` with why.
+
+    Not an error: retrying cannot change it, so the receiver answers 200 (Stripe stops)."""
+
+
 class EventRow(NamedTuple):
     evt_id: str
     type: str
@@ -106,38 +113,70 @@ class Handler:
 def _object(event: Mapping[str, Any]) -> Mapping[str, Any]:
     data = event.get("data") or {}
     obj = data.get("object") if isinstance(data, Mapping) else None
+    if obj is None and isinstance(event.get("related_object"), Mapping):
+        obj = event["related_object"]  # a v2 thin event names its object, without its fields
     return obj if isinstance(obj, Mapping) else {}
 
 
-def _refresh(model: type[StripeMirror], retrieve: Callable[[Any, str], Any]) -> Handler:
-    """A handler that re-reads the event's object from Stripe and upserts it (order-safe)."""
+def _created(event: Mapping[str, Any]) -> int:
+    """Seconds since the epoch: v1 events say so; v2 thin events give an ISO-8601 string."""
+    value = event.get("created")
+    if isinstance(value, str) and not value.isdigit():
+        try:
+            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+        except ValueError:
+            return 0
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
 
-    def fetch(ctx: HandlerContext, event: Mapping[str, Any]) -> dict[str, Any] | None:
-        object_id = str(_object(event).get("id") or "")
+
+def is_thin(event: Mapping[str, Any]) -> bool:
+    """A v2 "thin" event: it names its object and carries no payload (`/v2/core/events/{id}`)."""
+    return event.get("object") == "v2.core.event"
+
+
+def _refresh(model: type[StripeMirror], kind: str, retrieve: Callable[[Any, str], Any]) -> Handler:
+    """A handler that re-reads the event's object from Stripe and upserts it (order-safe).
+
+    Only objects of `kind` are mirrored: `customer.tax_id.created` matches `customer.*` but is
+    about a tax id. A `*.deleted` event, or a re-read that finds nothing, marks the object
+    deleted from what the event showed: nothing to retry, whatever the type.
+    """
+
+    def fetch(ctx: HandlerContext, event: Mapping[str, Any]) -> dict[str, Any]:
+        obj = _object(event)
+        found = obj.get("object")
+        if found != kind:
+            raise Ignore(f"about a {found or 'nameless object'}, not a {kind}: not mirrored")
+        object_id = str(obj.get("id") or "")
         if not object_id:
-            raise ValidationError("The event has no object id.")
+            raise Ignore(f"the {kind} has no id (a preview, such as an upcoming invoice)")
+        gone = {**dict(obj), "id": object_id, "deleted": True}
+        if str(event.get("type", "")).endswith(".deleted") or obj.get("deleted") is True:
+            return gone
         try:
             fresh = ctx.gateway.call(lambda c: retrieve(c, object_id))
         except NotFound:
-            if model is not Customer:
-                raise
-            fresh = None
-        data: dict[str, Any] = fresh.to_dict(for_json=True) if fresh is not None else {}
-        if model is Customer and (fresh is None or data.get("deleted")):
-            # Gone from Stripe: keep what the event last showed, marked deleted.
-            return {**dict(_object(event)), "id": object_id, "deleted": True}
-        return data
+            return gone  # deleted in Stripe since the event was sent
+        data: dict[str, Any] = fresh.to_dict(for_json=True)
+        return {**gone, **data} if data.get("deleted") else data
 
     def apply(_ctx: HandlerContext, _event: Mapping[str, Any], data: Any) -> Status:
-        if data.get("deleted") and model is Customer:
+        if not data.get("deleted"):
+            upsert(model, [data])
+        elif model is Customer:
+            # Kept, marked deleted: invoices and credits still name the customer.
             existing = Customer.get_or_none(Customer.stripe_id == data["id"])
             if existing is not None:
                 Customer.update(deleted=True).where(Customer.id == existing.id).execute()
-                return Status.APPLIED
-        elif data.get("deleted"):
+            elif data.get("created"):
+                upsert(Customer, [data])  # first heard of as it went: what the event showed
+            else:
+                return Status.IGNORED  # never mirrored, gone, and the event shows nothing
+        else:
             model.delete().where(model.stripe_id == data["id"]).execute()
-            return Status.APPLIED
-        upsert(model, [data])
         return Status.APPLIED
 
     return Handler(fetch, apply)
@@ -151,12 +190,12 @@ IGNORE = Handler(lambda _c, _e: None, lambda _c, _e, _d: Status.IGNORED)
 ROUTES: list[tuple[str, Handler]] = [
     (
         "customer.subscription.*",
-        _refresh(Subscription, lambda c, i: c.v1.subscriptions.retrieve(i)),
+        _refresh(Subscription, "subscription", lambda c, i: c.v1.subscriptions.retrieve(i)),
     ),
-    ("customer.*", _refresh(Customer, lambda c, i: c.v1.customers.retrieve(i))),
-    ("product.*", _refresh(Product, lambda c, i: c.v1.products.retrieve(i))),
-    ("price.*", _refresh(Price, lambda c, i: c.v1.prices.retrieve(i))),
-    ("invoice.*", _refresh(Invoice, lambda c, i: c.v1.invoices.retrieve(i))),
+    ("customer.*", _refresh(Customer, "customer", lambda c, i: c.v1.customers.retrieve(i))),
+    ("product.*", _refresh(Product, "product", lambda c, i: c.v1.products.retrieve(i))),
+    ("price.*", _refresh(Price, "price", lambda c, i: c.v1.prices.retrieve(i))),
+    ("invoice.*", _refresh(Invoice, "invoice", lambda c, i: c.v1.invoices.retrieve(i))),
 ]
 
 
@@ -197,7 +236,7 @@ class EventPipeline:
                 evt_id=evt_id,
                 type=event_type,
                 object_id=str(_object(event).get("id") or "") or None,
-                created=int(event.get("created") or 0),
+                created=_created(event),
                 received_at=int(time.time() * 1000),
                 source=source.value,
                 status=Status.RECEIVED.value,
@@ -241,6 +280,8 @@ class EventPipeline:
         if current.scalar() not in claimable:
             return Result.DUPLICATE  # the cheap check; the claim below is the one that counts
         try:
+            if is_thin(event) and handler is IGNORE:
+                raise Ignore("a v2 thin event; nothing here needs its payload")
             fetched = handler.fetch(self._ctx, event)
             with self._db.atomic():
                 claimed = (
@@ -259,6 +300,14 @@ class EventPipeline:
                     WebhookEvent.update(status=status.value).where(
                         WebhookEvent.evt_id == evt_id
                     ).execute()
+        except Ignore as why:
+            # Settled for good: retrying cannot change it.
+            WebhookEvent.update(
+                status=Status.IGNORED.value,
+                attempts=WebhookEvent.attempts + 1,
+                last_error=redact(str(why))[:2000],
+            ).where((WebhookEvent.evt_id == evt_id) & WebhookEvent.status.in_(claimable)).execute()
+            return Result.IGNORED
         except Exception as exc:
             message = str(exc) if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
             if not isinstance(exc, AppError):
