@@ -29,6 +29,7 @@ from services.events import EventPipeline, Result, Source
 
 log = logging.getLogger(__name__)
 
+MAX_CONNECTIONS = 64
 WEBHOOK_PATH = "/webhooks/stripe"
 DEFAULT_PORT = 4242
 MAX_BODY = 1024 * 1024  # 1 MiB: Stripe's events are far smaller
@@ -67,11 +68,31 @@ def verify(payload: bytes, header: str, secrets: Sequence[str]) -> dict[str, Any
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # `stripe listen` forwards concurrently and never retries: a burst must wait, not be reset
+    # (the stdlib's backlog of 5 reset one of 20 concurrent deliveries).
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], pipeline: EventPipeline, secrets: SecretsFn):
         self.pipeline = pipeline
         self.secrets = secrets
+        # At most this many connections are served at once; the next ones wait in the
+        # kernel's backlog until a slot frees (no thread per connection without limit).
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self._slots.acquire()
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class _Handler(BaseHTTPRequestHandler):
