@@ -5,6 +5,7 @@ Credits appear only after Stripe reports a paid session, exactly once, whatever 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -24,6 +25,7 @@ import pytest
 import stripe
 
 from services.audit import Authority
+from services.catchup import CatchUp
 from services.credits import CREDIT_ROUTES, CreditService
 from services.customers import CustomerDraft, CustomerService
 from services.errors import PermissionDenied, ValidationError
@@ -36,6 +38,7 @@ from services.stripe_gateway import StripeGateway
 from services.sync import SyncService, SyncTarget
 from services.webhook_receiver import WebhookReceiver
 from stripe_sandbox import SandboxServer
+from stripe_sandbox.store import RequestInfo
 from stripe_sandbox.webhooks import sign
 from tests.conftest import TEST_KEY
 
@@ -416,3 +419,125 @@ def test_replaying_a_paid_event_credits_nothing_more(world: World) -> None:
     world.pipeline.replay(event["id"], world.authority)
     world.pipeline.receive(event, Source.CATCH_UP)
     assert world.balance(customer) == 100
+
+
+# ---- Stripe may deliver a top-up's events in any order, or not at all until catch-up
+
+
+def _events_of(world: World, *object_ids: str) -> dict[str, list[dict[str, Any]]]:
+    """Stripe's genuine events about these objects (sessions, charges), by type, oldest first."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for event in reversed(list(world.client.v1.events.list({"limit": 100}).auto_paging_iter())):
+        data: dict[str, Any] = event.to_dict(for_json=True)
+        if data["data"]["object"].get("id") in object_ids:
+            found.setdefault(data["type"], []).append(data)
+    return found
+
+
+def _paid_quietly(world: World, credits: int) -> tuple[str, str, str]:
+    """A top-up paid in Stripe while nobody listens: (customer, top-up id, charge id)."""
+    world.receiver.stop()  # the events wait in Stripe; the tests deliver them in their order
+    customer = world.customer()
+    topup_id = world.issue(customer, credits=credits)
+    assert world.pay(topup_id, card="4242424242424242")[0] == 200
+    session = world.client.v1.checkout.sessions.retrieve(world.topup(topup_id).checkout_session_id)
+    assert isinstance(session.payment_intent, str)
+    intent = world.client.v1.payment_intents.retrieve(session.payment_intent)
+    assert isinstance(intent.latest_charge, str)
+    return customer, topup_id, intent.latest_charge
+
+
+def test_a_refund_delivered_before_the_payment_leaves_nothing(world: World) -> None:
+    customer, topup_id, charge = _paid_quietly(world, 700)
+    world.client.v1.refunds.create({"charge": charge})
+    session = world.topup(topup_id).checkout_session_id
+    events = _events_of(world, session, charge)
+    refunded, completed = events["charge.refunded"][0], events["checkout.session.completed"][0]
+    assert world.pipeline.receive(refunded, Source.RECEIVER).value == "applied"
+    assert world.pipeline.receive(completed, Source.RECEIVER).value == "ignored"  # nothing left
+    assert world.balance(customer) == 0  # 700 bought, 700 refunded
+    row = world.topup(topup_id)
+    assert (row.status, row.refunded_amount) == ("refunded", 7000)
+    assert [(e.kind, e.amount) for e in world.credits.ledger(customer)] in (
+        [("clawback", -700), ("purchase", 700)],
+        [("purchase", 700), ("clawback", -700)],
+    )
+
+
+def test_any_order_of_a_topups_events_ends_the_same(world: World) -> None:
+    customer, topup_id, charge = _paid_quietly(world, 700)  # $70.00
+    world.client.v1.refunds.create({"charge": charge, "amount": 2100})  # 30%: 210 credits
+    world.client.v1.refunds.create({"charge": charge, "amount": 1400})  # 20% more: 140
+    session = world.topup(topup_id).checkout_session_id
+    by_type = _events_of(world, session, charge)
+    genuine = [*by_type["checkout.session.completed"], *by_type["charge.refunded"]]
+    assert len(genuine) == 3
+    orders = list(itertools.permutations(genuine))
+    for order in orders:
+        # Forget everything this top-up's events did, then deliver them in this order, twice.
+        CreditEntry.delete().where(CreditEntry.topup_id == topup_id).execute()
+        TopUp.update(
+            status="open", paid_at=None, credited_at=None, payment_intent_id=None,
+            refunded_amount=0,
+        ).where(TopUp.topup_id == topup_id).execute()  # fmt: skip
+        WebhookEvent.delete().execute()
+        for event in [*order, *order]:
+            world.pipeline.receive(event, Source.RECEIVER)
+        row = world.topup(topup_id)
+        ledger = sorted((e.kind, e.amount) for e in world.credits.ledger(customer))
+        # Hand-computed: 700 bought; 30% refunded takes 210, then 50% in all takes 350 - 210.
+        assert ledger == [("clawback", -210), ("clawback", -140), ("purchase", 700)], order
+        assert world.balance(customer) == 350
+        assert (row.status, row.refunded_amount) == ("credited", 3500)
+    assert len(orders) == 6
+
+
+def test_an_expired_event_for_a_session_still_open_changes_nothing(world: World) -> None:
+    customer = world.customer()
+    topup_id = world.issue(customer, credits=300)
+    session = world.topup(topup_id).checkout_session_id
+    forged = {
+        "id": "evt_early_expiry", "object": "event", "type": "checkout.session.expired",
+        "created": int(time.time()), "livemode": False,
+        "data": {"object": {"id": session, "object": "checkout.session", "status": "expired"}},
+    }  # fmt: skip
+    assert world.pipeline.receive(forged, Source.RECEIVER).value == "ignored"
+    assert world.topup(topup_id).status == "open"
+    stored = WebhookEvent.get(WebhookEvent.evt_id == "evt_early_expiry")
+    assert "Stripe says" in (stored.flagged or "")
+    world.pay(topup_id, card="4242424242424242")  # the real payment, later
+    _wait(lambda: world.balance(customer) == 300, "the credit after the false expiry")
+
+
+def test_a_paid_session_credits_whatever_the_local_status(world: World) -> None:
+    customer, topup_id, _charge = _paid_quietly(world, 250)
+    # However it happened (an old release, a hand edit), the row says expired: Stripe says paid.
+    TopUp.update(status="expired").where(TopUp.topup_id == topup_id).execute()
+    completed = _events_of(world, world.topup(topup_id).checkout_session_id)
+    assert world.pipeline.receive(completed["checkout.session.completed"][0], Source.RECEIVER)
+    assert world.balance(customer) == 250
+    assert world.topup(topup_id).status == "credited"
+
+
+def test_catch_up_walks_a_gap_longer_than_any_page_limit(world: World) -> None:
+    catch_up = CatchUp(world.db, world.gateway, world.pipeline)
+    catch_up.run()  # the cursor, before the outage
+    customer, topup_id, _charge = _paid_quietly(world, 1234)
+    # Then 10,100 more events while nothing listens (genuine shapes, written straight into
+    # the sandbox: 10,100 API calls would only make the test slow).
+    store = world.sandbox.api.store
+    intent = world.client.v1.payment_intents.retrieve(
+        str(world.client.v1.checkout.sessions.retrieve(
+            world.topup(topup_id).checkout_session_id).payment_intent)
+    ).to_dict(for_json=True)  # fmt: skip
+    with store.lock:
+        for _ in range(10_100):
+            store.record_event(
+                "payment_intent.created", intent, RequestInfo(None, None), store.now()
+            )
+    summary = catch_up.run()
+    assert summary.seen >= 10_101
+    assert summary.failed == 0
+    assert world.balance(customer) == 1234  # the oldest event of the gap was not dropped
+    assert world.topup(topup_id).status == "credited"
+    assert catch_up.run().seen == 0  # the cursor is at the newest event

@@ -25,7 +25,15 @@ from services.audit import Authority
 from services.catchup import CatchUp
 from services.errors import PermissionDenied
 from services.events import ROUTES, EventPipeline, Handler, Result, Status
-from services.models import AuditRecord, CreditEntry, Customer, WebhookEvent
+from services.models import (
+    AuditRecord,
+    CreditEntry,
+    Customer,
+    Invoice,
+    Price,
+    Product,
+    WebhookEvent,
+)
 from services.operators import OperatorService, sign_in
 from services.permissions import Role
 from services.stripe_gateway import StripeGateway
@@ -289,7 +297,7 @@ def test_catch_up_gets_what_was_missed_exactly_once(
     assert second.applied == 3
     assert {c.stripe_id for c in Customer.select()} == {c.id for c in made}
     third = catch_up.run()
-    assert (third.applied, third.duplicates) == (0, 3)  # the overlap re-reads, nothing reapplies
+    assert (third.seen, third.applied) == (0, 0)  # it pages on from the newest event it has
     assert WebhookEvent.select().where(WebhookEvent.source == "catch-up").count() == 3
 
 
@@ -467,3 +475,139 @@ def test_a_stuck_client_does_not_block_other_deliveries(receiver: WebhookReceive
     finally:
         stuck.close()
     assert WebhookEvent.get(WebhookEvent.evt_id == "evt_while_stuck").status == "applied"
+
+
+# ---- Stripe's event shapes the sandbox does not send: each settles, none is retried forever
+
+
+def _stored(evt_id: str) -> WebhookEvent:
+    row: WebhookEvent = WebhookEvent.get(WebhookEvent.evt_id == evt_id)
+    return row
+
+
+def _deliver(receiver: WebhookReceiver, event: dict[str, Any]) -> int:
+    return _post(receiver, *_signed(event))
+
+
+def test_deleted_objects_are_settled_from_the_event(
+    receiver: WebhookReceiver, stripe_client: stripe.StripeClient
+) -> None:
+    product = stripe_client.v1.products.create({"name": "Gone soon"})
+    price = stripe_client.v1.prices.create(
+        {"product": product.id, "currency": "usd", "unit_amount": 500}
+    )
+    customer = stripe_client.v1.customers.create({"email": "gone@example.com"})
+    for i, obj in enumerate((product, price, customer)):
+        assert _deliver(receiver, _event(f"evt_made_{i}", f"{obj.object}.created",
+                                         obj.to_dict(for_json=True))) == 200  # fmt: skip
+    stripe_client.v1.customers.delete(customer.id)
+    # Stripe's deleted-object shapes ({id, object, deleted: true}) and a late "created" for a
+    # product deleted since (Stripe answers 404 to the re-read).
+    deleted = [
+        ("evt_del_product", "product.deleted", {"id": product.id, "object": "product",
+                                                "deleted": True}),
+        ("evt_del_price", "price.deleted", {**price.to_dict(for_json=True)}),
+        ("evt_del_invoice", "invoice.deleted", {"id": "in_1Gone", "object": "invoice",
+                                                "deleted": True}),
+        ("evt_late_product", "product.created", {"id": "prod_NeverSeen", "object": "product",
+                                                 "name": "x", "active": True}),
+        ("evt_late_customer", "customer.updated", customer.to_dict(for_json=True)),
+    ]  # fmt: skip
+    for evt_id, event_type, obj in deleted:
+        assert _deliver(receiver, _event(evt_id, event_type, obj)) == 200, evt_id
+        assert _stored(evt_id).status in ("applied", "ignored"), _stored(evt_id).last_error
+    assert not Product.select().where(Product.stripe_id == product.id).exists()
+    assert not Price.select().where(Price.stripe_id == price.id).exists()
+    assert Customer.get(Customer.stripe_id == customer.id).deleted
+    assert WebhookEvent.select().where(WebhookEvent.status == "failed").count() == 0
+
+
+def test_an_upcoming_invoice_has_no_id_and_is_ignored_with_the_reason(
+    receiver: WebhookReceiver,
+) -> None:
+    upcoming = {
+        "object": "invoice",
+        "customer": "cus_Upcoming",
+        "amount_due": 1200,
+        "currency": "usd",
+        "status": "draft",
+        "lines": {"object": "list", "data": []},
+    }
+    assert _deliver(receiver, _event("evt_upcoming", "invoice.upcoming", upcoming)) == 200
+    row = _stored("evt_upcoming")
+    assert row.status == "ignored"
+    assert "no id" in row.last_error
+    assert Invoice.select().count() == 0
+
+
+@pytest.mark.parametrize(
+    ("event_type", "obj"),
+    [
+        ("customer.source.created", {"id": "card_1Src", "object": "card", "brand": "Visa",
+                                     "customer": "cus_Owner", "last4": "4242"}),
+        ("customer.tax_id.created", {"id": "txi_1Tax", "object": "tax_id", "type": "eu_vat",
+                                     "value": "DE123456789", "customer": "cus_Owner"}),
+        ("customer.discount.created", {"id": "di_1Disc", "object": "discount",
+                                       "customer": "cus_Owner"}),
+        ("customer.cash_balance.transaction.created",
+         {"id": "ccsbtxn_1", "object": "customer_cash_balance_transaction",
+          "customer": "cus_Owner"}),
+    ],
+)  # fmt: skip
+def test_sub_object_events_never_become_customers(
+    receiver: WebhookReceiver, event_type: str, obj: dict[str, Any]
+) -> None:
+    evt_id = f"evt_sub_{obj['object'][:12]}"
+    assert _deliver(receiver, _event(evt_id, event_type, obj)) == 200
+    row = _stored(evt_id)
+    assert row.status == "ignored"
+    assert "not a customer" in row.last_error
+    assert Customer.select().count() == 0  # no row with a card_/txi_ id
+
+
+def test_a_v2_thin_event_is_stored_and_settled(receiver: WebhookReceiver) -> None:
+    thin = {
+        "id": "evt_test_65R9Ijk8Vj1L3AQBq2V",
+        "object": "v2.core.event",
+        "type": "v1.billing.meter.error_report_triggered",
+        "created": "2026-11-30T12:00:00.000Z",
+        "livemode": False,
+        "context": None,
+        "reason": None,
+        "related_object": {"id": "mtr_test_61R9", "type": "billing.meter",
+                           "url": "/v1/billing/meters/mtr_test_61R9"},
+    }  # fmt: skip
+    assert _deliver(receiver, thin) == 200
+    row = _stored(thin["id"])
+    assert row.status == "ignored"
+    assert "thin" in row.last_error
+    assert row.created == 1_796_040_000  # 2026-11-30T12:00:00Z
+    assert row.object_id == "mtr_test_61R9"
+
+
+def test_a_burst_of_concurrent_deliveries_is_all_answered(
+    receiver: WebhookReceiver, pipeline: EventPipeline
+) -> None:
+    """`stripe listen` forwards concurrently and does not retry: 64 senders at once, each on
+    its own connection, twice over; every one answered, none reset."""
+    errors: list[str] = []
+    statuses: list[int] = []
+    start = threading.Barrier(64)
+
+    def send(i: int) -> None:
+        body, sig = _signed(_event(f"evt_burst_{i % 32}"))  # each event twice, concurrently
+        start.wait()
+        for _ in range(2):
+            try:
+                statuses.append(_post(receiver, body, sig))
+            except OSError as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert statuses == [200] * 128
+    assert sorted(pipeline.test_applied) == sorted(f"evt_burst_{i}" for i in range(32))  # type: ignore[attr-defined]
