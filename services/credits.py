@@ -28,7 +28,7 @@ import stripe
 from services import validation
 from services.audit import Authority
 from services.errors import NotFound, ValidationError
-from services.events import Handler, HandlerContext, Status
+from services.events import Handler, HandlerContext, Ignore, Status
 from services.models import CreditEntry, Customer, Price, Product, TopUp, WebhookEvent, tuples
 from services.money import format_amount
 from services.permissions import Permission
@@ -381,7 +381,7 @@ def _read_refunds(ctx: HandlerContext, payment_intent: object) -> list[dict[str,
 def _fetch_from_session(ctx: HandlerContext, event: Mapping[str, Any]) -> _TopUpTruth:
     session_id = str(((event.get("data") or {}).get("object") or {}).get("id") or "")
     if not session_id.startswith("cs_"):
-        raise ValidationError("The event carries no Checkout Session.")
+        raise Ignore("the event carries no Checkout Session id")
     # Re-read: the payload may be old (events arrive in any order) and only Stripe is the truth.
     fresh = ctx.gateway.call(lambda c: c.v1.checkout.sessions.retrieve(session_id))
     session: dict[str, Any] = fresh.to_dict(for_json=True)
@@ -391,7 +391,7 @@ def _fetch_from_session(ctx: HandlerContext, event: Mapping[str, Any]) -> _TopUp
 def _fetch_from_charge(ctx: HandlerContext, event: Mapping[str, Any]) -> _TopUpTruth:
     charge_id = str(((event.get("data") or {}).get("object") or {}).get("id") or "")
     if not charge_id.startswith(("ch_", "py_")):
-        raise ValidationError("The event carries no charge.")
+        raise Ignore("the event carries no charge id")
     charge = ctx.gateway.call(lambda c: c.v1.charges.retrieve(charge_id))
     payment_intent = charge.payment_intent
     if not isinstance(payment_intent, str) or not payment_intent:
