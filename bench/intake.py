@@ -1,0 +1,169 @@
+"""Webhook intake: signed deliveries per second into the receiver, at 1 to 64 concurrent senders.
+
+`stripe listen` forwards concurrently and never retries, so a burst must be answered, fast.
+Ours: the real `WebhookReceiver` → `EventPipeline` (verify, store once, claim, apply; the event
+type has no handler, so no Stripe call) on a SQLite file. Baseline, in the same run: a bare
+`ThreadingHTTPServer` doing `stripe.Webhook.construct_event` + one INSERT per delivery.
+Goal: >= 0.5x the baseline and >= 300 events/s, with 0 connection errors.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import sqlite3
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import stripe
+
+from services.database import open_database
+from services.events import EventPipeline
+from services.stripe_gateway import StripeGateway
+from services.webhook_receiver import WEBHOOK_PATH, WebhookReceiver
+from stripe_sandbox.webhooks import sign
+
+SECRET = "whsec_bench_intake_secret_0001"
+SENDERS = (1, 4, 16, 64)
+SECONDS = 3.0
+
+
+class _BareHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _BareServer
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        event = stripe.Webhook.construct_event(
+            body.decode(), self.headers["Stripe-Signature"], SECRET
+        )
+        with self.server.lock:
+            self.server.db.execute(
+                "INSERT OR IGNORE INTO event (id, body) VALUES (?, ?)", (event.id, body)
+            )
+            self.server.db.commit()
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class _BareServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(path, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS event (id TEXT PRIMARY KEY, body BLOB)")
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _BareHandler)
+
+
+def _send(port: int, senders: int, seconds: float, tag: str) -> tuple[float, float, int]:
+    """(events/s, p95 ms, connection errors) for `senders` keep-alive senders over `seconds`."""
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    start = threading.Barrier(senders)
+    end_at = [0.0]
+
+    def sender(n: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        mine: list[float] = []
+        start.wait()
+        i = 0
+        while time.perf_counter() < end_at[0]:
+            event = {"id": f"evt_{tag}_{n}_{i}", "object": "event", "type": "bench.intake",
+                     "created": int(time.time()), "livemode": False,
+                     "data": {"object": {"id": f"obj_{i}", "object": "thing"}}}  # fmt: skip
+            body = json.dumps(event).encode()
+            signature = sign(body.decode(), SECRET, int(time.time()))
+            headers = {"Content-Type": "application/json", "Stripe-Signature": signature}
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", WEBHOOK_PATH, body, headers)
+                answer = conn.getresponse()
+                answer.read()
+                ok = answer.status == 200
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                ok = False
+            if ok:
+                mine.append(time.perf_counter() - t0)
+            else:
+                with lock:
+                    errors[0] += 1
+            i += 1
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=sender, args=(n,)) for n in range(senders)]
+    end_at[0] = time.perf_counter() + seconds + 0.2
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rate = len(latencies) / seconds
+    p95 = statistics.quantiles(latencies, n=20)[-1] * 1000 if len(latencies) > 1 else 0.0
+    return rate, p95, errors[0]
+
+
+def _measure(
+    serve: Callable[[], tuple[int, Callable[[], None]]], senders: int, tag: str
+) -> tuple[float, float, int]:
+    port, stop = serve()
+    try:
+        return _send(port, senders, SECONDS, tag)
+    finally:
+        stop()
+
+
+def run() -> list[str]:
+    logging.getLogger("services.webhook_receiver").setLevel(logging.ERROR)
+    lines = []
+    with tempfile.TemporaryDirectory(prefix="billing-admin-intake-") as tmp:
+        root = Path(tmp)
+        db = open_database(f"sqlite:///{root / 'ours.sqlite3'}")
+        pipeline = EventPipeline(db, StripeGateway("sk_test_unused", api_base="http://127.0.0.1:9"))
+
+        def ours() -> tuple[int, Callable[[], None]]:
+            receiver = WebhookReceiver(pipeline, lambda: [SECRET], port=0)
+            receiver.start()
+            return receiver.port, receiver.stop
+
+        def bare() -> tuple[int, Callable[[], None]]:
+            server = _BareServer(root / "bare.sqlite3")
+            thread = threading.Thread(target=server.serve_forever, daemon=True)
+            thread.start()
+
+            def stop() -> None:
+                server.shutdown()
+                server.server_close()
+                server.db.close()
+
+            return int(server.server_address[1]), stop
+
+        try:
+            for senders in SENDERS:
+                b_rate, b_p95, b_err = _measure(bare, senders, f"b{senders}")
+                o_rate, o_p95, o_err = _measure(ours, senders, f"o{senders}")
+                verdict = "" if o_rate >= max(300, 0.5 * b_rate) and o_err == 0 else "  BELOW GOAL"
+                lines.append(
+                    f"intake, {senders:2d} senders: {o_rate:6.0f} events/s, p95 {o_p95:6.1f} ms, "
+                    f"{o_err} errors  (bare construct_event+INSERT: {b_rate:6.0f}/s, p95 "
+                    f"{b_p95:6.1f} ms, {b_err} errors; ratio {o_rate / b_rate:.2f}x){verdict}"
+                )
+        finally:
+            db.close()
+    return lines
