@@ -223,6 +223,11 @@ def _union(options: list[Node]) -> Node:
             flat.extend(option.options)
         else:
             flat.append(option)
+    # stripe-python types an enum as `Literal['a', 'b']|str` so a newer API value still
+    # type-checks; the API itself refuses any other value. An enum of words closes the union.
+    words = [o for o in flat if isinstance(o, Lit) and any(v not in ("", None) for v in o.values)]
+    if words:
+        flat = [o for o in flat if not (isinstance(o, Prim) and o.kind == "str")]
     return flat[0] if len(flat) == 1 else UnionOf(tuple(flat))
 
 

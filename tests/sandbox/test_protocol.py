@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import stripe
 
@@ -132,3 +134,36 @@ def test_non_loopback_host_refused() -> None:
         SandboxServer(host="0.0.0.0")
     with pytest.raises(ValueError, match="loopback"):
         SandboxServer(host="192.168.1.10")
+
+
+def _refused(call: Callable[[], object], param: str) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as info:
+        call()
+    assert info.value.http_status == 400
+    assert info.value.param == param
+
+
+def test_enum_values_outside_stripes_list_are_refused(stripe_client: stripe.StripeClient) -> None:
+    """stripe-python types enums as `Literal[...]|str`; the API itself refuses other values."""
+    customer = stripe_client.v1.customers.create({"email": "enum@example.com"})
+    pack = {"price_data": {"currency": "usd", "unit_amount": 100, "product_data": {"name": "a"}},
+            "quantity": 1}  # fmt: skip
+    _refused(
+        lambda: stripe_client.v1.invoices.create(
+            {"customer": customer.id, "collection_method": "cash"}
+        ),
+        "collection_method",
+    )
+    _refused(
+        lambda: stripe_client.v1.refunds.create({"charge": "ch_any", "reason": "because"}),
+        "reason",
+    )
+    _refused(
+        lambda: stripe_client.v1.checkout.sessions.create(
+            {"mode": "payment", "locale": "xx-YY", "line_items": [pack]}
+        ),
+        "locale",
+    )
+    _refused(lambda: stripe_client.v1.invoices.list({"status": "bogus"}), "status")
+    assert stripe_client.v1.invoices.list({"status": "open"}).data == []
+    assert stripe_client.v1.invoices.list({"customer": customer.id}).data == []  # nothing made
