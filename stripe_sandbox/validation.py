@@ -270,12 +270,24 @@ def _coerce_obj(value: Any, obj: Obj, param: str) -> dict[str, Any]:
             raise invalid(
                 f"Received unknown parameter: {name}", param=name, code="parameter_unknown"
             )
+        if raw == "" and key in obj.required:
+            raise _cannot_unset(name)  # Stripe: a required string cannot be emptied
         out[key] = _coerce(raw, node, name)
     for key in sorted(obj.required):
         if key not in out:
             name = _name(param, key)
             raise invalid(f"Missing required param: {name}.", param=name, code="parameter_missing")
     return out
+
+
+def _cannot_unset(param: str) -> ApiError:
+    return invalid(
+        f"You passed an empty string for '{param}'. We assume empty values are an attempt "
+        f"to unset a parameter; however '{param}' cannot be unset. You should remove "
+        f"'{param}' from your request or supply a non-empty value.",
+        param=param,
+        code="parameter_invalid_empty",
+    )
 
 
 def _accepts_empty(node: Node) -> bool:
@@ -292,13 +304,7 @@ def _coerce(value: Any, node: Node, param: str) -> Any:
     if value == "":
         if _accepts_empty(node) or (isinstance(node, Prim) and node.kind in ("str", "any")):
             return ""
-        raise invalid(
-            f"You passed an empty string for '{param}'. We assume empty values are an attempt "
-            f"to unset a parameter; however '{param}' cannot be unset. You should remove "
-            f"'{param}' from your request or supply a non-empty value.",
-            param=param,
-            code="parameter_invalid_empty",
-        )
+        raise _cannot_unset(param)
     if isinstance(node, UnionOf):
         return _coerce_union(value, node, param)
     if isinstance(node, Obj):

@@ -167,3 +167,14 @@ def test_enum_values_outside_stripes_list_are_refused(stripe_client: stripe.Stri
     _refused(lambda: stripe_client.v1.invoices.list({"status": "bogus"}), "status")
     assert stripe_client.v1.invoices.list({"status": "open"}).data == []
     assert stripe_client.v1.invoices.list({"customer": customer.id}).data == []  # nothing made
+
+
+def test_an_empty_required_string_is_refused(stripe_client: stripe.StripeClient) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as info:
+        stripe_client.v1.products.create({"name": ""})
+    assert (info.value.http_status, info.value.param) == (400, "name")
+    assert info.value.code == "parameter_invalid_empty"
+    assert stripe_client.v1.products.list().data == []  # nothing was made
+    # An optional string may still be emptied, as Stripe allows.
+    customer = stripe_client.v1.customers.create({"email": "e@example.com", "name": "N"})
+    assert stripe_client.v1.customers.update(customer.id, {"name": ""}).name in ("", None)
