@@ -110,14 +110,20 @@ class CatchUp:
         counts: dict[Result, int],
         newest: int,
     ) -> int:
-        """Store and apply each page's events in order; the cursor follows each one stored."""
+        """Store and apply each page's events in order; the cursor moves once a page (or the
+        part of it done before a stop) is stored, so a crash repeats at most one page."""
         for page in pages:
+            last = ""
             for event in page:
                 if stop():
-                    return newest
+                    break
                 counts[self._pipeline.receive(event.to_dict(for_json=True), Source.CATCH_UP)] += 1
                 newest = max(newest, int(event.created))
-                self._save_cursor(newest, event.id)
+                last = event.id
+            if last:
+                self._save_cursor(newest, last)
+            if stop():
+                break
         return newest
 
     def _pages_after(self, evt_id: str) -> Iterator[list[Any]]:
