@@ -9,8 +9,6 @@ Goal: >= 0.5x the baseline and >= 300 events/s, with 0 connection errors.
 
 from __future__ import annotations
 
-import http.client
-import json
 import logging
 import sqlite3
 import statistics
@@ -23,11 +21,11 @@ from pathlib import Path
 
 import stripe
 
+from bench.delivery import Sender
 from services.database import open_database
 from services.events import EventPipeline
 from services.stripe_gateway import StripeGateway
-from services.webhook_receiver import WEBHOOK_PATH, WebhookReceiver
-from stripe_sandbox.webhooks import sign
+from services.webhook_receiver import WebhookReceiver
 
 SECRET = "whsec_bench_intake_secret_0001"
 SENDERS = (1, 4, 16, 64)
@@ -76,8 +74,8 @@ def _send(port: int, senders: int, seconds: float, tag: str) -> tuple[float, flo
     start = threading.Barrier(senders)
     end_at = [0.0]
 
-    def sender(n: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    def send(n: int) -> None:
+        sender = Sender(port, SECRET)
         mine: list[float] = []
         start.wait()
         i = 0
@@ -85,30 +83,18 @@ def _send(port: int, senders: int, seconds: float, tag: str) -> tuple[float, flo
             event = {"id": f"evt_{tag}_{n}_{i}", "object": "event", "type": "bench.intake",
                      "created": int(time.time()), "livemode": False,
                      "data": {"object": {"id": f"obj_{i}", "object": "thing"}}}  # fmt: skip
-            body = json.dumps(event).encode()
-            signature = sign(body.decode(), SECRET, int(time.time()))
-            headers = {"Content-Type": "application/json", "Stripe-Signature": signature}
             t0 = time.perf_counter()
-            try:
-                conn.request("POST", WEBHOOK_PATH, body, headers)
-                answer = conn.getresponse()
-                answer.read()
-                ok = answer.status == 200
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                ok = False
-            if ok:
+            if sender.post(event):
                 mine.append(time.perf_counter() - t0)
             else:
                 with lock:
                     errors[0] += 1
             i += 1
-        conn.close()
+        sender.close()
         with lock:
             latencies.extend(mine)
 
-    threads = [threading.Thread(target=sender, args=(n,)) for n in range(senders)]
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(senders)]
     end_at[0] = time.perf_counter() + seconds + 0.2
     for t in threads:
         t.start()

@@ -16,9 +16,6 @@ gives the change in each count (steady: near 0) and the RSS ratio end/start.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import http.client
 import json
 import os
 import secrets
@@ -38,8 +35,8 @@ from PySide6.QtWidgets import QApplication
 
 from admin_app.paths import AppPaths, resources_dir
 from admin_app.wiring import Options, build_runtime
+from bench.delivery import Sender
 from services.sync import SyncTarget
-from services.webhook_receiver import WEBHOOK_PATH
 from stripe_sandbox import SandboxServer
 from stripe_sandbox.resources import customers
 from stripe_sandbox.resources.common import Ctx
@@ -113,7 +110,7 @@ class _Deliverer(threading.Thread):
     def __init__(self, port: int, secret: str, objects: list[dict[str, object]]) -> None:
         super().__init__(name="soak-deliveries", daemon=True)
         self.port = port
-        self.secret = secret.encode()
+        self.secret = secret
         self.objects = objects
         self.sent = 0
         self.failed = 0
@@ -126,7 +123,7 @@ class _Deliverer(threading.Thread):
         self.flowing.set()
 
     def run(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        sender = Sender(self.port, self.secret)
         run_id = secrets.token_hex(4)
         while not self._halt.is_set() and (not self.limit or self.sent < self.limit):
             self.flowing.wait()
@@ -145,26 +142,12 @@ class _Deliverer(threading.Thread):
                 "type": "customer.updated",
                 "data": {"object": obj, "previous_attributes": {"description": None}},
             }
-            body = json.dumps(event).encode()
-            stamp = int(time.time())
-            mac = hmac.new(self.secret, f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
-            signature = f"t={stamp},v1={mac}"
-            headers = {"Content-Type": "application/json", "Stripe-Signature": signature}
-            try:
-                conn.request("POST", WEBHOOK_PATH, body, headers)
-                answer = conn.getresponse()
-                answer.read()
-                ok = answer.status == 200
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-                ok = False
-            if ok:
+            if sender.post(event):
                 self.sent += 1
             else:
                 self.failed += 1
                 time.sleep(0.05)
-        conn.close()
+        sender.close()
 
 
 def _type_for(panel: CustomersPanel, seconds: float, soak: Soak) -> None:
