@@ -14,6 +14,7 @@ from typing import Any
 from admin_app import argtypes
 from admin_app.wiring import Runtime
 from services.context import AppContext
+from services.errors import ValidationError
 from services.listener import ListenerState
 from services.webhook_receiver import DEFAULT_PORT
 
@@ -53,20 +54,33 @@ def listen(args: argparse.Namespace, runtime: Runtime) -> int:
 
 
 def events_list(args: argparse.Namespace, ctx: AppContext) -> int:
-    rows = ctx.events.events(ctx.authority, status=args.status, event_type=args.type)
+    rows = ctx.events.events(
+        ctx.authority, status=args.status, event_type=args.type, flagged=args.flagged
+    )
     if args.json:
         print(json.dumps([r._asdict() | {"id": r.evt_id} for r in rows], indent=2))
         return 0
     for r in rows:
         when = datetime.fromtimestamp(r.received_at / 1000).strftime("%Y-%m-%d %H:%M:%S")
-        print(f"{when}  {r.evt_id}  {r.type:<36} {r.status:<8} {r.source}")
+        flag = f"  ⚑ {r.flagged}" if r.flagged else ""
+        print(f"{when}  {r.evt_id}  {r.type:<36} {r.status:<8} {r.source}{flag}")
     return 0
 
 
 def events_replay(args: argparse.Namespace, ctx: AppContext) -> int:
+    if args.failed == bool(args.id):
+        raise ValidationError("Name one event id to replay, or --failed (not both).")
+    if args.failed:
+        report = ctx.events.replay_failed(ctx.authority)
+        for evt_id, result in report.results.items():
+            print(f"{evt_id}: {result.value}")
+        for evt_id in report.flagged:
+            print(f"{evt_id}: flagged for a person, not replayed")
+        print(report.summary(), file=sys.stderr)
+        return 1 if any(r.value == "failed" for r in report.results.values()) else 0
     result = ctx.events.replay(args.id, ctx.authority)
     print(f"{args.id}: {result.value}")
-    return 0 if result.value != "failed" else 1
+    return 0 if result.value not in ("failed", "rejected") else 1
 
 
 def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
@@ -84,10 +98,15 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
     sub = ev.add_subparsers(dest="events_command", metavar="ACTION", required=True,
                             parser_class=parser_class)  # fmt: skip
     p = sub.add_parser("list", help="stored events, newest first")
-    p.add_argument("--status", choices=["received", "applied", "failed", "ignored"])
+    p.add_argument("--status", choices=["received", "applied", "failed", "rejected", "ignored"])
+    p.add_argument("--flagged", action="store_true", help="only events flagged for a person")
     p.add_argument("--type", metavar="T", help="event type, e.g. customer.updated or invoice.*")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=events_list)
-    p = sub.add_parser("replay", help="apply a stored event again (admins)")
-    p.add_argument("id", metavar="EVT_ID")
+    p = sub.add_parser("replay", help="apply a stored event again, or all failed ones (admins)")
+    p.add_argument("id", metavar="EVT_ID", nargs="?")
+    p.add_argument(
+        "--failed", action="store_true",
+        help="replay every failed event Stripe would still retry; flag the rest",
+    )  # fmt: skip
     p.set_defaults(handler=events_replay, needs_stripe=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import fnmatch
+import hashlib
 import json
 import logging
 import time
@@ -30,7 +31,17 @@ from typing import Any, NamedTuple
 import peewee
 
 from services.audit import Authority
-from services.errors import AppError, NotFound, ValidationError
+from services.errors import (
+    AppError,
+    AuthenticationFailed,
+    ConfigurationError,
+    DatabaseError,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    StripeUnreachable,
+    ValidationError,
+)
 from services.mirror import upsert
 from services.models import (
     Customer,
@@ -60,6 +71,7 @@ class Status(enum.Enum):
     APPLIED = "applied"
     FAILED = "failed"
     IGNORED = "ignored"
+    REJECTED = "rejected"
 
 
 class Result(enum.Enum):
@@ -68,13 +80,45 @@ class Result(enum.Enum):
     APPLIED = "applied"
     IGNORED = "ignored"  # stored; nothing to do for this type
     DUPLICATE = "duplicate"  # already applied (or being applied elsewhere): nothing changed
-    FAILED = "failed"  # the handler raised; recorded, to be retried
+    FAILED = "failed"  # a transient failure; recorded, to be retried (the receiver answers 500)
+    REJECTED = "rejected"  # signed but unusable, or a permanent error: flagged, answered 200
+
+
+#: After this many failed attempts an event is flagged and `replay_failed` leaves it alone.
+MAX_ATTEMPTS = 5
+#: Stripe retries a failed delivery for up to three days (live mode); after that, nobody will.
+RETRY_WINDOW_S = 3 * 24 * 3600
 
 
 class Ignore(Exception):
     """Raised by a handler: nothing to do for this event, ever; stored `ignored` with why.
 
     Not an error: retrying cannot change it, so the receiver answers 200 (Stripe stops)."""
+
+
+class Reject(Exception):
+    """Raised by a handler: the event is signed but unusable (a field its type promises is
+    missing or of the wrong kind). Stored `rejected` with why and flagged; answered 200."""
+
+
+#: Failures a later attempt can get past: the network, Stripe's own trouble, a key or setting
+#: being fixed, a database lock. Everything else is permanent for this event.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    StripeUnreachable,
+    RateLimited,
+    AuthenticationFailed,
+    PermissionDenied,
+    ConfigurationError,
+    DatabaseError,
+    peewee.OperationalError,
+    peewee.InterfaceError,
+    TimeoutError,
+    ConnectionError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, TRANSIENT)
 
 
 class EventRow(NamedTuple):
@@ -207,6 +251,54 @@ def route(event_type: str, routes: list[tuple[str, Handler]]) -> Handler:
     return IGNORE
 
 
+def _malformed(event: Mapping[str, Any], evt_id: str, event_type: str) -> str:
+    """Why a signed event cannot be used, whatever its handler ("" when it can)."""
+    if not evt_id.startswith("evt_") or len(evt_id) > 255:
+        return f"the event's id {evt_id[:40]!r} is not a Stripe event id"
+    if not event_type:
+        return "the event has no type"
+    if is_thin(event):
+        related = event.get("related_object")
+        if related is not None and not isinstance(related, Mapping):
+            return "the thin event's related_object is not an object"
+        return ""
+    data = event.get("data")
+    if not isinstance(data, Mapping) or not isinstance(data.get("object"), Mapping):
+        return "the event has no data.object"
+    return ""
+
+
+def _give_up_reason(attempts: int, created: int, now: float) -> str:
+    if attempts >= MAX_ATTEMPTS:
+        return f"failed {attempts} times: needs a person (not replayed automatically)"
+    if created and now - created > RETRY_WINDOW_S:
+        return "failed, and older than Stripe's 3 days of retries: needs a person"
+    return ""
+
+
+def _flag(evt_id: str, why: str) -> None:
+    log.warning("Event %s flagged: %s", evt_id, why)
+    WebhookEvent.update(flagged=why).where(WebhookEvent.evt_id == evt_id).execute()
+
+
+class ReplayReport(NamedTuple):
+    """What `replay_failed` did: each replayed event's result, and those flagged instead."""
+
+    results: dict[str, Result]
+    flagged: list[str]
+
+    def summary(self) -> str:
+        if not self.results and not self.flagged:
+            return "No failed events to replay."
+        counts: dict[str, int] = {}
+        for result in self.results.values():
+            counts[result.value] = counts.get(result.value, 0) + 1
+        parts = [f"{n} {what}" for what, n in sorted(counts.items())]
+        if self.flagged:
+            parts.append(f"{len(self.flagged)} flagged for a person (too many attempts or too old)")
+        return f"Replayed {len(self.results)} failed events: " + ", ".join(parts) + "."
+
+
 class EventPipeline:
     """Stores and applies Stripe events; see the module docstring for the guarantees."""
 
@@ -226,35 +318,45 @@ class EventPipeline:
         self._listeners.append(listener)
 
     def receive(self, event: Mapping[str, Any], source: Source) -> Result:
-        """Store `event` (a verified Stripe event) once and apply it once."""
+        """Store `event` (a verified Stripe event) once and apply it once.
+
+        A signed event without an `evt_` id or a type is still stored — under an id made from
+        its contents, `rejected` — so the delivery is answered, recorded once, and shown."""
+        if not isinstance(event, Mapping):
+            raise ValidationError("Not a Stripe event: the payload is not a JSON object.")
         evt_id = str(event.get("id") or "")
         event_type = str(event.get("type") or "")
-        if not evt_id.startswith("evt_") or not event_type:
-            raise ValidationError("Not a Stripe event: it needs an evt_ id and a type.")
+        problem = _malformed(event, evt_id, event_type)
+        if problem and not (evt_id.startswith("evt_") and len(evt_id) <= 255):
+            digest = hashlib.sha256(json.dumps(event, sort_keys=True, default=str).encode())
+            evt_id = f"evt_unusable_{digest.hexdigest()[:32]}"
         inserted = (
             WebhookEvent.insert(
                 evt_id=evt_id,
-                type=event_type,
-                object_id=str(_object(event).get("id") or "") or None,
+                type=event_type[:255] or "(no type)",
+                object_id=str(_object(event).get("id") or "")[:255] or None,
                 created=_created(event),
                 received_at=int(time.time() * 1000),
                 source=source.value,
                 status=Status.RECEIVED.value,
                 attempts=0,
-                livemode=bool(event.get("livemode", False)),
+                livemode=event.get("livemode") is True,
                 raw=dict(event),
             )
             .on_conflict_ignore()
             .execute()
         )
         log.debug("Event %s %s from %s (new: %s)", evt_id, event_type, source.value, inserted)
-        result = self._apply(evt_id, event_type, event)
+        result = self._apply(evt_id, event_type, event, problem)
+        self._tell(evt_id, result)
+        return result
+
+    def _tell(self, evt_id: str, result: Result) -> None:
         for listener in self._listeners:
             try:
                 listener(evt_id, result)
             except Exception:
                 log.exception("An event listener failed")
-        return result
 
     def replay(self, evt_id: str, authority: Authority) -> Result:
         """Apply a stored event again (admins; audited), e.g. after fixing what made it fail."""
@@ -264,22 +366,55 @@ class EventPipeline:
                 raise ValidationError(f"No stored event {evt_id}.")
             # Replaying re-runs the handler: mirror handlers re-read from Stripe, and money
             # handlers are idempotent by their own unique keys, so this cannot double-apply.
-            WebhookEvent.update(status=Status.RECEIVED.value, source=Source.REPLAY.value).where(
-                WebhookEvent.evt_id == evt_id
-            ).execute()
+            WebhookEvent.update(
+                status=Status.RECEIVED.value, source=Source.REPLAY.value, flagged=None
+            ).where(WebhookEvent.evt_id == evt_id).execute()
             record.params = {"type": row.type, "previous_status": row.status}
-        result = self._apply(evt_id, row.type, row.raw)
-        for listener in self._listeners:
-            listener(evt_id, result)
+        raw = row.raw if isinstance(row.raw, Mapping) else {}
+        result = self._apply(evt_id, row.type, raw, _malformed(raw, evt_id, row.type))
+        self._tell(evt_id, result)
         return result
 
-    def _apply(self, evt_id: str, event_type: str, event: Mapping[str, Any]) -> Result:
+    def replay_failed(self, authority: Authority) -> ReplayReport:
+        """Replay every `failed` event that Stripe would still retry (admins; each audited).
+
+        Events that failed `MAX_ATTEMPTS` times or are older than Stripe's retry window are
+        flagged for a person instead, and left as they are."""
+        authority.require(Permission.REPLAY_EVENTS, "event.replay_failed")
+        failed = list(
+            tuples(
+                WebhookEvent.select(
+                    WebhookEvent.evt_id, WebhookEvent.attempts, WebhookEvent.created
+                )
+                .where(
+                    (WebhookEvent.status == Status.FAILED.value) & WebhookEvent.flagged.is_null()
+                )
+                .order_by(WebhookEvent.created, WebhookEvent.id)
+            )
+        )
+        results: dict[str, Result] = {}
+        flagged: list[str] = []
+        now = time.time()
+        for evt_id, attempts, created in failed:
+            why = _give_up_reason(attempts or 0, created or 0, now)
+            if why:
+                _flag(evt_id, why)
+                flagged.append(evt_id)
+                continue
+            results[evt_id] = self.replay(evt_id, authority)
+        return ReplayReport(results, flagged)
+
+    def _apply(
+        self, evt_id: str, event_type: str, event: Mapping[str, Any], problem: str = ""
+    ) -> Result:
         handler = route(event_type, self.routes)
         claimable = [Status.RECEIVED.value, Status.FAILED.value]
         current = WebhookEvent.select(WebhookEvent.status).where(WebhookEvent.evt_id == evt_id)
         if current.scalar() not in claimable:
             return Result.DUPLICATE  # the cheap check; the claim below is the one that counts
         try:
+            if problem:
+                raise Reject(problem)
             if is_thin(event) and handler is IGNORE:
                 raise Ignore("a v2 thin event; nothing here needs its payload")
             fetched = handler.fetch(self._ctx, event)
@@ -302,23 +437,32 @@ class EventPipeline:
                     ).execute()
         except Ignore as why:
             # Settled for good: retrying cannot change it.
-            WebhookEvent.update(
-                status=Status.IGNORED.value,
-                attempts=WebhookEvent.attempts + 1,
-                last_error=redact(str(why))[:2000],
-            ).where((WebhookEvent.evt_id == evt_id) & WebhookEvent.status.in_(claimable)).execute()
+            self._settle_as(evt_id, claimable, Status.IGNORED, str(why))
             return Result.IGNORED
         except Exception as exc:
             message = str(exc) if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
-            if not isinstance(exc, AppError):
-                log.exception("Handler for %s (%s) failed", evt_id, event_type)
-            WebhookEvent.update(
-                status=Status.FAILED.value,
-                attempts=WebhookEvent.attempts + 1,
-                last_error=redact(message)[:2000],
-            ).where(WebhookEvent.evt_id == evt_id).execute()
-            return Result.FAILED
+            if is_transient(exc):
+                log.warning("Event %s (%s) failed, to be retried: %s", evt_id, event_type, exc)
+                self._settle_as(evt_id, claimable, Status.FAILED, message)
+                row = WebhookEvent.get_or_none(WebhookEvent.evt_id == evt_id)
+                give_up = row and _give_up_reason(row.attempts or 0, row.created or 0, time.time())
+                if give_up:
+                    _flag(evt_id, give_up)
+                return Result.FAILED
+            if not isinstance(exc, (Reject, AppError)):
+                log.exception("Handler for %s (%s) failed for good", evt_id, event_type)
+            self._settle_as(evt_id, claimable, Status.REJECTED, message)
+            _flag(evt_id, f"rejected: {message}"[:2000])
+            return Result.REJECTED
         return Result.APPLIED if status is Status.APPLIED else Result.IGNORED
+
+    @staticmethod
+    def _settle_as(evt_id: str, claimable: list[str], status: Status, why: str) -> None:
+        WebhookEvent.update(
+            status=status.value,
+            attempts=WebhookEvent.attempts + 1,
+            last_error=redact(why)[:2000],
+        ).where((WebhookEvent.evt_id == evt_id) & WebhookEvent.status.in_(claimable)).execute()
 
     # ---- reading (the Events panel and `admin-app events list`)
     def events(
@@ -327,6 +471,7 @@ class EventPipeline:
         *,
         status: str | None = None,
         event_type: str | None = None,
+        flagged: bool = False,
         limit: int = 5000,
     ) -> list[EventRow]:
         authority.require(Permission.BROWSE, "events.list")
@@ -344,6 +489,8 @@ class EventPipeline:
         ).order_by(WebhookEvent.received_at.desc(), WebhookEvent.id.desc())
         if status:
             query = query.where(WebhookEvent.status == status)
+        if flagged:
+            query = query.where(WebhookEvent.flagged.is_null(False))
         if event_type:
             if "*" in event_type:
                 query = query.where(WebhookEvent.type.startswith(event_type.rstrip("*")))

@@ -23,8 +23,14 @@ from hypothesis import strategies as st
 
 from services.audit import Authority
 from services.catchup import CatchUp
-from services.errors import PermissionDenied
-from services.events import ROUTES, EventPipeline, Handler, Result, Status
+from services.errors import (
+    PermissionDenied,
+    RateLimited,
+    StripeRefused,
+    StripeUnreachable,
+    ValidationError,
+)
+from services.events import MAX_ATTEMPTS, ROUTES, EventPipeline, Handler, Result, Source, Status
 from services.models import (
     AuditRecord,
     CreditEntry,
@@ -63,10 +69,10 @@ def _counting_route() -> tuple[list[str], tuple[str, Handler]]:
     return applied, ("test.counted", Handler(lambda _c, _e: None, apply))
 
 
-def _failing_route(fail: list[bool]) -> tuple[str, Handler]:
+def _failing_route(fail: list[Exception | None]) -> tuple[str, Handler]:
     def apply(_ctx: Any, _event: Mapping[str, Any], _fetched: Any) -> Status:
-        if fail[0]:
-            raise RuntimeError("the handler broke")
+        if fail[0] is not None:
+            raise fail[0]
         return Status.APPLIED
 
     return ("test.fragile", Handler(lambda _c, _e: None, apply))
@@ -83,13 +89,16 @@ def counted() -> list[str]:
 
 
 @pytest.fixture
-def fail_flag() -> list[bool]:
-    return [True]
+def fail_flag() -> list[Exception | None]:
+    return [StripeUnreachable("Cannot reach Stripe (the handler broke)")]
 
 
 @pytest.fixture
 def pipeline(
-    database: peewee.Database, gateway: StripeGateway, counted: list[str], fail_flag: list[bool]
+    database: peewee.Database,
+    gateway: StripeGateway,
+    counted: list[str],
+    fail_flag: list[Exception | None],
 ) -> EventPipeline:
     applied, route = _counting_route()
     pipe = EventPipeline(database, gateway, [route, _failing_route(fail_flag), *ROUTES])
@@ -227,20 +236,31 @@ def test_bad_deliveries_are_refused_and_write_nothing(
     assert not WebhookEvent.select().exists()
 
 
-def test_a_failing_handler_answers_500_and_is_replayable(
+@pytest.mark.parametrize(
+    "transient",
+    [
+        StripeUnreachable("Cannot reach Stripe (the handler broke)"),
+        RateLimited("Stripe is receiving too many requests (the handler broke)"),
+        peewee.OperationalError("database is locked (the handler broke)"),
+    ],
+    ids=["unreachable", "rate-limited", "db-locked"],
+)
+def test_a_transient_failure_answers_500_and_is_replayable(
     database: peewee.Database,
     receiver: WebhookReceiver,
     pipeline: EventPipeline,
     authority: Authority,
-    fail_flag: list[bool],
+    fail_flag: list[Exception | None],
+    transient: Exception,
 ) -> None:
+    fail_flag[0] = transient
     body, sig = _signed(_event("evt_fragile", "test.fragile"))
     assert _post(receiver, body, sig) == 500
     row = WebhookEvent.get(WebhookEvent.evt_id == "evt_fragile")
-    assert (row.status, row.attempts) == ("failed", 1)
+    assert (row.status, row.attempts, row.flagged) == ("failed", 1, None)
     assert "the handler broke" in row.last_error
     assert _post(receiver, body, sig) == 500  # Stripe's retry tries again, and fails again
-    fail_flag[0] = False
+    fail_flag[0] = None
     OperatorService(database, authority).add("fin", Role.FINANCE)
     finance = Authority(database, sign_in(database, "fin"))
     with pytest.raises(PermissionDenied, match="replay events"):
@@ -250,6 +270,122 @@ def test_a_failing_handler_answers_500_and_is_replayable(
     assert (row.status, row.attempts, row.source) == ("applied", 3, "replay")
     audit = AuditRecord.select().where(AuditRecord.action == "event.replay")
     assert sorted(r.outcome for r in audit) == ["denied", "ok"]
+
+
+@pytest.mark.parametrize(
+    "permanent",
+    [
+        RuntimeError("the handler broke"),
+        KeyError("amount_total"),
+        StripeRefused("Stripe refused the request: Invalid object"),
+        ValidationError("Credits must be a whole number"),
+    ],
+    ids=["bug", "missing-field", "stripe-refused", "invalid"],
+)
+def test_a_permanent_failure_is_rejected_flagged_and_answered_200(
+    receiver: WebhookReceiver,
+    pipeline: EventPipeline,
+    authority: Authority,
+    fail_flag: list[Exception | None],
+    permanent: Exception,
+) -> None:
+    """Stripe's retries cannot fix it: a 500 would only pile up red for three days."""
+    fail_flag[0] = permanent
+    body, sig = _signed(_event("evt_fragile", "test.fragile"))
+    assert _post(receiver, body, sig) == 200
+    row = WebhookEvent.get(WebhookEvent.evt_id == "evt_fragile")
+    assert (row.status, row.attempts) == ("rejected", 1)
+    assert row.flagged.startswith("rejected: ")
+    assert str(permanent).strip("'") in row.last_error
+    assert _post(receiver, body, sig) == 200  # a redelivery is a duplicate, not a second try
+    assert WebhookEvent.get(WebhookEvent.evt_id == "evt_fragile").attempts == 1
+    assert [r.evt_id for r in pipeline.events(authority, flagged=True)] == ["evt_fragile"]
+    fail_flag[0] = None  # the bug fixed: an admin replays it
+    assert pipeline.replay("evt_fragile", authority) is Result.APPLIED
+    row = WebhookEvent.get(WebhookEvent.evt_id == "evt_fragile")
+    assert (row.status, row.flagged) == ("applied", None)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"id": "evt_nodata", "object": "event", "type": "customer.updated", "created": 1},
+        {"id": "evt_listdata", "object": "event", "type": "customer.updated", "data": []},
+        {
+            "id": "evt_strobj",
+            "object": "event",
+            "type": "product.created",
+            "data": {"object": "prod_1"},
+        },
+        {"id": "evt_notype", "object": "event", "data": {"object": {"id": "cus_1"}}},
+        {"object": "event", "type": "customer.created", "data": {"object": {"id": "cus_1"}}},
+        {"id": 12, "object": "event", "type": "customer.created", "data": {"object": {}}},
+        {
+            "id": "evt_thinbad",
+            "object": "v2.core.event",
+            "type": "v1.billing.meter.x",
+            "created": "2026-12-03T10:00:00.000Z",
+            "related_object": "mtr_1",
+        },
+    ],
+    ids=["no-data", "data-list", "object-string", "no-type", "no-id", "numeric-id", "thin-bad"],
+)
+def test_a_malformed_but_signed_event_is_stored_rejected_once(
+    receiver: WebhookReceiver, event: dict[str, Any]
+) -> None:
+    body, sig = _signed(event)
+    assert _post(receiver, body, sig) == 200
+    assert _post(receiver, body, sig) == 200
+    rows = list(WebhookEvent.select())
+    assert len(rows) == 1, "stored once, under its id or one made from its contents"
+    assert rows[0].status == "rejected"
+    assert rows[0].flagged.startswith("rejected: ")
+    if not str(event.get("id", "")).startswith("evt_"):
+        assert rows[0].evt_id.startswith("evt_unusable_")
+    assert not Customer.select().exists()
+    assert not Product.select().exists()
+
+
+def test_replay_failed_retries_what_stripe_would_and_flags_the_rest(
+    database: peewee.Database,
+    pipeline: EventPipeline,
+    authority: Authority,
+    fail_flag: list[Exception | None],
+) -> None:
+    def deliver(evt_id: str, created: int) -> Result:
+        return pipeline.receive(_event(evt_id, "test.fragile", created=created), Source.RECEIVER)
+
+    now = int(time.time())
+    for evt_id in ("evt_young", "evt_tired", "evt_stale"):
+        assert deliver(evt_id, now) is Result.FAILED
+    assert deliver("evt_old", now - 4 * 86400) is Result.FAILED
+    old = WebhookEvent.get(WebhookEvent.evt_id == "evt_old")
+    assert "older than Stripe's 3 days" in old.flagged  # flagged at once: no one will retry
+    for _ in range(MAX_ATTEMPTS - 1):
+        assert deliver("evt_tired", now) is Result.FAILED
+    tired = WebhookEvent.get(WebhookEvent.evt_id == "evt_tired")
+    assert (tired.status, tired.attempts) == ("failed", MAX_ATTEMPTS)
+    assert f"failed {MAX_ATTEMPTS} times" in tired.flagged
+    # Time passes: evt_stale has sat failed beyond Stripe's retry window.
+    stale_created = now - 3 * 86400 - 60
+    WebhookEvent.update(created=stale_created).where(WebhookEvent.evt_id == "evt_stale").execute()
+    fail_flag[0] = None
+    report = pipeline.replay_failed(authority)
+    assert report.results == {"evt_young": Result.APPLIED}
+    assert report.flagged == ["evt_stale"]
+    assert "1 applied" in report.summary()
+    assert "1 flagged" in report.summary()
+    statuses = {r.evt_id: (r.status, bool(r.flagged)) for r in pipeline.events(authority)}
+    assert statuses == {
+        "evt_young": ("applied", False),
+        "evt_tired": ("failed", True),
+        "evt_stale": ("failed", True),
+        "evt_old": ("failed", True),
+    }
+    assert pipeline.replay_failed(authority).results == {}  # flagged ones stay for a person
+    # A person can still replay one by hand; that clears its flag.
+    assert pipeline.replay("evt_tired", authority) is Result.APPLIED
+    assert WebhookEvent.get(WebhookEvent.evt_id == "evt_tired").flagged is None
 
 
 def test_unknown_types_are_stored_as_ignored(receiver: WebhookReceiver) -> None:

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 
 from services.context import AppContext
 from services.errors import AppError
-from services.events import EventRow
+from services.events import MAX_ATTEMPTS, EventRow, ReplayReport
 from services.permissions import Permission
 from ui.dialogs import denied_tooltip
 from ui.panels.base import ListPanel
@@ -29,10 +29,17 @@ from ui.tasks import TaskRunner
 _RED = QColor("#b3261e")
 _GREY = QColor("#7a7a7a")
 ANY = "Any status"
+FLAGGED = "flagged ⚑"
 
 
 def _when(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _status_colour(row: EventRow) -> QColor | None:
+    if row.status in ("failed", "rejected") or row.flagged:
+        return _RED
+    return _GREY if row.status == "ignored" else None
 
 
 COLUMNS: list[Column[EventRow]] = [
@@ -41,11 +48,9 @@ COLUMNS: list[Column[EventRow]] = [
     Column("Object", lambda r: r.object_id),
     Column(
         "Status",
-        lambda r: r.status,
-        foreground=lambda r: (
-            _RED if r.status == "failed" else _GREY if r.status == "ignored" else None
-        ),
-        tooltip=lambda r: r.last_error or r.flagged or r.status,
+        lambda r: r.status + (" ⚑" if r.flagged else ""),
+        foreground=lambda r: _status_colour(r),
+        tooltip=lambda r: "\n".join(filter(None, [r.flagged, r.last_error])) or r.status,
     ),
     Column("Source", lambda r: r.source),
     Column("Attempts", lambda r: str(r.attempts), sort_key=lambda r: r.attempts, numeric=True),
@@ -72,7 +77,9 @@ class EventsPanel(ListPanel[EventRow]):
         self._status: str | None = None
         super().__init__(tasks, self._load_rows, COLUMNS, _search_text, parent)
         self.status_combo = QComboBox()
-        self.status_combo.addItems([ANY, "applied", "failed", "ignored", "received"])
+        self.status_combo.addItems(
+            [ANY, "applied", "failed", "rejected", "ignored", "received", FLAGGED]
+        )
         self.status_combo.currentTextChanged.connect(self._on_status_combo_changed)
         self.replay_button = QPushButton("Replay")
         self.replay_button.setEnabled(False)
@@ -80,8 +87,18 @@ class EventsPanel(ListPanel[EventRow]):
         self._can_replay = ctx.authority.can(Permission.REPLAY_EVENTS)
         if not self._can_replay:
             self.replay_button.setToolTip(denied_tooltip(ctx.actor.role, Permission.REPLAY_EVENTS))
+        self.replay_failed_button = QPushButton("Replay failed")
+        self.replay_failed_button.setToolTip(
+            "Apply every failed event again that Stripe would still retry; events that failed "
+            f"{MAX_ATTEMPTS} times or are older than 3 days are flagged for a person instead"
+        )
+        self.replay_failed_button.clicked.connect(self.replay_all_failed)
+        self.replay_failed_button.setEnabled(self._can_replay)
+        if not self._can_replay:
+            self.replay_failed_button.setToolTip(self.replay_button.toolTip())
         self.toolbar.addWidget(self.status_combo)
         self.toolbar.addWidget(self.replay_button)
+        self.toolbar.addWidget(self.replay_failed_button)
         self.listener_label = QLabel("Listener: not running in this window")
         self.listener_label.setObjectName("hintText")
         self.payload = QPlainTextEdit()
@@ -119,7 +136,26 @@ class EventsPanel(ListPanel[EventRow]):
             self._on_replay_failed,
         )
 
+    def replay_all_failed(self) -> None:
+        if not self._can_replay:
+            return
+        self.replay_failed_button.setEnabled(False)
+
+        def done(report: ReplayReport) -> None:
+            self.replay_failed_button.setEnabled(True)
+            self._after_replay(report.summary())
+
+        def failed(exc: BaseException) -> None:
+            self.replay_failed_button.setEnabled(True)
+            self._on_replay_failed(exc)
+
+        self._tasks.run(
+            self, lambda: self._ctx.events.replay_failed(self._ctx.authority), done, failed
+        )
+
     def _load_rows(self) -> list[EventRow]:
+        if self._status == FLAGGED:
+            return self._ctx.events.events(self._ctx.authority, flagged=True)
         return self._ctx.events.events(self._ctx.authority, status=self._status)
 
     def _after_replay(self, message: str) -> None:
