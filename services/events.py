@@ -226,20 +226,78 @@ def _refresh(model: type[StripeMirror], kind: str, retrieve: Callable[[Any, str]
     return Handler(fetch, apply)
 
 
+def _via(kind: str, field: str, parent: str, refresh: Handler) -> Handler:
+    """A handler for an event about a sub-object (`kind`: a customer's card or tax id, an
+    invoice's payment): it refreshes the parent named in `field` instead, and never mirrors
+    the sub-object as if it were the parent."""
+
+    def fetch(ctx: HandlerContext, event: Mapping[str, Any]) -> Any:
+        obj = _object(event)
+        if obj.get("object") != kind:
+            raise Ignore(f"about a {obj.get('object') or 'nameless object'}, not a {kind}")
+        named = obj.get(field)
+        parent_id = named.get("id") if isinstance(named, Mapping) else named
+        if not isinstance(parent_id, str) or not parent_id:
+            raise Ignore(f"the {kind} names no {parent}")
+        as_parent = {
+            "type": f"{parent}.updated",
+            "data": {"object": {"id": parent_id, "object": parent}},
+        }
+        return refresh.fetch(ctx, as_parent)
+
+    return Handler(fetch, refresh.apply)
+
+
+def _ignored(reason: str) -> Handler:
+    """An explicit outcome for a type that changes nothing here: stored `ignored`, with why."""
+
+    def fetch(_ctx: HandlerContext, _event: Mapping[str, Any]) -> None:
+        raise Ignore(reason)
+
+    return Handler(fetch, lambda _c, _e, _d: Status.IGNORED)
+
+
 IGNORE = Handler(lambda _c, _e: None, lambda _c, _e, _d: Status.IGNORED)
 
+CUSTOMER = _refresh(Customer, "customer", lambda c, i: c.v1.customers.retrieve(i))
+INVOICE = _refresh(Invoice, "invoice", lambda c, i: c.v1.invoices.retrieve(i))
 
-#: The routing table: the first pattern matching the event type wins. Later issues replace the
-#: placeholders for checkout/payment events (credits) with their real handlers.
+#: The routing table: the first pattern matching the event type wins, so sub-object types come
+#: before their parent's wildcard. Every type here has a row in README's table of events. The
+#: credits' routes (Checkout, refunds, disputes) come first; see `services.credits`.
 ROUTES: list[tuple[str, Handler]] = [
     (
         "customer.subscription.*",
         _refresh(Subscription, "subscription", lambda c, i: c.v1.subscriptions.retrieve(i)),
     ),
-    ("customer.*", _refresh(Customer, "customer", lambda c, i: c.v1.customers.retrieve(i))),
+    # A customer's sub-objects: their own kind, refreshing the customer they belong to.
+    ("customer.source.*", _via("card", "customer", "customer", CUSTOMER)),
+    ("customer.tax_id.*", _via("tax_id", "customer", "customer", CUSTOMER)),
+    ("customer.discount.*", _via("discount", "customer", "customer", CUSTOMER)),
+    ("customer.cash_balance*", _ignored("a customer's cash balance: not mirrored")),
+    ("customer_cash_balance_transaction.*", _ignored("a cash balance entry: not mirrored")),
+    ("customer.*", CUSTOMER),
     ("product.*", _refresh(Product, "product", lambda c, i: c.v1.products.retrieve(i))),
     ("price.*", _refresh(Price, "price", lambda c, i: c.v1.prices.retrieve(i))),
-    ("invoice.*", _refresh(Invoice, "invoice", lambda c, i: c.v1.invoices.retrieve(i))),
+    # Invoices: every status change re-reads the invoice; `invoice.upcoming` (a preview with
+    # no id) is ignored by `_refresh`. The explicit rows say which types were considered.
+    ("invoice.paid", INVOICE),
+    ("invoice.payment_failed", INVOICE),
+    ("invoice.payment_action_required", INVOICE),
+    ("invoice.marked_uncollectible", INVOICE),
+    ("invoice.voided", INVOICE),
+    ("invoice.upcoming", _ignored("an upcoming invoice is a preview with no id: not mirrored")),
+    ("invoice.*", INVOICE),
+    ("invoice_payment.*", _via("invoice_payment", "invoice", "invoice", INVOICE)),
+    ("invoiceitem.*", _ignored("invoice items are read with their invoice, not mirrored")),
+    # The old web app credited on these; here a top-up settles only from its Checkout
+    # session's events (services.credits), so a PaymentIntent event alone credits nothing.
+    (
+        "payment_intent.*",
+        _ignored(
+            "a payment intent alone credits nothing: top-ups settle from their Checkout session"
+        ),
+    ),
 ]
 
 

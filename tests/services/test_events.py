@@ -677,28 +677,87 @@ def test_an_upcoming_invoice_has_no_id_and_is_ignored_with_the_reason(
 
 
 @pytest.mark.parametrize(
-    ("event_type", "obj"),
+    ("event_type", "obj", "outcome"),
     [
         ("customer.source.created", {"id": "card_1Src", "object": "card", "brand": "Visa",
-                                     "customer": "cus_Owner", "last4": "4242"}),
+                                     "last4": "4242"}, "applied"),
         ("customer.tax_id.created", {"id": "txi_1Tax", "object": "tax_id", "type": "eu_vat",
-                                     "value": "DE123456789", "customer": "cus_Owner"}),
-        ("customer.discount.created", {"id": "di_1Disc", "object": "discount",
-                                       "customer": "cus_Owner"}),
-        ("customer.cash_balance.transaction.created",
-         {"id": "ccsbtxn_1", "object": "customer_cash_balance_transaction",
-          "customer": "cus_Owner"}),
+                                     "value": "DE123456789"}, "applied"),
+        ("customer.discount.created", {"id": "di_1Disc", "object": "discount"}, "applied"),
+        ("customer.cash_balance_transaction.created",
+         {"id": "ccsbtxn_1", "object": "customer_cash_balance_transaction"}, "ignored"),
+        ("customer.source.created", {"id": "src_1", "object": "source"}, "ignored"),
     ],
 )  # fmt: skip
-def test_sub_object_events_never_become_customers(
-    receiver: WebhookReceiver, event_type: str, obj: dict[str, Any]
+def test_sub_object_events_refresh_their_customer_and_never_become_one(
+    receiver: WebhookReceiver,
+    stripe_client: stripe.StripeClient,
+    event_type: str,
+    obj: dict[str, Any],
+    outcome: str,
 ) -> None:
+    owner = stripe_client.v1.customers.create({"email": "owner@example.com", "name": "Owner"})
     evt_id = f"evt_sub_{obj['object'][:12]}"
-    assert _deliver(receiver, _event(evt_id, event_type, obj)) == 200
+    assert _deliver(receiver, _event(evt_id, event_type, {**obj, "customer": owner.id})) == 200
     row = _stored(evt_id)
+    assert row.status == outcome, row.last_error
+    if outcome == "ignored":
+        assert row.last_error
+        assert Customer.select().count() == 0
+    else:  # the customer it belongs to is re-read and mirrored: no row with a card_/txi_ id
+        assert [c.stripe_id for c in Customer.select()] == [owner.id]
+        assert Customer.get().email == "owner@example.com"
+
+
+def test_invoice_payment_events_refresh_the_invoice(
+    receiver: WebhookReceiver, stripe_client: stripe.StripeClient
+) -> None:
+    customer = stripe_client.v1.customers.create({"email": "payer@example.com"})
+    invoice = stripe_client.v1.invoices.create({"customer": customer.id})
+    payment = {
+        "id": "inpay_1Paid", "object": "invoice_payment", "amount_paid": 0, "currency": "usd",
+        "invoice": invoice.id, "is_default": True, "status": "paid", "livemode": False,
+        "payment": {"type": "payment_intent", "payment_intent": "pi_1"},
+    }  # fmt: skip
+    assert _deliver(receiver, _event("evt_inpay", "invoice_payment.paid", payment)) == 200
+    assert _stored("evt_inpay").status == "applied"
+    assert [i.stripe_id for i in Invoice.select()] == [invoice.id]
+
+
+@pytest.mark.parametrize(
+    "event_type",
+    ["invoice.paid", "invoice.payment_failed", "invoice.payment_action_required",
+     "invoice.marked_uncollectible", "invoice.voided", "invoice.finalized"],
+)  # fmt: skip
+def test_invoice_status_events_mirror_what_stripe_says_now(
+    receiver: WebhookReceiver, stripe_client: stripe.StripeClient, event_type: str
+) -> None:
+    customer = stripe_client.v1.customers.create({"email": "status@example.com"})
+    invoice = stripe_client.v1.invoices.create({"customer": customer.id})
+    stale = {**invoice.to_dict(for_json=True), "status": "paid", "amount_paid": 999_999}
+    assert _deliver(receiver, _event("evt_inv", event_type, stale)) == 200
+    assert _stored("evt_inv").status == "applied"
+    mirrored = Invoice.get(Invoice.stripe_id == invoice.id)
+    assert mirrored.status == "draft"  # what Stripe says, not what the (stale) payload said
+
+
+@pytest.mark.parametrize(
+    "event_type", ["payment_intent.succeeded", "payment_intent.payment_failed"]
+)
+def test_payment_intent_events_credit_nothing_and_say_why(
+    receiver: WebhookReceiver, event_type: str
+) -> None:
+    """The old web app credited top-ups on payment_intent.succeeded; here they settle only from
+    their Checkout session, so these are ignored with the reason."""
+    intent = {
+        "id": "pi_1Old", "object": "payment_intent", "amount": 700, "currency": "usd",
+        "status": "succeeded", "metadata": {"topup_id": "tu_forged", "credits": "700"},
+    }  # fmt: skip
+    assert _deliver(receiver, _event("evt_pi", event_type, intent)) == 200
+    row = _stored("evt_pi")
     assert row.status == "ignored"
-    assert "not a customer" in row.last_error
-    assert Customer.select().count() == 0  # no row with a card_/txi_ id
+    assert "Checkout session" in row.last_error
+    assert not CreditEntry.select().exists()
 
 
 def test_a_v2_thin_event_is_stored_and_settled(receiver: WebhookReceiver) -> None:
