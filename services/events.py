@@ -152,6 +152,9 @@ class Handler:
 
     fetch: Callable[[HandlerContext, Mapping[str, Any]], Any]
     apply: Callable[[HandlerContext, Mapping[str, Any], Any], Status]
+    #: Set for types that change nothing here: the event is stored `ignored` with this reason
+    #: in one statement, with no claim and no Stripe call.
+    ignore_reason: str | None = None
 
 
 def _object(event: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -254,10 +257,10 @@ def _ignored(reason: str) -> Handler:
     def fetch(_ctx: HandlerContext, _event: Mapping[str, Any]) -> None:
         raise Ignore(reason)
 
-    return Handler(fetch, lambda _c, _e, _d: Status.IGNORED)
+    return Handler(fetch, lambda _c, _e, _d: Status.IGNORED, ignore_reason=reason)
 
 
-IGNORE = Handler(lambda _c, _e: None, lambda _c, _e, _d: Status.IGNORED)
+IGNORE = Handler(lambda _c, _e: None, lambda _c, _e, _d: Status.IGNORED, ignore_reason="")
 
 CUSTOMER = _refresh(Customer, "customer", lambda c, i: c.v1.customers.retrieve(i))
 INVOICE = _refresh(Invoice, "invoice", lambda c, i: c.v1.invoices.retrieve(i))
@@ -388,6 +391,18 @@ class EventPipeline:
         if problem and not (evt_id.startswith("evt_") and len(evt_id) <= 255):
             digest = hashlib.sha256(json.dumps(event, sort_keys=True, default=str).encode())
             evt_id = f"evt_unusable_{digest.hexdigest()[:32]}"
+        handler = route(event_type, self.routes)
+        # Settled at once (rejected, or a type that changes nothing here): one INSERT with the
+        # final status — a burst of `stripe listen`'s everything-forwarding costs one write each.
+        settled: tuple[Status, str | None, str | None] | None = None
+        if problem:
+            settled = (Status.REJECTED, problem, f"rejected: {problem}")
+        elif handler.ignore_reason is not None:
+            why = handler.ignore_reason or (
+                "a v2 thin event; nothing here needs its payload" if is_thin(event) else None
+            )
+            settled = (Status.IGNORED, why, None)
+        status, why, flag = settled or (Status.RECEIVED, None, None)
         inserted = (
             WebhookEvent.insert(
                 evt_id=evt_id,
@@ -396,16 +411,24 @@ class EventPipeline:
                 created=_created(event),
                 received_at=int(time.time() * 1000),
                 source=source.value,
-                status=Status.RECEIVED.value,
-                attempts=0,
+                status=status.value,
+                attempts=1 if settled else 0,
+                last_error=redact(why)[:2000] if why else None,
+                flagged=flag,
                 livemode=event.get("livemode") is True,
                 raw=dict(event),
             )
             .on_conflict_ignore()
+            .as_rowcount()
             .execute()
         )
         log.debug("Event %s %s from %s (new: %s)", evt_id, event_type, source.value, inserted)
-        result = self._apply(evt_id, event_type, event, problem)
+        if settled and inserted == 1:
+            if flag:
+                log.warning("Event %s flagged: %s", evt_id, flag)
+            result = Result.REJECTED if problem else Result.IGNORED
+        else:
+            result = self._apply(evt_id, event_type, event, problem, fresh=inserted == 1)
         self._tell(evt_id, result)
         return result
 
@@ -463,13 +486,20 @@ class EventPipeline:
         return ReplayReport(results, flagged)
 
     def _apply(
-        self, evt_id: str, event_type: str, event: Mapping[str, Any], problem: str = ""
+        self,
+        evt_id: str,
+        event_type: str,
+        event: Mapping[str, Any],
+        problem: str = "",
+        *,
+        fresh: bool = False,
     ) -> Result:
         handler = route(event_type, self.routes)
         claimable = [Status.RECEIVED.value, Status.FAILED.value]
-        current = WebhookEvent.select(WebhookEvent.status).where(WebhookEvent.evt_id == evt_id)
-        if current.scalar() not in claimable:
-            return Result.DUPLICATE  # the cheap check; the claim below is the one that counts
+        if not fresh:  # the cheap check, before any Stripe call; the claim below is the one
+            current = WebhookEvent.select(WebhookEvent.status).where(WebhookEvent.evt_id == evt_id)
+            if current.scalar() not in claimable:
+                return Result.DUPLICATE
         try:
             if problem:
                 raise Reject(problem)

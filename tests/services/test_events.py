@@ -806,3 +806,12 @@ def test_a_burst_of_concurrent_deliveries_is_all_answered(
     assert errors == []
     assert statuses == [200] * 128
     assert sorted(pipeline.test_applied) == sorted(f"evt_burst_{i}" for i in range(32))  # type: ignore[attr-defined]
+
+
+def test_a_redelivered_ignored_event_is_a_duplicate(pipeline: EventPipeline) -> None:
+    """Ignored types settle in one INSERT; the second delivery finds the row and says so."""
+    event = _event("evt_twice_ignored", "radar.early_fraud_warning.created")
+    assert pipeline.receive(_event("evt_first", "customer.updated", {}), Source.RECEIVER)
+    assert pipeline.receive(event, Source.RECEIVER) is Result.IGNORED
+    assert pipeline.receive(event, Source.RECEIVER) is Result.DUPLICATE
+    assert WebhookEvent.get(WebhookEvent.evt_id == "evt_twice_ignored").attempts == 1
