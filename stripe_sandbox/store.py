@@ -37,6 +37,7 @@ KINDS = (
     "invoice",
     "line_item",
     "invoice_payment",
+    "dispute",
 )
 
 # Where hosted pages live until the server knows its real address.

@@ -6,6 +6,7 @@ from stripe_sandbox.resources import (
     billing_portal,
     checkout,
     customers,
+    disputes,
     events,
     invoices,
     payment_methods,
@@ -27,4 +28,5 @@ API_ROUTES: list[Route] = [
     *payments.ROUTES,
     *payment_methods.ROUTES,
     *invoices.ROUTES,
+    *disputes.ROUTES,
 ]
