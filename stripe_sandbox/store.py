@@ -38,6 +38,7 @@ KINDS = (
     "line_item",
     "invoice_payment",
     "dispute",
+    "v2.core.event",
 )
 
 # Where hosted pages live until the server knows its real address.

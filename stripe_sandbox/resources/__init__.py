@@ -13,6 +13,7 @@ from stripe_sandbox.resources import (
     payments,
     prices,
     products,
+    v2_events,
     webhook_endpoints,
 )
 from stripe_sandbox.resources.common import Route
@@ -29,4 +30,5 @@ API_ROUTES: list[Route] = [
     *payment_methods.ROUTES,
     *invoices.ROUTES,
     *disputes.ROUTES,
+    *v2_events.ROUTES,
 ]

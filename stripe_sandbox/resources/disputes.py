@@ -23,6 +23,7 @@ from stripe.params import (
 )
 
 from stripe_sandbox.cards import DISPUTE_FRAUDULENT, by_fingerprint
+from stripe_sandbox.resources import v2_events
 from stripe_sandbox.resources.common import (
     EXPANDABLE,
     Ctx,
@@ -194,7 +195,8 @@ def open_dispute(ctx: Ctx, charge: JsonDict, reason: str) -> JsonDict:
     charge["disputed"] = True
     ctx.store.touch()
     # The cardholder's bank opened it, not an API request of the account.
-    ctx.store.record_event("charge.dispute.created", dispute, NO_REQUEST, ctx.now)
+    snapshot = ctx.store.record_event("charge.dispute.created", dispute, NO_REQUEST, ctx.now)
+    v2_events.record_thin(ctx.store, snapshot, dispute, NO_REQUEST)
     dispute["balance_transactions"].append(_balance_transaction(ctx, dispute, withdrawal=True))
     ctx.store.record_event("charge.dispute.funds_withdrawn", dispute, NO_REQUEST, ctx.now)
     return dispute
