@@ -41,6 +41,27 @@ _TEST_KEY_RE = re.compile(r"(sk|rk)_test_[A-Za-z0-9_]+\Z")
 _LIVE_KEY_RE = re.compile(r"(sk|rk)_live_")
 
 
+def _as_v2_error(response: Response) -> Response:
+    """Rewrite a v1 error envelope into v2's ``{"error": {"type", "code", "message"}}``."""
+    try:
+        err = json.loads(response.body)["error"]
+    except (ValueError, KeyError, TypeError):
+        return response
+    if not isinstance(err, dict):
+        return response
+    code = err.get("code")
+    if code is None and response.status == 404:
+        code = "not_found"
+    body = ApiError(
+        response.status,
+        str(err.get("message", "")),
+        type_=str(err.get("type", "invalid_request_error")),
+        code=code,
+        param=err.get("param"),
+    ).v2_body()
+    return Response(response.status, encode_json(body), response.headers, response.content_type)
+
+
 @functools.cache
 def _compile(path: str) -> re.Pattern[str]:
     return re.compile("^" + path.replace("{id}", "(?P<id>[^/]+)") + "$")
@@ -127,6 +148,8 @@ class Api:
                     response = self._api(method, path, query, headers, body, request_id)
         except ApiError as exc:
             response = Response(exc.status, encode_json(exc.body(request_id)))
+        if path.startswith("/v2/") and response.status >= 400:
+            response = _as_v2_error(response)
         response.headers.setdefault("Request-Id", request_id)
         response.headers["Stripe-Version"] = API_VERSION
         return response

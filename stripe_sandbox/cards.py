@@ -18,6 +18,9 @@ DECLINES = "declines"
 # page the sandbox completes the authentication as the cardholder would.
 AUTHENTICATES = "authenticates"
 
+# What Stripe does after a successful charge on some test cards.
+DISPUTE_FRAUDULENT = "dispute_fraudulent"
+
 
 @dataclass(frozen=True)
 class Decline:
@@ -45,6 +48,8 @@ class TestCard:
     outcome: str = SUCCEEDS
     decline: Decline | None = None
     country: str = "US"
+    # Something that happens to a charge once it succeeded (a dispute), or None.
+    after_success: str | None = None
 
     @property
     def last4(self) -> str:
@@ -137,6 +142,8 @@ CARDS: dict[str, TestCard] = {
         _card("4000002500003155", outcome=AUTHENTICATES),
         _card("4000002760003184", outcome=AUTHENTICATES),
         _card("4000000000003220", outcome=AUTHENTICATES),
+        # The charge succeeds, then the cardholder disputes it as fraudulent.
+        TestCard("4000000000000259", "visa", "credit", after_success=DISPUTE_FRAUDULENT),
     )
 }
 
@@ -170,6 +177,7 @@ TEST_TOKENS: dict[str, str] = {
     "authenticationRequired": "4000002760003184",
     "authenticationRequiredOnSetup": "4000002500003155",
     "threeDSecure2Required": "4000000000003220",
+    "createDispute": "4000000000000259",
 }
 
 

@@ -5,6 +5,9 @@ started and POSTs each one, signed like Stripe signs, to ``--forward-to``. Outpu
 the CLI: the "Ready!" line with the signing secret on stderr; one line per event and per
 forwarding result on stdout. The secret is derived from the API key, so it is the same on
 every run with the same key (as the CLI's is per account).
+
+Thin events (``--thin-events`` with ``--forward-thin-to``) are polled from
+``GET /v2/core/events`` and POSTed as the thin payload, signed with the same secret.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, TextIO
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from stripe_sandbox.resources.v2_events import notification
 from stripe_sandbox.resources.webhook_endpoints import is_loopback_url
 from stripe_sandbox.webhooks import post_signed, sign
 from stripe_sandbox.wire import API_VERSION
@@ -92,6 +96,9 @@ class Listener:
         out: Where event lines go (stdout).
         err: Where status lines go (stderr).
         poll_interval: Seconds between polls when nothing is new.
+        forward_thin_to: Where to POST thin events, or None to only print them.
+        thin_events: Thin event types to forward (``*`` for all; none by default, as the
+            CLI forwards thin events only when they are named).
     """
 
     def __init__(
@@ -104,6 +111,8 @@ class Listener:
         err: TextIO,
         poll_interval: float = POLL_INTERVAL_SECONDS,
         verify_tls: bool = False,
+        forward_thin_to: str | None = None,
+        thin_events: list[str] | None = None,
     ) -> None:
         self.secret = signing_secret(api_key)
         self._sandbox = _Sandbox(api_base, api_key)
@@ -114,6 +123,9 @@ class Listener:
         self._poll_interval = poll_interval
         self._verify_tls = verify_tls
         self._cursor: str | None = None
+        self._forward_thin_to = forward_thin_to
+        self._thin_events = set(thin_events or [])
+        self._thin_cursor: str | None = None
 
     def authenticate(self) -> None:
         """Check the key and remember the newest event (only later ones are forwarded).
@@ -135,6 +147,12 @@ class Listener:
             )
         data = body.get("data") or []
         self._cursor = data[0]["id"] if data else None
+        if self._thin_events:
+            status, body = self._sandbox.get("/v2/core/events", {"limit": 1})
+            if status != 200:
+                raise ListenError(f"GET /v2/core/events answered {status}")
+            data = body.get("data") or []
+            self._thin_cursor = data[0]["id"] if data else None
 
     def run(self, stop: threading.Event) -> None:
         """Print the Ready line, then poll and forward until ``stop`` is set."""
@@ -149,6 +167,7 @@ class Listener:
             while not stop.is_set():
                 try:
                     fresh = self._new_events()
+                    thin = self._new_thin_events() if self._thin_events else []
                 except (OSError, http.client.HTTPException, ValueError) as exc:
                     if not unreachable:
                         print(
@@ -166,7 +185,11 @@ class Listener:
                     if stop.is_set():
                         break
                     self._handle(event)
-                if not fresh:
+                for event in thin:
+                    if stop.is_set():
+                        break
+                    self._handle_thin(event)
+                if not fresh and not thin:
                     stop.wait(self._poll_interval)
         finally:
             self._sandbox.close()
@@ -206,16 +229,45 @@ class Listener:
             self._cursor = fresh[-1]["id"]
         return fresh
 
+    def _new_thin_events(self) -> list[dict[str, Any]]:
+        """Thin events newer than the thin cursor, oldest first (all of them after a reset)."""
+        collected: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"limit": 100}
+        while True:
+            status, body = self._sandbox.get("/v2/core/events", params)
+            if status != 200:
+                raise ValueError(f"GET /v2/core/events answered {status}")
+            ids = [e["id"] for e in body["data"]]
+            if self._thin_cursor in ids:
+                collected.extend(body["data"][: ids.index(self._thin_cursor)])
+                break
+            collected.extend(body["data"])
+            if not body["next_page_url"]:
+                break
+            params = dict(parse_qsl(urlsplit(body["next_page_url"]).query))
+        fresh = list(reversed(collected))
+        if fresh:
+            self._thin_cursor = fresh[-1]["id"]
+        return fresh
+
+    def _handle_thin(self, event: dict[str, Any]) -> None:
+        if "*" not in self._thin_events and event["type"] not in self._thin_events:
+            return
+        self._deliver(event, notification(event), self._forward_thin_to)
+
     def _handle(self, event: dict[str, Any]) -> None:
         if "*" not in self._events and event["type"] not in self._events:
             return
+        self._deliver(event, event, self._forward_to)
+
+    def _deliver(self, event: dict[str, Any], body: dict[str, Any], url: str | None) -> None:
         self._line(f"   --> {event['type']} [{event['id']}]")
-        if self._forward_to is None:
+        if url is None:
             return
-        payload = json.dumps(event, indent=2)
+        payload = json.dumps(body, indent=2)
         try:
             status = post_signed(
-                self._forward_to,
+                url,
                 payload,
                 sign(payload, self.secret, int(time.time())),
                 verify_tls=self._verify_tls,
@@ -223,7 +275,7 @@ class Listener:
         except (OSError, http.client.HTTPException, ValueError) as exc:
             self._line(f"            [ERROR] Failed to POST: {exc}\n")
             return
-        self._line(f"  <--  [{status}] POST {self._forward_to} [{event['id']}]")
+        self._line(f"  <--  [{status}] POST {url} [{event['id']}]")
 
     def _line(self, text: str) -> None:
         print(f"{time.strftime(TIME_FORMAT)}{text}", file=self._out, flush=True)
@@ -261,7 +313,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     # Stripe CLI 1.x refuses to start without naming the events; these are its "all" flags.
     parser.add_argument("--all-snapshot", action="store_true", help="every event (the default)")
-    parser.add_argument("--all-thin", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--all-thin", action="store_true", help="every thin event")
+    parser.add_argument(
+        "--thin-events",
+        action="append",
+        metavar="TYPES",
+        help="comma-separated thin event types to forward (such as v1.charge.dispute.created)",
+    )
+    parser.add_argument(
+        "--forward-thin-to", metavar="URL", help="where to POST thin events (thin payload)"
+    )
     parser.add_argument(
         "--api-base", default=DEFAULT_API_BASE, metavar="URL", help="the sandbox's URL"
     )
@@ -310,10 +371,15 @@ def main(
         if not is_loopback_url(args.api_base):
             raise ListenError(f"--api-base must be the sandbox's loopback URL, not {args.api_base}")
         forward_to = _normalise_forward_url(args.forward_to) if args.forward_to else None
+        forward_thin_to = (
+            _normalise_forward_url(args.forward_thin_to) if args.forward_thin_to else None
+        )
     except ListenError as exc:
         print(f"Error: {exc}", file=err, flush=True)
         return 2
     events = [e.strip() for group in args.events or ["*"] for e in group.split(",") if e.strip()]
+    thin_events = [e.strip() for group in args.thin_events or [] for e in group.split(",")]
+    thin_events = [e for e in thin_events if e] or (["*"] if args.all_thin else [])
     listener = Listener(
         args.api_base.rstrip("/"),
         api_key,
@@ -322,6 +388,8 @@ def main(
         out,
         err,
         poll_interval=args.poll_interval,
+        forward_thin_to=forward_thin_to,
+        thin_events=thin_events,
     )
     try:
         try:

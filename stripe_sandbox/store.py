@@ -37,6 +37,8 @@ KINDS = (
     "invoice",
     "line_item",
     "invoice_payment",
+    "dispute",
+    "v2.core.event",
 )
 
 # Where hosted pages live until the server knows its real address.

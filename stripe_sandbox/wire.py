@@ -89,6 +89,13 @@ class ApiError(Exception):
         err["request_id"] = request_id
         return {"error": err}
 
+    def v2_body(self) -> JsonDict:
+        """Return the error envelope of Stripe's v2 API (``/v2/…`` paths)."""
+        err: JsonDict = {"type": self.type, "code": self.code, "message": self.message}
+        if self.param is not None:
+            err["param"] = self.param
+        return {"error": err}
+
 
 def invalid(message: str, *, param: str | None = None, code: str | None = None) -> ApiError:
     """Build a 400 ``invalid_request_error``."""

@@ -6,12 +6,14 @@ from stripe_sandbox.resources import (
     billing_portal,
     checkout,
     customers,
+    disputes,
     events,
     invoices,
     payment_methods,
     payments,
     prices,
     products,
+    v2_events,
     webhook_endpoints,
 )
 from stripe_sandbox.resources.common import Route
@@ -27,4 +29,6 @@ API_ROUTES: list[Route] = [
     *payments.ROUTES,
     *payment_methods.ROUTES,
     *invoices.ROUTES,
+    *disputes.ROUTES,
+    *v2_events.ROUTES,
 ]

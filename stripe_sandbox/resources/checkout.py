@@ -30,7 +30,7 @@ from stripe.params.checkout import (
 )
 
 from stripe_sandbox import cards
-from stripe_sandbox.resources import customers, payment_methods, payments
+from stripe_sandbox.resources import customers, disputes, payment_methods, payments
 from stripe_sandbox.resources.common import (
     EXPANDABLE,
     Ctx,
@@ -664,6 +664,7 @@ def pay(
     if result.status == "requires_payment_method":
         return PayResult(session, result.error)
     _complete(ctx, session, email, name)
+    disputes.follow_up(ctx, result.charge)
     return PayResult(session, None)
 
 

@@ -44,7 +44,7 @@ from stripe.params import (
     InvoiceVoidInvoiceParams,
 )
 
-from stripe_sandbox.resources import payment_methods, payments
+from stripe_sandbox.resources import disputes, payment_methods, payments
 from stripe_sandbox.resources.common import (
     EXPANDABLE,
     Ctx,
@@ -881,6 +881,7 @@ def charge_invoice(
         _record(ctx, "invoice_payment.paid", payment)
         _mark_paid(ctx, invoice, intent["amount"], out_of_band=False)
         _record(ctx, "invoice.payment_succeeded", invoice)
+        disputes.follow_up(ctx, result.charge)
         return None
     if result.status == "requires_action":
         _record(ctx, "invoice.payment_action_required", invoice)

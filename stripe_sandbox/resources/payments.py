@@ -582,6 +582,15 @@ def _refundable_charge(ctx: Ctx, params: JsonDict) -> JsonDict:
             f"Charge {charge_id} cannot be refunded because its status is {charge['status']}.",
             param="charge",
         )
+    if charge["disputed"] and any(
+        d["charge"] == charge_id and not d["is_charge_refundable"]
+        for d in ctx.store.objects["dispute"].values()
+    ):
+        raise invalid(
+            f"Charge {charge_id} has been charged back; cannot issue a refund.",
+            param="charge",
+            code="charge_disputed",
+        )
     if charge["refunded"]:
         raise invalid(
             f"Charge {charge_id} has already been refunded.",
