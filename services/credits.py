@@ -363,47 +363,74 @@ def _flag_event(event: Mapping[str, Any], why: str) -> None:
 @dataclass(frozen=True)
 class _TopUpTruth:
     """What Stripe says now about one top-up's payment: its session, re-read, and the refunds
-    of its payment. `session` is None when the payment is not a Checkout payment at all."""
+    and disputes of its payment. `session` is None when the payment is not a Checkout payment."""
 
     session: dict[str, Any] | None
     refunds: list[dict[str, Any]]
+    disputes: list[dict[str, Any]]
 
 
-def _read_refunds(ctx: HandlerContext, payment_intent: object) -> list[dict[str, Any]]:
+def _read_reversals(
+    ctx: HandlerContext, payment_intent: object
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The refunds and the disputes of one payment, as Stripe has them now."""
     if not isinstance(payment_intent, str) or not payment_intent:
-        return []
-    listed = ctx.gateway.call(
+        return [], []
+    refunds = ctx.gateway.call(
         lambda c: c.v1.refunds.list({"payment_intent": payment_intent, "limit": 100})
     )
-    return [r.to_dict(for_json=True) for r in listed.data]
+    disputes = ctx.gateway.call(
+        lambda c: c.v1.disputes.list({"payment_intent": payment_intent, "limit": 100})
+    )
+    return (
+        [r.to_dict(for_json=True) for r in refunds.data],
+        [d.to_dict(for_json=True) for d in disputes.data],
+    )
+
+
+def _event_object_id(event: Mapping[str, Any], prefixes: tuple[str, ...], what: str) -> str:
+    obj = (event.get("data") or {}).get("object") or {}
+    object_id = str(obj.get("id") or "") if isinstance(obj, Mapping) else ""
+    if not object_id.startswith(prefixes):
+        raise Ignore(f"the event carries no {what} id")
+    return object_id
 
 
 def _fetch_from_session(ctx: HandlerContext, event: Mapping[str, Any]) -> _TopUpTruth:
-    session_id = str(((event.get("data") or {}).get("object") or {}).get("id") or "")
-    if not session_id.startswith("cs_"):
-        raise Ignore("the event carries no Checkout Session id")
+    session_id = _event_object_id(event, ("cs_",), "Checkout Session")
     # Re-read: the payload may be old (events arrive in any order) and only Stripe is the truth.
     fresh = ctx.gateway.call(lambda c: c.v1.checkout.sessions.retrieve(session_id))
     session: dict[str, Any] = fresh.to_dict(for_json=True)
-    return _TopUpTruth(session, _read_refunds(ctx, session.get("payment_intent")))
+    return _TopUpTruth(session, *_read_reversals(ctx, session.get("payment_intent")))
 
 
-def _fetch_from_charge(ctx: HandlerContext, event: Mapping[str, Any]) -> _TopUpTruth:
-    charge_id = str(((event.get("data") or {}).get("object") or {}).get("id") or "")
-    if not charge_id.startswith(("ch_", "py_")):
-        raise Ignore("the event carries no charge id")
+def _truth_of_charge(ctx: HandlerContext, charge_id: str) -> _TopUpTruth:
     charge = ctx.gateway.call(lambda c: c.v1.charges.retrieve(charge_id))
     payment_intent = charge.payment_intent
     if not isinstance(payment_intent, str) or not payment_intent:
-        return _TopUpTruth(None, [])
+        return _TopUpTruth(None, [], [])
     # Found through the session, not our own row: a refund may arrive before the payment did.
     listed = ctx.gateway.call(
         lambda c: c.v1.checkout.sessions.list({"payment_intent": payment_intent, "limit": 1})
     )
     if not listed.data:
-        return _TopUpTruth(None, [])
+        return _TopUpTruth(None, [], [])
     session: dict[str, Any] = listed.data[0].to_dict(for_json=True)
-    return _TopUpTruth(session, _read_refunds(ctx, payment_intent))
+    return _TopUpTruth(session, *_read_reversals(ctx, payment_intent))
+
+
+def _fetch_from_charge(ctx: HandlerContext, event: Mapping[str, Any]) -> _TopUpTruth:
+    return _truth_of_charge(ctx, _event_object_id(event, ("ch_", "py_"), "charge"))
+
+
+def _fetch_from_dispute(ctx: HandlerContext, event: Mapping[str, Any]) -> _TopUpTruth:
+    dispute_id = _event_object_id(event, ("dp_", "du_"), "dispute")
+    dispute = ctx.gateway.call(lambda c: c.v1.disputes.retrieve(dispute_id))
+    charge = dispute.charge
+    charge_id = charge if isinstance(charge, str) else getattr(charge, "id", "")
+    if not charge_id:
+        raise Ignore(f"dispute {dispute_id} names no charge")
+    return _truth_of_charge(ctx, charge_id)
 
 
 def _credit_purchase(topup: TopUp, session: Mapping[str, Any], now: int) -> bool:
@@ -435,18 +462,40 @@ def _credit_purchase(topup: TopUp, session: Mapping[str, Any], now: int) -> bool
     return True
 
 
-def _claw_back(topup: TopUp, refunds: list[dict[str, Any]], now: int) -> bool:
-    """One clawback entry per refund (unique by refund id), each the refunded share of the
-    credits: the same refunds give the same entries whatever order their events came in."""
-    settled = sorted(
-        (r for r in refunds if r.get("status") in ("succeeded", "pending")),
-        key=lambda r: (r.get("created") or 0, r["id"]),
-    )
-    refunded = clawed = 0
+class _Reversal(NamedTuple):
+    """Money taken back from a paid top-up: a refund, or a dispute the merchant lost."""
+
+    source: str  # re_… / dp_…: the clawback entry's unique source
+    amount: int
+    created: int
+    reason: str
+
+
+def _reversals(topup: TopUp, truth: _TopUpTruth) -> list[_Reversal]:
+    found = [
+        _Reversal(r["id"], int(r.get("amount") or 0), int(r.get("created") or 0),
+                  f"Refund {r['id']} of {topup.topup_id}")
+        for r in truth.refunds
+        if r.get("status") in ("succeeded", "pending") and r.get("id")
+    ] + [
+        _Reversal(d["id"], int(d.get("amount") or 0), int(d.get("created") or 0),
+                  f"Dispute {d['id']} of {topup.topup_id} lost ({d.get('reason') or 'no reason'})")
+        for d in truth.disputes
+        if d.get("status") == "lost" and d.get("id")
+    ]  # fmt: skip
+    return sorted(found, key=lambda r: (r.created, r.source))
+
+
+def _claw_back(topup: TopUp, truth: _TopUpTruth, now: int) -> bool:
+    """One clawback entry per refund or lost dispute (unique by its id), each the share of the
+    credits it took back: the same reversals give the same entries whatever order their events
+    came in, and together they never take more than the top-up gave. Also flags the top-up
+    while a dispute is open. True when anything changed."""
+    reversed_amount = clawed = 0
     wrote = False
-    for refund in settled:
-        refunded += int(refund.get("amount") or 0)
-        target = min(topup.credits, round(topup.credits * refunded / topup.amount))
+    for reversal in _reversals(topup, truth):
+        reversed_amount += reversal.amount
+        target = min(topup.credits, round(topup.credits * reversed_amount / topup.amount))
         take, clawed = target - clawed, target
         if take <= 0:
             continue
@@ -454,18 +503,33 @@ def _claw_back(topup: TopUp, refunds: list[dict[str, Any]], now: int) -> bool:
             with topup._meta.database.atomic():
                 CreditEntry.insert(
                     customer_id=topup.customer_id, amount=-take, kind="clawback",
-                    source=refund["id"], topup_id=topup.topup_id, operator=SYSTEM,
-                    reason=f"Refund {refund['id']} of {topup.topup_id}", created_at=now,
+                    source=reversal.source, topup_id=topup.topup_id, operator=SYSTEM,
+                    reason=reversal.reason, created_at=now,
                 ).execute()  # fmt: skip
             wrote = True
         except peewee.IntegrityError:
-            continue  # this refund was clawed back already
-    if refunded:
-        TopUp.update(
-            refunded_amount=refunded,
-            status="refunded" if refunded >= topup.amount else "credited",
-        ).where(TopUp.id == topup.id).execute()
-    return wrote
+            continue  # clawed back already
+    refunded = sum(
+        int(r.get("amount") or 0)
+        for r in truth.refunds
+        if r.get("status") in ("succeeded", "pending")
+    )
+    lost = any(d.get("status") == "lost" for d in truth.disputes)
+    status = "disputed" if lost else "refunded" if refunded >= topup.amount else "credited"
+    open_disputes = [
+        d["id"] for d in truth.disputes
+        if d.get("status") in ("needs_response", "under_review", "warning_needs_response",
+                               "warning_under_review")
+    ]  # fmt: skip
+    flagged = topup.flagged
+    if open_disputes:
+        flagged = f"dispute {', '.join(open_disputes)} open: these credits may be taken back"
+    elif flagged and flagged.startswith("dispute "):
+        flagged = None  # the dispute closed (won, or lost and clawed back above)
+    TopUp.update(refunded_amount=refunded, status=status, flagged=flagged).where(
+        TopUp.id == topup.id
+    ).execute()
+    return wrote or flagged != topup.flagged
 
 
 def _settle(_ctx: HandlerContext, event: Mapping[str, Any], truth: _TopUpTruth) -> Status:
@@ -495,7 +559,7 @@ def _settle(_ctx: HandlerContext, event: Mapping[str, Any], truth: _TopUpTruth) 
         # Paid always credits, whatever the local status says (a forged or early "expired"
         # must not eat a real payment); the unique ledger index keeps it to once.
         credited = _credit_purchase(topup, session, now)
-        clawed = _claw_back(TopUp.get_by_id(topup.id), truth.refunds, now)
+        clawed = _claw_back(TopUp.get_by_id(topup.id), truth, now)
         return Status.APPLIED if credited or clawed else Status.IGNORED
     read = session.get("status")
     new_status = ""
@@ -518,6 +582,7 @@ def _settle(_ctx: HandlerContext, event: Mapping[str, Any], truth: _TopUpTruth) 
 
 SESSION = Handler(_fetch_from_session, _settle)
 CHARGE = Handler(_fetch_from_charge, _settle)
+DISPUTE = Handler(_fetch_from_dispute, _settle)
 
 #: The credits issue's part of the event routing table: every top-up event settles the top-up.
 CREDIT_ROUTES: list[tuple[str, Handler]] = [
@@ -526,4 +591,7 @@ CREDIT_ROUTES: list[tuple[str, Handler]] = [
     ("checkout.session.async_payment_failed", SESSION),
     ("checkout.session.expired", SESSION),
     ("charge.refunded", CHARGE),
+    # A dispute opens (flag: the credits are at risk), and closes won (unflag) or lost (claw
+    # back, like a refund). Funds withdrawn/reinstated and updates settle the same way.
+    ("charge.dispute.*", DISPUTE),
 ]

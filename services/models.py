@@ -131,7 +131,7 @@ class TopUp(BaseModel):
     product_id = peewee.CharField(max_length=255, null=True)  # the credit pack, if one
     status = peewee.CharField(
         max_length=16, index=True
-    )  # open paid credited expired failed refunded
+    )  # open paid credited expired failed refunded disputed
     checkout_session_id = peewee.CharField(max_length=255, unique=True)
     url = peewee.TextField(null=True)
     payment_intent_id = peewee.CharField(max_length=255, null=True, index=True)

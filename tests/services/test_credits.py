@@ -23,6 +23,8 @@ from typing import Any
 import peewee
 import pytest
 import stripe
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from services.audit import Authority
 from services.catchup import CatchUp
@@ -541,3 +543,95 @@ def test_catch_up_walks_a_gap_longer_than_any_page_limit(world: World) -> None:
     assert world.balance(customer) == 1234  # the oldest event of the gap was not dropped
     assert world.topup(topup_id).status == "credited"
     assert catch_up.run().seen == 0  # the cursor is at the newest event
+
+
+# ---- disputes: a lost dispute takes the credits back, like a refund
+
+
+def _disputed_quietly(world: World, credits: int) -> tuple[str, str, str, str]:
+    """A top-up paid with Stripe's dispute test card while nobody listens:
+    (customer, top-up id, charge id, dispute id)."""
+    world.receiver.stop()
+    customer = world.customer()
+    topup_id = world.issue(customer, credits=credits)
+    assert world.pay(topup_id, card="4000000000000259")[0] == 200
+    session = world.client.v1.checkout.sessions.retrieve(world.topup(topup_id).checkout_session_id)
+    assert isinstance(session.payment_intent, str)
+    intent = world.client.v1.payment_intents.retrieve(session.payment_intent)
+    assert isinstance(intent.latest_charge, str)
+    [dispute] = world.client.v1.disputes.list({"charge": intent.latest_charge}).data
+    return customer, topup_id, intent.latest_charge, dispute.id
+
+
+def _deliver_all(world: World, *object_ids: str) -> None:
+    for events in _events_of(world, *object_ids).values():
+        for event in events:
+            world.pipeline.receive(event, Source.RECEIVER)
+
+
+def test_a_dispute_flags_the_topup_and_a_lost_one_claws_back(world: World) -> None:
+    customer, topup_id, charge, dispute = _disputed_quietly(world, 700)
+    session = world.topup(topup_id).checkout_session_id
+    _deliver_all(world, session, charge, dispute)
+    assert world.balance(customer) == 700  # paid: credited; the dispute is open, not lost
+    row = world.topup(topup_id)
+    assert row.status == "credited"
+    assert f"dispute {dispute} open" in (row.flagged or "")
+    world.client.v1.disputes.close(dispute)  # accepting the dispute: lost
+    _deliver_all(world, dispute)
+    assert world.balance(customer) == 0
+    row = world.topup(topup_id)
+    assert (row.status, row.flagged) == ("disputed", None)
+    assert sorted((e.kind, e.amount, e.source) for e in world.credits.ledger(customer)) == [
+        ("clawback", -700, dispute),
+        ("purchase", 700, topup_id),
+    ]
+
+
+def test_a_won_dispute_keeps_the_credits_and_clears_the_flag(world: World) -> None:
+    customer, topup_id, charge, dispute = _disputed_quietly(world, 400)
+    world.client.v1.disputes.update(
+        dispute, {"evidence": {"uncategorized_text": "winning_evidence"}}
+    )
+    _deliver_all(world, world.topup(topup_id).checkout_session_id, charge, dispute)
+    assert world.balance(customer) == 400
+    row = world.topup(topup_id)
+    assert (row.status, row.flagged) == ("credited", None)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_every_order_of_pay_refund_dispute_and_expire_ends_the_same(
+    world: World, data: st.DataObject
+) -> None:
+    """Any permutation of a top-up's genuine events (paid, a partial refund, a dispute opened,
+    withdrawn and lost) plus a signed `expired` for its session, each delivered twice, ends
+    with the same ledger, balance and status."""
+    if not hasattr(world, "scenario"):
+        customer, topup_id, charge, dispute = _disputed_quietly(world, 1000)  # $100.00
+        world.client.v1.disputes.close(dispute)  # lost: the whole $100 (Stripe's test card)
+        session = world.topup(topup_id).checkout_session_id
+        by_type = _events_of(world, session, charge, dispute)
+        completed = by_type["checkout.session.completed"][0]
+        expired = {**completed, "id": "evt_expired_too", "type": "checkout.session.expired"}
+        genuine = [ev for events in by_type.values() for ev in events] + [expired]
+        world.scenario = (customer, topup_id, dispute, genuine)  # type: ignore[attr-defined]
+    customer, topup_id, dispute, genuine = world.scenario  # type: ignore[attr-defined]
+    order = data.draw(st.permutations(genuine))
+    CreditEntry.delete().where(CreditEntry.topup_id == topup_id).execute()
+    TopUp.update(
+        status="open", paid_at=None, credited_at=None, payment_intent_id=None,
+        refunded_amount=0, flagged=None,
+    ).where(TopUp.topup_id == topup_id).execute()  # fmt: skip
+    WebhookEvent.delete().execute()
+    for event in [*order, *order]:
+        world.pipeline.receive(event, Source.RECEIVER)
+    # Hand-computed: 1000 bought; the lost dispute takes the whole payment back.
+    assert sorted((e.kind, e.amount, e.source) for e in world.credits.ledger(customer)) == [
+        ("clawback", -1000, dispute),
+        ("purchase", 1000, topup_id),
+    ], [e["type"] for e in order]
+    assert world.balance(customer) == 0
+    row = world.topup(topup_id)
+    assert (row.status, row.refunded_amount, row.flagged) == ("disputed", 0, None)
+    assert WebhookEvent.select().where(WebhookEvent.status.in_(["failed", "rejected"])).count() == 0

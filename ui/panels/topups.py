@@ -23,7 +23,9 @@ ANY = "Any status"
 _GREEN = QColor("#1b7a34")
 _RED = QColor("#b3261e")
 _GREY = QColor("#7a7a7a")
-_STATUS_COLOUR = {"credited": _GREEN, "failed": _RED, "refunded": _RED, "expired": _GREY}
+_STATUS_COLOUR = {
+    "credited": _GREEN, "failed": _RED, "refunded": _RED, "disputed": _RED, "expired": _GREY,
+}  # fmt: skip
 
 
 def _age(row: TopUpRow) -> str:
@@ -75,7 +77,7 @@ class TopUpsPanel(ListPanel[TopUpRow]):
         super().__init__(tasks, self._load_rows, COLUMNS, _search_text, parent)
         self.status_combo = QComboBox()
         self.status_combo.addItems(
-            [ANY, "open", "credited", "expired", "failed", "refunded", "paid"]
+            [ANY, "open", "credited", "expired", "failed", "refunded", "disputed", "paid"]
         )
         self.status_combo.currentTextChanged.connect(self._on_status_combo_changed)
         self.copy_button = QPushButton("Copy link")
