@@ -18,9 +18,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import peewee
 import stripe
@@ -36,6 +36,8 @@ from services.settings import Settings
 from services.stripe_gateway import StripeGateway, StripeMode
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 SYSTEM = "stripe"  # the "operator" of entries written by verified Stripe events
 EXPIRY_S = 24 * 3600
@@ -388,6 +390,14 @@ def _read_reversals(
     )
 
 
+def _read(ctx: HandlerContext, fn: Callable[[stripe.StripeClient], T], object_id: str) -> T:
+    """Re-read an event's object; one Stripe does not have is no payment of this account's."""
+    try:
+        return ctx.gateway.call(fn)
+    except NotFound as exc:
+        raise Ignore(f"Stripe has no {object_id} in this account: not one of our payments") from exc
+
+
 def _event_object_id(event: Mapping[str, Any], prefixes: tuple[str, ...], what: str) -> str:
     obj = (event.get("data") or {}).get("object") or {}
     object_id = str(obj.get("id") or "") if isinstance(obj, Mapping) else ""
@@ -399,13 +409,13 @@ def _event_object_id(event: Mapping[str, Any], prefixes: tuple[str, ...], what: 
 def _fetch_from_session(ctx: HandlerContext, event: Mapping[str, Any]) -> _TopUpTruth:
     session_id = _event_object_id(event, ("cs_",), "Checkout Session")
     # Re-read: the payload may be old (events arrive in any order) and only Stripe is the truth.
-    fresh = ctx.gateway.call(lambda c: c.v1.checkout.sessions.retrieve(session_id))
+    fresh = _read(ctx, lambda c: c.v1.checkout.sessions.retrieve(session_id), session_id)
     session: dict[str, Any] = fresh.to_dict(for_json=True)
     return _TopUpTruth(session, *_read_reversals(ctx, session.get("payment_intent")))
 
 
 def _truth_of_charge(ctx: HandlerContext, charge_id: str) -> _TopUpTruth:
-    charge = ctx.gateway.call(lambda c: c.v1.charges.retrieve(charge_id))
+    charge = _read(ctx, lambda c: c.v1.charges.retrieve(charge_id), charge_id)
     payment_intent = charge.payment_intent
     if not isinstance(payment_intent, str) or not payment_intent:
         return _TopUpTruth(None, [], [])
@@ -425,7 +435,7 @@ def _fetch_from_charge(ctx: HandlerContext, event: Mapping[str, Any]) -> _TopUpT
 
 def _fetch_from_dispute(ctx: HandlerContext, event: Mapping[str, Any]) -> _TopUpTruth:
     dispute_id = _event_object_id(event, ("dp_", "du_"), "dispute")
-    dispute = ctx.gateway.call(lambda c: c.v1.disputes.retrieve(dispute_id))
+    dispute = _read(ctx, lambda c: c.v1.disputes.retrieve(dispute_id), dispute_id)
     charge = dispute.charge
     charge_id = charge if isinstance(charge, str) else getattr(charge, "id", "")
     if not charge_id:

@@ -39,6 +39,7 @@ KINDS = (
     "invoice_payment",
     "dispute",
     "v2.core.event",
+    "subscription",
 )
 
 # Where hosted pages live until the server knows its real address.

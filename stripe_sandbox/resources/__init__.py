@@ -13,6 +13,7 @@ from stripe_sandbox.resources import (
     payments,
     prices,
     products,
+    subscriptions,
     v2_events,
     webhook_endpoints,
 )
@@ -30,5 +31,6 @@ API_ROUTES: list[Route] = [
     *payment_methods.ROUTES,
     *invoices.ROUTES,
     *disputes.ROUTES,
+    *subscriptions.ROUTES,
     *v2_events.ROUTES,
 ]

@@ -178,3 +178,13 @@ def test_an_empty_required_string_is_refused(stripe_client: stripe.StripeClient)
     # An optional string may still be emptied, as Stripe allows.
     customer = stripe_client.v1.customers.create({"email": "e@example.com", "name": "N"})
     assert stripe_client.v1.customers.update(customer.id, {"name": ""}).name in ("", None)
+
+
+def test_subscriptions_are_read_as_stripe_reads_them(sandbox: SandboxServer) -> None:
+    """No subscriptions are made yet: the list is empty and any id is resource_missing."""
+    client = stripe.StripeClient("sk_test_subs", base_addresses={"api": sandbox.url})
+    assert client.v1.subscriptions.list({"status": "all"}).data == []
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.subscriptions.retrieve("sub_1Pgc6rB7WZ01zgkWNy0Cn5nw")
+    assert caught.value.code == "resource_missing"
+    assert caught.value.http_status == 404
