@@ -39,6 +39,8 @@ KINDS = (
     "invoice_payment",
     "dispute",
     "v2.core.event",
+    "tax_id",
+    "card",
 )
 
 # Where hosted pages live until the server knows its real address.

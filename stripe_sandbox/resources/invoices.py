@@ -27,6 +27,7 @@ from decimal import Decimal
 
 from stripe.params import (
     InvoiceCreateParams,
+    InvoiceDeleteParams,
     InvoiceFinalizeInvoiceParams,
     InvoiceItemCreateParams,
     InvoiceItemDeleteParams,
@@ -406,6 +407,29 @@ def delete_item(ctx: Ctx, params: JsonDict, item_id: str) -> JsonDict:
             ctx.store.children[invoice["id"]].remove(line_id)
         _refresh(ctx.store, invoice)
         record_update(ctx, "invoice", before, invoice)
+    return dict(stub)
+
+
+def delete(ctx: Ctx, params: JsonDict, invoice_id: str) -> JsonDict:
+    """``DELETE /v1/invoices/{id}``: drafts only (finalized invoices must be voided).
+
+    Records ``invoice.deleted`` with the invoice as it was; its lines and the invoice items
+    on it go with it.
+    """
+    invoice = _live(ctx, "invoice", invoice_id)
+    if invoice["status"] != "draft":
+        raise invalid(
+            "You can only delete draft invoices. Finalized invoices can be voided instead.",
+            param="id",
+        )
+    store = ctx.store
+    for line_id in store.children.pop(invoice_id, []):
+        store.objects["line_item"].pop(line_id, None)
+    for item in [i for i in store.objects["invoiceitem"].values() if i["invoice"] == invoice_id]:
+        store.hidden.pop(item["id"], None)
+        store.remove("invoiceitem", item["id"])
+    stub = store.remove("invoice", invoice_id)
+    store.record_event("invoice.deleted", invoice, ctx.request, ctx.now)
     return dict(stub)
 
 
@@ -1026,6 +1050,7 @@ ROUTES = [
     Route("GET", "/v1/invoices", InvoiceListParams, list_),
     Route("GET", "/v1/invoices/{id}", InvoiceRetrieveParams, retrieve),
     Route("POST", "/v1/invoices/{id}", InvoiceUpdateParams, update),
+    Route("DELETE", "/v1/invoices/{id}", InvoiceDeleteParams, delete),
     Route("GET", "/v1/invoices/{id}/lines", InvoiceLineItemListParams, list_lines),
     Route("POST", "/v1/invoices/{id}/finalize", InvoiceFinalizeInvoiceParams, finalize),
     Route("POST", "/v1/invoices/{id}/pay", InvoicePayParams, pay),
