@@ -188,3 +188,46 @@ def test_only_draft_invoices_can_be_deleted(stripe_client: stripe.StripeClient) 
         stripe_client.v1.invoices.delete(str(invoice.id))
     assert refused.value.param == "id"
     assert stripe_client.v1.invoices.retrieve(str(invoice.id)).status == "open"
+
+
+def test_invoice_upcoming_is_an_id_less_preview(
+    stripe_client: stripe.StripeClient, sandbox: SandboxServer
+) -> None:
+    customer = stripe_client.v1.customers.create({"email": "renews@example.com"})
+    path = f"/_sandbox/customers/{customer.id}/invoice_upcoming"
+    status, _, body = call(sandbox.url, "POST", path, key=None)
+    assert status == 400
+    assert (body["error"]["code"], body["error"]["param"]) == ("invoice_upcoming_none", "customer")
+    item = stripe_client.v1.invoice_items.create(
+        {"customer": customer.id, "amount": 1500, "currency": "usd", "description": "Seats"}
+    )
+    status, _, body = call(sandbox.url, "POST", path, "days=3", key=None)
+    assert status == 200, body
+    event = stripe_client.v1.events.retrieve(body["id"])
+    assert event.type == "invoice.upcoming"
+    assert event.request is not None
+    assert event.request.id is None
+    preview = event.data.object
+    assert "id" not in preview
+    assert preview["object"] == "invoice"
+    assert preview["billing_reason"] == "upcoming"
+    assert preview["status"] == "draft"
+    assert preview["customer"] == customer.id
+    assert preview["amount_due"] == 1500
+    assert preview["created"] == event.created + 3 * 86_400
+    assert preview["next_payment_attempt"] > preview["created"]
+    [line] = preview["lines"]["data"]
+    assert line["id"].startswith("il_tmp_")
+    assert line["parent"]["invoice_item_details"]["invoice_item"] == item.id
+    # A preview changes nothing: the item stays pending and no invoice exists.
+    assert stripe_client.v1.invoice_items.retrieve(item.id).invoice is None
+    assert stripe_client.v1.invoices.list().data == []
+    # stripe-python builds an Invoice from it, one without an id.
+    parsed = stripe.Event.construct_from(event.to_dict(), stripe.api_key)
+    assert isinstance(parsed.data.object, stripe.Invoice)
+    assert "id" not in parsed.data.object.to_dict()
+    for bad in ("days=0", "days=x", "days=366"):
+        status, _, body = call(sandbox.url, "POST", path, bad, key=None)
+        assert (status, body["error"]["param"]) == (400, "days")
+    status, _, _ = call(sandbox.url, "POST", "/_sandbox/customers/cus_nope/invoice_upcoming")
+    assert status == 404
