@@ -64,7 +64,8 @@ def _as_v2_error(response: Response) -> Response:
 
 @functools.cache
 def _compile(path: str) -> re.Pattern[str]:
-    return re.compile("^" + path.replace("{id}", "(?P<id>[^/]+)") + "$")
+    pattern = path.replace("{id}", "(?P<id>[^/]+)").replace("{sub}", "(?P<sub>[^/]+)")
+    return re.compile("^" + pattern + "$")
 
 
 def _mask(key: str) -> str:
@@ -251,7 +252,12 @@ class Api:
                 continue
             found = pattern.match(path)
             if found is not None:
-                return route, unquote(found.groupdict().get("id") or "")
+                groups = found.groupdict()
+                object_id = unquote(groups.get("id") or "")
+                if groups.get("sub"):
+                    # A sub-resource (`/v1/customers/{id}/tax_ids/{sub}`): "parent/child".
+                    object_id += "/" + unquote(groups["sub"])
+                return route, object_id
         raise ApiError(
             404,
             f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs "

@@ -48,6 +48,7 @@ class HostedRoutes:
             ("POST", "/_sandbox/invoices/{id}"): self.invoice_submit,
             ("GET", "/_sandbox/invoices/{id}/pdf"): self.invoice_pdf,
             ("POST", "/_sandbox/customers/{id}/attach_card"): self.attach_card,
+            ("POST", "/_sandbox/customers/{id}/invoice_upcoming"): self.invoice_upcoming,
         }
 
     def _ctx(self) -> Ctx:
@@ -472,6 +473,21 @@ class HostedRoutes:
             customer["invoice_settings"]["default_payment_method"] = pm["id"]
             record_update(ctx, "customer", before, customer)
             return 200, deep_copy(pm)
+
+    def invoice_upcoming(self, params: dict[str, Any]) -> tuple[int, Any]:
+        """``POST /_sandbox/customers/{id}/invoice_upcoming`` with optional ``days`` (1 to
+        365, default 7): record ``invoice.upcoming``, as Stripe does that many days before a
+        subscription renews; answers the event."""
+        raw = str(params.get("days", invoices.UPCOMING_DAYS))
+        if not raw.isdigit() or not 1 <= int(raw) <= 365:
+            raise invalid(
+                "days must be an integer between 1 and 365.",
+                param="days",
+                code="parameter_invalid_integer",
+            )
+        with self.store.lock:
+            ctx = self._ctx()
+            return 200, deep_copy(invoices.record_upcoming(ctx, params["id"], int(raw)))
 
 
 def _date(timestamp: int | None) -> str:

@@ -40,6 +40,8 @@ KINDS = (
     "dispute",
     "v2.core.event",
     "subscription",
+    "tax_id",
+    "card",
 )
 
 # Where hosted pages live until the server knows its real address.

@@ -13,13 +13,17 @@ from stripe_sandbox.resources import (
     payments,
     prices,
     products,
+    sources,
     subscriptions,
+    tax_ids,
     v2_events,
     webhook_endpoints,
 )
 from stripe_sandbox.resources.common import Route
 
 API_ROUTES: list[Route] = [
+    *sources.ROUTES,
+    *tax_ids.ROUTES,
     *customers.ROUTES,
     *products.ROUTES,
     *prices.ROUTES,

@@ -425,6 +425,7 @@ def create(ctx: Ctx, params: JsonDict, _id: str) -> JsonDict:
         "discounts": [],
         "excluded_payment_method_types": params.get("excluded_payment_method_types"),
         "expires_at": expires_at,
+        "integration_identifier": None,
         "invoice": None,
         "invoice_creation": {
             "enabled": False,

@@ -36,7 +36,11 @@ Handler = Callable[[Ctx, JsonDict, str], JsonDict]
 
 @dataclass(frozen=True)
 class Route:
-    """One API endpoint: method, path (``{id}`` marks the object id) and its params class."""
+    """One API endpoint: method, path (``{id}`` marks the object id) and its params class.
+
+    A path may also hold ``{sub}``, a sub-resource's id; the handler then gets
+    ``"<id>/<sub>"``.
+    """
 
     method: str
     path: str
@@ -235,7 +239,7 @@ def paginate(
 EXPANDABLE: dict[str, dict[str, str]] = {
     "product": {"default_price": "price", "tax_code": "tax_code"},
     "price": {"product": "product"},
-    "customer": {"default_source": "source", "test_clock": "test_clock"},
+    "customer": {"default_source": "card", "test_clock": "test_clock"},
     "event": {},
     "webhook_endpoint": {},
 }
@@ -263,9 +267,9 @@ def _empty(store: Store, obj: JsonDict) -> list[JsonDict]:
     return []
 
 
-# A customer's sources, subscriptions and tax ids: always empty in the sandbox.
-for _field in ("sources", "subscriptions", "tax_ids"):
-    includable("customer", _field, _empty, f"/v1/customers/{{id}}/{_field}")
+# A customer's subscriptions: always empty in the sandbox (sources and tax ids register
+# their own includers).
+includable("customer", "subscriptions", _empty, "/v1/customers/{id}/subscriptions")
 
 
 def render(store: Store, obj: JsonDict, expand: Iterable[str]) -> JsonDict:

@@ -14,7 +14,7 @@ from stripe.params import (
     CustomerUpdateParams,
 )
 
-from stripe_sandbox.resources import payment_methods
+from stripe_sandbox.resources import payment_methods, sources
 from stripe_sandbox.resources.common import (
     Ctx,
     Route,
@@ -82,12 +82,17 @@ def _apply(customer: JsonDict, params: JsonDict, store: Store, new_pm: str | Non
     ``new_pm`` is a PaymentMethod being attached by the same request (``payment_method`` on
     create), so it may become the default.
     """
-    for key in ("source", "default_source"):
-        if key in params:
-            # The sandbox has no sources, so any id is unknown.
+    if "default_source" in params:
+        source_id = blank_to_none(params["default_source"])
+        found = store.get("card", source_id) if source_id else None
+        if source_id and (found is None or found["customer"] != customer["id"]):
             raise ApiError(
-                400, f"No such source: '{params[key]}'", code="resource_missing", param=key
+                400,
+                f"No such source: '{source_id}'",
+                code="resource_missing",
+                param="default_source",
             )
+        customer["default_source"] = source_id
     if params.get("test_clock"):
         raise ApiError(
             400,
@@ -199,8 +204,15 @@ def create(ctx: Ctx, params: JsonDict, _id: str) -> JsonDict:
                 param="payment_method",
             )
     _apply(customer, params, ctx.store, pm["id"] if pm else None)
+    card = None
+    if "source" in params:
+        # The new card is the customer's default source from the start.
+        card = sources.new_card_source(ctx, customer, params["source"], "source")
+        customer["default_source"] = card["id"]
     ctx.store.add(customer)
     ctx.store.record_event("customer.created", customer, ctx.request, ctx.now)
+    if card is not None:
+        ctx.store.record_event("customer.source.created", card, ctx.request, ctx.now)
     if pm is not None:
         payment_methods.attach(ctx, pm, customer["id"])
     return render(ctx.store, customer, params.get("expand", []))
@@ -219,6 +231,11 @@ def update(ctx: Ctx, params: JsonDict, customer_id: str) -> JsonDict:
     customer = _live(ctx, customer_id)
     changed = deep_copy(customer)
     _apply(changed, params, ctx.store)
+    if "source" in params:
+        # `source` adds a card and makes it the default source.
+        card = sources.new_card_source(ctx, customer, params["source"], "source")
+        ctx.store.record_event("customer.source.created", card, ctx.request, ctx.now)
+        changed["default_source"] = card["id"]
     return save_update(ctx, "customer", customer, changed, params)
 
 

@@ -27,6 +27,7 @@ from decimal import Decimal
 
 from stripe.params import (
     InvoiceCreateParams,
+    InvoiceDeleteParams,
     InvoiceFinalizeInvoiceParams,
     InvoiceItemCreateParams,
     InvoiceItemDeleteParams,
@@ -58,7 +59,7 @@ from stripe_sandbox.resources.common import (
     render,
     save_update,
 )
-from stripe_sandbox.store import Store, deep_copy
+from stripe_sandbox.store import RequestInfo, Store, deep_copy
 from stripe_sandbox.wire import ApiError, JsonDict, invalid, missing, new_id
 
 EXPANDABLE.update(
@@ -319,9 +320,9 @@ def create_item(ctx: Ctx, params: JsonDict, _id: str) -> JsonDict:
     return render(ctx.store, item, params.get("expand", []))
 
 
-def _add_line(store: Store, invoice: JsonDict, item: JsonDict) -> None:
-    line: JsonDict = {
-        "id": new_id("il", 24),
+def _line(item: JsonDict, invoice_id: str | None, line_id: str) -> JsonDict:
+    return {
+        "id": line_id,
         "object": "line_item",
         "amount": item["amount"],
         "currency": item["currency"],
@@ -329,7 +330,7 @@ def _add_line(store: Store, invoice: JsonDict, item: JsonDict) -> None:
         "discount_amounts": [],
         "discountable": item["discountable"],
         "discounts": [],
-        "invoice": invoice["id"],
+        "invoice": invoice_id,
         "livemode": False,
         "metadata": dict(item["metadata"]),
         "parent": {
@@ -349,6 +350,10 @@ def _add_line(store: Store, invoice: JsonDict, item: JsonDict) -> None:
         "subtotal": item["amount"],
         "taxes": [],
     }
+
+
+def _add_line(store: Store, invoice: JsonDict, item: JsonDict) -> None:
+    line = _line(item, invoice["id"], new_id("il", 24))
     store.add(line)
     store.children.setdefault(invoice["id"], []).append(line["id"])
     store.hidden[item["id"]] = {"line": line["id"]}
@@ -406,6 +411,29 @@ def delete_item(ctx: Ctx, params: JsonDict, item_id: str) -> JsonDict:
             ctx.store.children[invoice["id"]].remove(line_id)
         _refresh(ctx.store, invoice)
         record_update(ctx, "invoice", before, invoice)
+    return dict(stub)
+
+
+def delete(ctx: Ctx, params: JsonDict, invoice_id: str) -> JsonDict:
+    """``DELETE /v1/invoices/{id}``: drafts only (finalized invoices must be voided).
+
+    Records ``invoice.deleted`` with the invoice as it was; its lines and the invoice items
+    on it go with it.
+    """
+    invoice = _live(ctx, "invoice", invoice_id)
+    if invoice["status"] != "draft":
+        raise invalid(
+            "You can only delete draft invoices. Finalized invoices can be voided instead.",
+            param="id",
+        )
+    store = ctx.store
+    for line_id in store.children.pop(invoice_id, []):
+        store.objects["line_item"].pop(line_id, None)
+    for item in [i for i in store.objects["invoiceitem"].values() if i["invoice"] == invoice_id]:
+        store.hidden.pop(item["id"], None)
+        store.remove("invoiceitem", item["id"])
+    stub = store.remove("invoice", invoice_id)
+    store.record_event("invoice.deleted", invoice, ctx.request, ctx.now)
     return dict(stub)
 
 
@@ -496,8 +524,42 @@ def create(ctx: Ctx, params: JsonDict, _id: str) -> JsonDict:
             ctx, customer, params["default_payment_method"], "default_payment_method"
         )
     invoice_id = new_id("in", 24)
+    invoice = _new_invoice(ctx, customer, params, collection_method, currency, due, default_pm)
+    invoice["id"] = invoice_id
+    store = ctx.store
+    store.hidden[invoice_id] = {"days_until_due": days}
+    store.add(invoice)
+    store.children[invoice_id] = []
+    if params.get("pending_invoice_items_behavior") == "include":
+        for item in _pending_items(store, customer, currency):
+            item["invoice"] = invoice_id
+            _add_line(store, invoice, item)
+    _refresh(store, invoice)
+    store.record_event("invoice.created", invoice, ctx.request, ctx.now)
+    return render(store, invoice, params.get("expand", []))
+
+
+def _pending_items(store: Store, customer: JsonDict, currency: str) -> list[JsonDict]:
+    """The customer's pending invoice items in ``currency``, oldest first."""
+    pending = [
+        i
+        for i in store.objects["invoiceitem"].values()
+        if i["customer"] == customer["id"] and i["invoice"] is None and i["currency"] == currency
+    ]
+    return sorted(pending, key=store.sort_key)
+
+
+def _new_invoice(
+    ctx: Ctx,
+    customer: JsonDict,
+    params: JsonDict,
+    collection_method: str,
+    currency: str,
+    due: int | None,
+    default_pm: str | None,
+) -> JsonDict:
+    """A draft invoice without an ``id`` (the caller gives it one, or not for a preview)."""
     invoice: JsonDict = {
-        "id": invoice_id,
         "object": "invoice",
         "account_country": "US",
         "account_name": ACCOUNT_NAME,
@@ -589,24 +651,74 @@ def create(ctx: Ctx, params: JsonDict, _id: str) -> JsonDict:
         "webhooks_delivered_at": ctx.now,
     }
     _customer_snapshot(invoice, customer)
+    return invoice
+
+
+# Stripe's test-mode default for "send upcoming renewal events" is configurable in the
+# Dashboard; the sandbox control takes `days` and defaults to this.
+UPCOMING_DAYS = 7
+# A charge_automatically invoice is first attempted about an hour after it is created.
+FIRST_ATTEMPT_DELAY = 3600
+
+
+def record_upcoming(ctx: Ctx, customer_id: str, days: int) -> JsonDict:
+    """Record ``invoice.upcoming`` for a customer: the invoice due in ``days`` days, as a
+    preview without an ``id`` (Stripe's renewal notice; the sandbox has no subscriptions,
+    so the preview holds the customer's pending invoice items).
+
+    Raises:
+        ApiError: 404 for an unknown customer; 400 ``invoice_upcoming_none`` when the
+            customer has no pending invoice items.
+    """
+    customer = ctx.store.get("customer", customer_id)
+    if customer is None:
+        raise missing("customer", customer_id)
     store = ctx.store
-    store.hidden[invoice_id] = {"days_until_due": days}
-    store.add(invoice)
-    store.children[invoice_id] = []
-    if params.get("pending_invoice_items_behavior") == "include":
-        pending = [
-            i
-            for i in store.objects["invoiceitem"].values()
-            if i["customer"] == customer["id"]
-            and i["invoice"] is None
-            and i["currency"] == currency
-        ]
-        for item in sorted(pending, key=store.sort_key):
-            item["invoice"] = invoice_id
-            _add_line(store, invoice, item)
-    _refresh(store, invoice)
-    store.record_event("invoice.created", invoice, ctx.request, ctx.now)
-    return render(store, invoice, params.get("expand", []))
+    pending = [
+        i
+        for i in store.objects["invoiceitem"].values()
+        if i["customer"] == customer_id and i["invoice"] is None
+    ]
+    if not pending:
+        raise invalid(
+            f"No upcoming invoices for customer: {customer_id}",
+            param="customer",
+            code="invoice_upcoming_none",
+        )
+    oldest = min(pending, key=store.sort_key)
+    currency = customer["currency"] or oldest["currency"]
+    preview = _new_invoice(ctx, customer, {}, "charge_automatically", currency, None, None)
+    created = ctx.now + days * 86_400
+    lines = [
+        _line(item, None, new_id("il_tmp", 24))
+        for item in _pending_items(store, customer, currency)
+    ]
+    total = sum(line["amount"] for line in lines)
+    preview.update(
+        {
+            "billing_reason": "upcoming",
+            "created": created,
+            "period_start": ctx.now,
+            "period_end": created,
+            "next_payment_attempt": created + FIRST_ATTEMPT_DELAY,
+            "webhooks_delivered_at": None,
+            "lines": {
+                "object": "list",
+                "data": lines[:EMBEDDED_LINES],
+                "has_more": len(lines) > EMBEDDED_LINES,
+                "total_count": len(lines),
+                "url": f"/v1/invoices/upcoming/lines?customer={customer_id}",
+            },
+            "subtotal": total,
+            "subtotal_excluding_tax": total,
+            "total": total,
+            "total_excluding_tax": total,
+            "amount_due": total,
+            "amount_remaining": total,
+        }
+    )
+    # Stripe's own notice, not caused by an API request.
+    return store.record_event("invoice.upcoming", preview, RequestInfo(None, None), ctx.now)
 
 
 def _custom_fields(given: object) -> list[JsonDict] | None:
@@ -1026,6 +1138,7 @@ ROUTES = [
     Route("GET", "/v1/invoices", InvoiceListParams, list_),
     Route("GET", "/v1/invoices/{id}", InvoiceRetrieveParams, retrieve),
     Route("POST", "/v1/invoices/{id}", InvoiceUpdateParams, update),
+    Route("DELETE", "/v1/invoices/{id}", InvoiceDeleteParams, delete),
     Route("GET", "/v1/invoices/{id}/lines", InvoiceLineItemListParams, list_lines),
     Route("POST", "/v1/invoices/{id}/finalize", InvoiceFinalizeInvoiceParams, finalize),
     Route("POST", "/v1/invoices/{id}/pay", InvoicePayParams, pay),

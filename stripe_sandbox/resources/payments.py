@@ -111,6 +111,7 @@ def new_intent(
         "customer": customer,
         "customer_account": None,
         "description": description,
+        "excluded_payment_method_types": None,
         "last_payment_error": None,
         "latest_charge": None,
         "livemode": False,
