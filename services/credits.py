@@ -28,7 +28,7 @@ import stripe
 from services import validation
 from services.audit import Authority
 from services.errors import NotFound, ValidationError
-from services.events import Handler, HandlerContext, Ignore, Status
+from services.events import Handler, HandlerContext, Ignore, Status, event_object
 from services.models import CreditEntry, Customer, Price, Product, TopUp, WebhookEvent, tuples
 from services.money import format_amount
 from services.permissions import Permission
@@ -399,8 +399,8 @@ def _read(ctx: HandlerContext, fn: Callable[[stripe.StripeClient], T], object_id
 
 
 def _event_object_id(event: Mapping[str, Any], prefixes: tuple[str, ...], what: str) -> str:
-    obj = (event.get("data") or {}).get("object") or {}
-    object_id = str(obj.get("id") or "") if isinstance(obj, Mapping) else ""
+    """The id of the event's object: `data.object`, or a v2 thin event's `related_object`."""
+    object_id = str(event_object(event).get("id") or "")
     if not object_id.startswith(prefixes):
         raise Ignore(f"the event carries no {what} id")
     return object_id
@@ -604,4 +604,7 @@ CREDIT_ROUTES: list[tuple[str, Handler]] = [
     # A dispute opens (flag: the credits are at risk), and closes won (unflag) or lost (claw
     # back, like a refund). Funds withdrawn/reinstated and updates settle the same way.
     ("charge.dispute.*", DISPUTE),
+    # The same as a v2 thin event (an event destination with the thin payload style): its
+    # related_object names the dispute, which is re-read like any other.
+    ("v1.charge.dispute.*", DISPUTE),
 ]

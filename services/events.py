@@ -157,7 +157,7 @@ class Handler:
     ignore_reason: str | None = None
 
 
-def _object(event: Mapping[str, Any]) -> Mapping[str, Any]:
+def event_object(event: Mapping[str, Any]) -> Mapping[str, Any]:
     data = event.get("data") or {}
     obj = data.get("object") if isinstance(data, Mapping) else None
     if obj is None and isinstance(event.get("related_object"), Mapping):
@@ -193,7 +193,7 @@ def _refresh(model: type[StripeMirror], kind: str, retrieve: Callable[[Any, str]
     """
 
     def fetch(ctx: HandlerContext, event: Mapping[str, Any]) -> dict[str, Any]:
-        obj = _object(event)
+        obj = event_object(event)
         found = obj.get("object")
         if found != kind:
             raise Ignore(f"about a {found or 'nameless object'}, not a {kind}: not mirrored")
@@ -235,7 +235,7 @@ def _via(kind: str, field: str, parent: str, refresh: Handler) -> Handler:
     the sub-object as if it were the parent."""
 
     def fetch(ctx: HandlerContext, event: Mapping[str, Any]) -> Any:
-        obj = _object(event)
+        obj = event_object(event)
         if obj.get("object") != kind:
             raise Ignore(f"about a {obj.get('object') or 'nameless object'}, not a {kind}")
         named = obj.get(field)
@@ -407,7 +407,7 @@ class EventPipeline:
             WebhookEvent.insert(
                 evt_id=evt_id,
                 type=event_type[:255] or "(no type)",
-                object_id=str(_object(event).get("id") or "")[:255] or None,
+                object_id=str(event_object(event).get("id") or "")[:255] or None,
                 created=_created(event),
                 received_at=int(time.time() * 1000),
                 source=source.value,

@@ -40,6 +40,7 @@ from services.stripe_gateway import StripeGateway
 from services.sync import SyncService, SyncTarget
 from services.webhook_receiver import WebhookReceiver
 from stripe_sandbox import SandboxServer
+from stripe_sandbox.resources import v2_events as v2_event_notification
 from stripe_sandbox.store import RequestInfo
 from stripe_sandbox.webhooks import sign
 from tests.conftest import TEST_KEY
@@ -635,3 +636,29 @@ def test_every_order_of_pay_refund_dispute_and_expire_ends_the_same(
     row = world.topup(topup_id)
     assert (row.status, row.refunded_amount, row.flagged) == ("disputed", 0, None)
     assert WebhookEvent.select().where(WebhookEvent.status.in_(["failed", "rejected"])).count() == 0
+
+
+def test_a_v2_thin_dispute_event_settles_like_its_snapshot(world: World) -> None:
+    """An event destination with the thin payload style sends `v1.charge.dispute.created`
+    naming the dispute in `related_object`; the dispute is re-read and settles the top-up."""
+    customer, topup_id, _charge, dispute = _disputed_quietly(world, 500)
+    assert world.balance(customer) == 0  # nothing delivered yet
+    listed = urllib.request.urlopen(
+        urllib.request.Request(
+            f"{world.sandbox.url}/v2/core/events?object_id={dispute}",
+            headers={"Authorization": f"Bearer {TEST_KEY}"},
+        ),
+        timeout=10,
+    )
+    with listed:
+        [v2_event] = json.loads(listed.read())["data"]
+    thin = {k: v2_event[k] for k in v2_event_notification.NOTIFICATION_FIELDS}
+    assert thin["object"] == "v2.core.event"
+    assert thin["type"] == "v1.charge.dispute.created"
+    assert "data" not in thin
+    assert world.pipeline.receive(thin, Source.RECEIVER).value == "applied"
+    stored = WebhookEvent.get(WebhookEvent.evt_id == thin["id"])
+    assert stored.status == "applied", stored.last_error
+    # The dispute's re-read found its session: paid (credited) and disputed (flagged).
+    assert f"dispute {dispute} open" in (world.topup(topup_id).flagged or "")
+    assert world.balance(customer) == 500

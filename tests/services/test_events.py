@@ -49,6 +49,7 @@ from services.webhook_receiver import MAX_BODY, WEBHOOK_PATH, WebhookReceiver
 from stripe_sandbox import SandboxServer
 from stripe_sandbox.listen import signing_secret
 from tests.conftest import TEST_KEY
+from tests.sandbox.raw_http import call
 
 SECRET = "whsec_test_secret_for_the_receiver_0001"
 OTHER_SECRET = "whsec_rotated_secret_still_valid_0002"
@@ -815,3 +816,35 @@ def test_a_redelivered_ignored_event_is_a_duplicate(pipeline: EventPipeline) -> 
     assert pipeline.receive(event, Source.RECEIVER) is Result.IGNORED
     assert pipeline.receive(event, Source.RECEIVER) is Result.DUPLICATE
     assert WebhookEvent.get(WebhookEvent.evt_id == "evt_twice_ignored").attempts == 1
+
+
+def test_the_sandboxs_new_shapes_settle_through_the_pipeline(
+    pipeline: EventPipeline, stripe_client: stripe.StripeClient, sandbox: SandboxServer
+) -> None:
+    """Genuine events of the shapes the sandbox learned: a card source, a tax id, a deleted
+    draft invoice, an upcoming invoice (no id)."""
+    customer = stripe_client.v1.customers.create({"email": "shapes@example.com"})
+    stripe_client.v1.customers.payment_sources.create(customer.id, {"source": "tok_visa"})
+    stripe_client.v1.customers.tax_ids.create(
+        customer.id, {"type": "eu_vat", "value": "DE123456789"}
+    )
+    draft = stripe_client.v1.invoices.create({"customer": customer.id})
+    stripe_client.v1.invoices.delete(draft.id)
+    stripe_client.v1.invoice_items.create(
+        {"customer": customer.id, "amount": 1200, "currency": "usd"}
+    )
+    status, _, _ = call(
+        sandbox.url, "POST", f"/_sandbox/customers/{customer.id}/invoice_upcoming", "", key=None
+    )
+    assert status == 200
+    events = [e.to_dict(for_json=True) for e in stripe_client.v1.events.list({"limit": 100})]
+    wanted = {"customer.source.created", "customer.tax_id.created", "invoice.created",
+              "invoice.deleted", "invoice.upcoming", "customer.created"}  # fmt: skip
+    assert wanted <= {e["type"] for e in events}
+    results = {e["type"]: pipeline.receive(e, Source.RECEIVER) for e in reversed(events)}
+    assert results["invoice.upcoming"] is Result.IGNORED
+    assert results["customer.tax_id.created"] is Result.APPLIED
+    assert results["customer.source.created"] is Result.APPLIED
+    assert [c.stripe_id for c in Customer.select()] == [customer.id]
+    assert not Invoice.select().where(Invoice.stripe_id == draft.id).exists()
+    assert WebhookEvent.select().where(WebhookEvent.status.in_(["failed", "rejected"])).count() == 0
