@@ -165,6 +165,12 @@ def test_enum_values_outside_stripes_list_are_refused(stripe_client: stripe.Stri
         "locale",
     )
     _refused(lambda: stripe_client.v1.invoices.list({"status": "bogus"}), "status")
+    _refused(
+        lambda: stripe_client.v1.payment_methods.create(
+            {"type": "card", "card": {"token": "tok_visa"}, "allow_redisplay": "sometimes"}
+        ),
+        "allow_redisplay",
+    )
     assert stripe_client.v1.invoices.list({"status": "open"}).data == []
     assert stripe_client.v1.invoices.list({"customer": customer.id}).data == []  # nothing made
 
