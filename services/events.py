@@ -323,6 +323,9 @@ def _malformed(event: Mapping[str, Any], evt_id: str, event_type: str) -> str:
         if related is not None and not isinstance(related, Mapping):
             return "the thin event's related_object is not an object"
         return ""
+    created = event.get("created")
+    if not isinstance(created, int) or isinstance(created, bool):
+        return f"the event's created {str(created)[:40]!r} is not a Unix timestamp"
     data = event.get("data")
     if not isinstance(data, Mapping) or not isinstance(data.get("object"), Mapping):
         return "the event has no data.object"

@@ -311,6 +311,19 @@ def test_a_permanent_failure_is_rejected_flagged_and_answered_200(
     "event",
     [
         {"id": "evt_nodata", "object": "event", "type": "customer.updated", "created": 1},
+        {
+            "id": "evt_strcreated",
+            "object": "event",
+            "type": "customer.updated",
+            "created": "yesterday",
+            "data": {"object": {"id": "cus_1", "object": "customer"}},
+        },
+        {
+            "id": "evt_nocreated",
+            "object": "event",
+            "type": "customer.updated",
+            "data": {"object": {"id": "cus_1", "object": "customer"}},
+        },
         {"id": "evt_listdata", "object": "event", "type": "customer.updated", "data": []},
         {
             "id": "evt_strobj",
@@ -329,7 +342,17 @@ def test_a_permanent_failure_is_rejected_flagged_and_answered_200(
             "related_object": "mtr_1",
         },
     ],
-    ids=["no-data", "data-list", "object-string", "no-type", "no-id", "numeric-id", "thin-bad"],
+    ids=[
+        "no-data",
+        "str-created",
+        "no-created",
+        "data-list",
+        "object-string",
+        "no-type",
+        "no-id",
+        "numeric-id",
+        "thin-bad",
+    ],
 )
 def test_a_malformed_but_signed_event_is_stored_rejected_once(
     receiver: WebhookReceiver, event: dict[str, Any]
