@@ -65,7 +65,7 @@ class JournalDialog(QDialog):
         self._ctx = ctx
         self._tasks = tasks
         self.setWindowTitle("Unconfirmed Stripe requests")
-        self.resize(1100, 360)
+        self.resize(1260, 360)
         layout = QVBoxLayout(self)
         intro = QLabel(
             "Stripe's answer to these requests was lost, so nobody knows yet whether they "
