@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from services.errors import ValidationError
+from services.journal import validate_key
+
 
 def port(text: str) -> int:
     try:
@@ -36,3 +39,22 @@ def cents(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError("amount must be more than zero")
     return value
+
+
+def idempotency_key(text: str) -> str:
+    """A Stripe idempotency key: 1 to 255 printable ASCII characters, not a secret."""
+    try:
+        return validate_key(text)
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_idempotency_key(parser: argparse.ArgumentParser) -> None:
+    """`--idempotency-key KEY` for a command that creates objects or moves money."""
+    parser.add_argument(
+        "--idempotency-key",
+        type=idempotency_key,
+        metavar="KEY",
+        help="send this idempotency key verbatim (scripts); default: the request journal "
+        "re-uses the key of an unconfirmed identical run from the last 24 h, else a new one",
+    )

@@ -1,7 +1,8 @@
 """`sync`, `customers …`, `products …` and `portal-link`: the catalog from the command line.
 
 JSON output uses Stripe ids as `id`. Each invocation is one user action with one idempotency
-key, so re-running a command after a network failure cannot create a duplicate in Stripe.
+key, chosen by the request journal (or `--idempotency-key`), so re-running a command after a
+lost answer replays Stripe's first answer instead of creating a duplicate.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import uuid
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -102,7 +102,7 @@ def customers_add(args: argparse.Namespace, ctx: AppContext) -> int:
         phone=args.phone or "",
         metadata=parse_metadata_lines("\n".join(args.metadata or [])),
     )
-    d = ctx.customers.create(draft, f"ba-cli-{uuid.uuid4()}")
+    d = ctx.customers.create(draft, args.idempotency_key)
     if args.json:
         _print_json(customer_json(d))
     else:
@@ -125,7 +125,7 @@ def customers_edit(args: argparse.Namespace, ctx: AppContext) -> int:
             "Nothing to change: give --email, --name, --phone, --notes or --metadata."
         )
     draft = replace(current.as_draft(), **changes)
-    d = ctx.customers.update(args.id, draft, f"ba-cli-{uuid.uuid4()}")
+    d = ctx.customers.update(args.id, draft, args.idempotency_key)
     print(f"Updated {d.stripe_id}.")
     return 0
 
@@ -153,7 +153,7 @@ def products_add(args: argparse.Namespace, ctx: AppContext) -> int:
         description=args.description or "",
         credits=args.credits,
     )
-    row = ctx.catalog.create(draft, f"ba-cli-{uuid.uuid4()}")
+    row = ctx.catalog.create(draft, args.idempotency_key)
     if args.json:
         _print_json(product_json(row))
     else:
@@ -162,7 +162,7 @@ def products_add(args: argparse.Namespace, ctx: AppContext) -> int:
 
 
 def portal_link(args: argparse.Namespace, ctx: AppContext) -> int:
-    link = ctx.customers.portal_link(args.customer, f"ba-cli-{uuid.uuid4()}", args.return_url)
+    link = ctx.customers.portal_link(args.customer, args.idempotency_key, args.return_url)
     print(link.url)
     return 0
 
@@ -190,6 +190,7 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
     p.add_argument("--phone")
     p.add_argument("--metadata", action="append", metavar="KEY=VALUE")
     p.add_argument("--json", action="store_true")
+    argtypes.add_idempotency_key(p)
     p.set_defaults(handler=customers_add, needs_stripe=True)
     p = sub.add_parser("edit", help="change a customer in Stripe (support, admins)")
     p.add_argument("id", metavar="ID")
@@ -198,6 +199,7 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
     p.add_argument("--phone")
     p.add_argument("--notes", help="local only, never sent to Stripe")
     p.add_argument("--metadata", action="append", metavar="KEY=VALUE")
+    argtypes.add_idempotency_key(p)
     p.set_defaults(handler=customers_edit, needs_stripe=True)
 
     prod = commands.add_parser("products", help="list and add products (credit packs too)")
@@ -215,11 +217,13 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
     )
     p.add_argument("--description")
     p.add_argument("--json", action="store_true")
+    argtypes.add_idempotency_key(p)
     p.set_defaults(handler=products_add, needs_stripe=True)
 
     p = commands.add_parser("portal-link", help="create a Customer Portal link (support, admins)")
     p.add_argument("--customer", required=True, metavar="ID")
     p.add_argument("--return-url", metavar="URL")
+    argtypes.add_idempotency_key(p)
     p.set_defaults(handler=portal_link, needs_stripe=True)
 
 
@@ -246,7 +250,7 @@ def _topup_json(row: Any) -> dict[str, Any]:
 
 def topup_create(args: argparse.Namespace, ctx: AppContext) -> int:
     link = ctx.credits.issue_topup(
-        args.customer, f"ba-cli-{uuid.uuid4()}", pack_product_id=args.pack, credits=args.credits
+        args.customer, args.idempotency_key, pack_product_id=args.pack, credits=args.credits
     )
     if args.json:
         _print_json(_topup_json(link.topup))
@@ -267,7 +271,7 @@ def topups_list(args: argparse.Namespace, ctx: AppContext) -> int:
 
 
 def topups_expire(args: argparse.Namespace, ctx: AppContext) -> int:
-    row = ctx.credits.expire_topup(args.id, f"ba-cli-{uuid.uuid4()}")
+    row = ctx.credits.expire_topup(args.id, args.idempotency_key)
     print(f"{row.topup_id} is {row.status}.")
     return 0
 
@@ -303,6 +307,7 @@ def add_credit_parsers(commands: Any, parser_class: type[argparse.ArgumentParser
         "--credits", type=argtypes.positive, metavar="N", help="a custom number of credits"
     )
     p.add_argument("--json", action="store_true")
+    argtypes.add_idempotency_key(p)
     p.set_defaults(handler=topup_create, needs_stripe=True)
 
     topups = commands.add_parser("topups", help="the issued top-up links")
@@ -318,6 +323,7 @@ def add_credit_parsers(commands: Any, parser_class: type[argparse.ArgumentParser
     p.set_defaults(handler=topups_list)
     p = sub.add_parser("expire", help="expire an open link in Stripe (support, admins)")
     p.add_argument("id", metavar="TOPUP_ID")
+    argtypes.add_idempotency_key(p)
     p.set_defaults(handler=topups_expire, needs_stripe=True)
 
     credits = commands.add_parser("credits", help="credit balances and grants")

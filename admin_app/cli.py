@@ -14,7 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from admin_app import __version__, argtypes, catalog_commands, event_commands, invoice_commands
+from admin_app import (
+    __version__,
+    argtypes,
+    catalog_commands,
+    event_commands,
+    invoice_commands,
+    journal_commands,
+)
 from admin_app import commands as cmd
 from admin_app.logging_setup import setup_logging
 from admin_app.paths import AppPaths, resources_dir
@@ -88,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     catalog_commands.add_credit_parsers(commands, _Parser)
     event_commands.add_parsers(commands, _Parser)
     invoice_commands.add_parsers(commands, _Parser)
+    journal_commands.add_parsers(commands, _Parser)
     return parser
 
 

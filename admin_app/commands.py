@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
+from admin_app.journal_commands import announce_reuse
 from admin_app.paths import AppPaths
 from admin_app.wiring import Options, Runtime, build_runtime
 from services.audit import AuditFilter, AuditRow
@@ -35,7 +36,9 @@ def signed_in(args: argparse.Namespace, paths: AppPaths) -> Iterator[Runtime]:
         paths,
     )
     try:
-        runtime.require_context()
+        ctx = runtime.require_context()
+        # Said on stderr, so a script's stdout stays the command's result.
+        ctx.journal.on_reuse = announce_reuse
         yield runtime
     finally:
         runtime.close()

@@ -1,6 +1,7 @@
 """`invoices …`: list, show, create, finalize, charge, void, mark uncollectible, send.
 
-JSON uses Stripe ids as `id`. Each invocation is one user action with one idempotency key. A
+JSON uses Stripe ids as `id`. Each invocation is one user action with one idempotency key: the
+request journal's (re-used after a run whose outcome is unknown) or `--idempotency-key`. A
 declined charge exits 4 with the reason on stderr; Stripe unreachable exits 5 (run the same
 command again: a charge that did go through is reported as already paid, never repeated).
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -173,7 +173,7 @@ def invoices_create(args: argparse.Namespace, ctx: AppContext) -> int:
         send_invoice=args.send_invoice,
         days_until_due=args.days_until_due,
     )
-    d = ctx.invoices.create_draft(draft, f"ba-cli-{uuid.uuid4()}")
+    d = ctx.invoices.create_draft(draft, args.idempotency_key)
     if args.json:
         _print_json(detail_json(d))
     else:
@@ -182,10 +182,10 @@ def invoices_create(args: argparse.Namespace, ctx: AppContext) -> int:
 
 
 def _transition(
-    pick: Callable[[InvoiceService], Callable[[str, str], InvoiceDetail]], done: str
+    pick: Callable[[InvoiceService], Callable[[str, str | None], InvoiceDetail]], done: str
 ) -> Callable[[argparse.Namespace, AppContext], int]:
     def handler(args: argparse.Namespace, ctx: AppContext) -> int:
-        d = pick(ctx.invoices)(args.id, f"ba-cli-{uuid.uuid4()}")
+        d = pick(ctx.invoices)(args.id, args.idempotency_key)
         if args.json:
             _print_json(detail_json(d))
         else:
@@ -196,7 +196,7 @@ def _transition(
 
 
 def invoices_charge(args: argparse.Namespace, ctx: AppContext) -> int:
-    result = ctx.invoices.charge(args.id, f"ba-cli-{uuid.uuid4()}")
+    result = ctx.invoices.charge(args.id, args.idempotency_key)
     if args.json:
         _print_json({"id": result.invoice_id, "outcome": result.outcome.value,
                      "amount": result.amount, "currency": result.currency,
@@ -236,6 +236,7 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
     )
     p.add_argument("--days-until-due", type=argtypes.positive, default=30, metavar="N")
     p.add_argument("--json", action="store_true")
+    argtypes.add_idempotency_key(p)
     p.set_defaults(handler=invoices_create, needs_stripe=True)
 
     actions: list[tuple[str, str, Callable[[argparse.Namespace, AppContext], int]]] = [
@@ -253,4 +254,5 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
         p = sub.add_parser(name, help=text)
         p.add_argument("id", metavar="ID", help="Stripe invoice id (in_…)")
         p.add_argument("--json", action="store_true")
+        argtypes.add_idempotency_key(p)
         p.set_defaults(handler=handler, needs_stripe=True)

@@ -25,6 +25,7 @@ from services.errors import ConfigurationError, NotAnOperator
 from services.events import ROUTES, EventPipeline
 from services.identity import current_login
 from services.invoices import InvoiceService
+from services.journal import Journal
 from services.listener import ListenerService
 from services.operators import OperatorService, sign_in
 from services.redaction import redact
@@ -207,22 +208,25 @@ def build_context(
 ) -> AppContext:
     """Every service, acting for `actor`."""
     authority = Authority(database, actor)
+    # One journal for every service, so a re-used key is announced wherever it happens.
+    journal = Journal(database, authority, scope=gateway.mode.value)
     return AppContext(
         mode=gateway.mode,
         database_label=database_label,
         authority=authority,
         gateway=gateway,
         browse=BrowseService(database, authority),
-        customers=CustomerService(database, gateway, authority),
-        catalog=CatalogService(database, gateway, authority),
+        customers=CustomerService(database, gateway, authority, journal),
+        catalog=CatalogService(database, gateway, authority, journal),
         sync=SyncService(database, gateway, authority),
         config=ConfigService(settings_store, secrets, authority),
         operators=OperatorService(database, authority),
         audit=AuditLog(database, authority),
         # Credits first: their checkout/charge routes are more specific than the mirror's.
         events=EventPipeline(database, gateway, [*CREDIT_ROUTES, *ROUTES]),
-        credits=CreditService(database, gateway, authority, settings_store.load()),
-        invoices=InvoiceService(database, gateway, authority),
+        credits=CreditService(database, gateway, authority, settings_store.load(), journal),
+        invoices=InvoiceService(database, gateway, authority, journal),
+        journal=journal,
     )
 
 

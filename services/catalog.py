@@ -17,6 +17,7 @@ from services import validation
 from services.audit import ActionRecord, Authority
 from services.browse import BrowseService, ProductRow
 from services.errors import NotFound, ValidationError
+from services.journal import Journal
 from services.mirror import upsert
 from services.models import Price, Product
 from services.permissions import Permission
@@ -37,10 +38,17 @@ def _request_id(obj: Any) -> str | None:
 
 
 class CatalogService:
-    def __init__(self, db: peewee.Database, gateway: StripeGateway, authority: Authority) -> None:
+    def __init__(
+        self,
+        db: peewee.Database,
+        gateway: StripeGateway,
+        authority: Authority,
+        journal: Journal | None = None,
+    ) -> None:
         self._db = db
         self._gateway = gateway
         self._authority = authority
+        self._journal = journal or Journal(db, authority)
 
     @staticmethod
     def validate(draft: ProductDraft) -> ProductDraft:
@@ -64,7 +72,7 @@ class CatalogService:
             return row
         raise NotFound(f"No product {stripe_id} in the local mirror. Sync from Stripe first.")
 
-    def create(self, draft: ProductDraft, idempotency_key: str) -> ProductRow:
+    def create(self, draft: ProductDraft, idempotency_key: str | None = None) -> ProductRow:
         """Create the product with its default price in one Stripe call."""
         draft = self.validate(draft)
         params: stripe.params.ProductCreateParams = {
@@ -78,17 +86,27 @@ class CatalogService:
             params["metadata"] = {"credits": str(draft.credits)}
         audit = {"name": draft.name, "amount": draft.amount, "currency": draft.currency,
                  "credits": draft.credits}  # fmt: skip
-        with self._authority.action(
-            Permission.MANAGE_CATALOG, "product.create", params=audit
-        ) as record:
-            record.idempotency_key = idempotency_key
+        self._authority.require(Permission.MANAGE_CATALOG, "product.create")
+        with (
+            self._journal.attempt(
+                "product.create", dict(params), key=idempotency_key,
+                summary=f"New product {draft.name} ({draft.amount} {draft.currency})",
+            ) as attempt,
+            self._authority.action(
+                Permission.MANAGE_CATALOG, "product.create", params=audit
+            ) as record,
+        ):  # fmt: skip
+            record.idempotency_key = attempt.key
             product = self._gateway.call(
-                lambda c: c.v1.products.create(params, {"idempotency_key": idempotency_key})
+                lambda c: c.v1.products.create(params, {"idempotency_key": attempt.key})
             )
+            attempt.answered(product.id)
             self._store_product(product, record)
         return self.product(product.id)
 
-    def update(self, stripe_id: str, draft: ProductDraft, idempotency_key: str) -> ProductRow:
+    def update(
+        self, stripe_id: str, draft: ProductDraft, idempotency_key: str | None = None
+    ) -> ProductRow:
         """Change name, description, credits; a new amount or currency makes a new price."""
         draft = self.validate(draft)
         current = self.product(stripe_id)
@@ -110,16 +128,23 @@ class CatalogService:
         audit = {k: v for k, v in params.items()}
         if new_price:
             audit["new_price"] = {"amount": draft.amount, "currency": draft.currency}
-        with self._authority.action(
-            Permission.MANAGE_CATALOG, "product.update", target=stripe_id, params=audit
-        ) as record:
-            record.idempotency_key = idempotency_key
+        self._authority.require(Permission.MANAGE_CATALOG, "product.update", stripe_id)
+        with (
+            self._journal.attempt(
+                "product.update", {"product": stripe_id, **audit}, key=idempotency_key,
+                target=stripe_id, summary=f"Change product {stripe_id}: {', '.join(sorted(audit))}",
+            ) as attempt,
+            self._authority.action(
+                Permission.MANAGE_CATALOG, "product.update", target=stripe_id, params=audit
+            ) as record,
+        ):  # fmt: skip
+            key = record.idempotency_key = attempt.key
             if new_price:
                 created = self._gateway.call(
                     lambda c: c.v1.prices.create(
                         {"product": stripe_id, "currency": draft.currency,
                          "unit_amount": draft.amount},
-                        {"idempotency_key": f"{idempotency_key}-price"},
+                        {"idempotency_key": f"{key}-price"},
                     )
                 )  # fmt: skip
                 upsert(Price, [created.to_dict(for_json=True)])
@@ -128,33 +153,44 @@ class CatalogService:
             typed: stripe.params.ProductUpdateParams = params  # type: ignore[assignment]
             product = self._gateway.call(
                 lambda c: c.v1.products.update(
-                    stripe_id, typed, {"idempotency_key": f"{idempotency_key}-product"}
+                    stripe_id, typed, {"idempotency_key": f"{key}-product"}
                 )
             )
+            attempt.answered(product.id)
             self._store_product(product, record)
             if new_price and price is not None and price.active:
                 old = self._gateway.call(
                     lambda c: c.v1.prices.update(
                         price.stripe_id,
                         {"active": False},
-                        {"idempotency_key": f"{idempotency_key}-archive"},
+                        {"idempotency_key": f"{key}-archive"},
                     )
                 )
                 upsert(Price, [old.to_dict(for_json=True)])
         return self.product(stripe_id)
 
-    def set_active(self, stripe_id: str, active: bool, idempotency_key: str) -> ProductRow:
+    def set_active(
+        self, stripe_id: str, active: bool, idempotency_key: str | None = None
+    ) -> ProductRow:
         """Archive (or restore) a product: it stays in Stripe, it can no longer be sold."""
         action = "product.restore" if active else "product.archive"
-        with self._authority.action(Permission.MANAGE_CATALOG, action, target=stripe_id) as rec:
-            rec.idempotency_key = idempotency_key
+        self._authority.require(Permission.MANAGE_CATALOG, action, stripe_id)
+        with (
+            self._journal.attempt(
+                action, {"product": stripe_id, "active": active}, key=idempotency_key,
+                target=stripe_id, summary=f"{'Restore' if active else 'Archive'} {stripe_id}",
+            ) as attempt,
+            self._authority.action(Permission.MANAGE_CATALOG, action, target=stripe_id) as rec,
+        ):  # fmt: skip
+            rec.idempotency_key = attempt.key
             product = self._gateway.call(
                 lambda c: c.v1.products.update(
                     stripe_id,
                     {"active": active, "expand": ["default_price"]},
-                    {"idempotency_key": idempotency_key},
+                    {"idempotency_key": attempt.key},
                 )
             )
+            attempt.answered(product.id)
             self._store_product(product, rec)
         return self.product(stripe_id)
 

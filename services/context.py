@@ -12,6 +12,7 @@ from services.credits import CreditService
 from services.customers import CustomerService
 from services.events import EventPipeline
 from services.invoices import InvoiceService
+from services.journal import Journal
 from services.operators import OperatorService
 from services.stripe_gateway import StripeGateway, StripeMode
 from services.sync import SyncService
@@ -35,6 +36,7 @@ class AppContext:
     events: EventPipeline
     credits: CreditService
     invoices: InvoiceService
+    journal: Journal
 
     @property
     def actor(self) -> Actor:

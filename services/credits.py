@@ -29,6 +29,7 @@ from services import validation
 from services.audit import Authority
 from services.errors import NotFound, ValidationError
 from services.events import Handler, HandlerContext, Ignore, Status, event_object
+from services.journal import Journal
 from services.models import CreditEntry, Customer, Price, Product, TopUp, WebhookEvent, tuples
 from services.money import format_amount
 from services.permissions import Permission
@@ -109,11 +110,13 @@ class CreditService:
         gateway: StripeGateway,
         authority: Authority,
         settings: Settings,
+        journal: Journal | None = None,
     ) -> None:
         self._db = db
         self._gateway = gateway
         self._authority = authority
         self._settings = settings
+        self._journal = journal or Journal(db, authority)
 
     # ---- reading
     def balance(self, customer_id: str) -> int:
@@ -196,14 +199,16 @@ class CreditService:
     def issue_topup(
         self,
         customer_id: str,
-        idempotency_key: str,
+        idempotency_key: str | None = None,
         *,
         pack_product_id: str | None = None,
         credits: int | None = None,
     ) -> TopUpLink:
         """Create a Checkout Session for a credit pack or a custom number of credits.
 
-        Nothing is credited here: the link only asks for payment.
+        Nothing is credited here: the link only asks for payment. Without `idempotency_key`
+        the request journal picks one, so re-running after a lost answer replays the same
+        session instead of making a second payable one.
         """
         if (pack_product_id is None) == (credits is None):
             raise ValidationError("Choose either a credit pack or a number of credits.")
@@ -232,14 +237,44 @@ class CreditService:
                 "quantity": 1,
             }
         success = self._settings.topup_success_url
-        cancel = self._settings.topup_cancel_url
         if not success and self._gateway.mode is not StripeMode.SANDBOX:
             raise ValidationError(
                 "Set the top-up success URL in Settings first: Stripe needs a page to send "
                 "the customer to after paying."
             )
+        args = {"customer": customer_id, "pack": pack_product_id, "credits": credits,
+                "amount": amount, "currency": currency}  # fmt: skip
+        with self._journal.attempt(
+            "topup.issue", args, key=idempotency_key, target=customer_id,
+            summary=f"Top-up link: {credits:,} credits for {customer_id}",
+        ) as attempt:  # fmt: skip
+            topup_id, session_id = self._create_session(
+                customer_id, attempt.key, attempt.started_at, line_item, credits, amount,
+                currency, pack_product_id,
+            )  # fmt: skip
+            attempt.answered(session_id)
+        row = _row(TopUp.get(TopUp.topup_id == topup_id), customer.name or customer.email or "")
+        return TopUpLink(row, email_text(row, customer.name or ""))
+
+    def _create_session(
+        self,
+        customer_id: str,
+        idempotency_key: str,
+        started_at: int,
+        line_item: Any,
+        credits: int,
+        amount: int,
+        currency: str,
+        pack_product_id: str | None,
+    ) -> tuple[str, str]:
+        """The Checkout Session and its top-up row: (top-up id, session id).
+
+        The top-up id follows from the key."""
+        success = self._settings.topup_success_url
+        cancel = self._settings.topup_cancel_url
         topup_id = topup_id_for(idempotency_key)
-        expires_at = int(time.time()) + EXPIRY_S - 60  # Stripe allows at most 24 h
+        # From the key's first use, so a re-run with the same key sends the same parameters.
+        expires_at = started_at + EXPIRY_S - 60  # Stripe allows at most 24 h
         metadata = {"topup_id": topup_id, "credits": str(credits)}
         params: dict[str, Any] = {
             "mode": "payment",
@@ -280,25 +315,32 @@ class CreditService:
                 issued_at=int(time.time()),
                 expires_at=int(session.expires_at or expires_at),
             ).on_conflict_ignore().execute()  # a retry with the same key stores nothing new
-        row = _row(TopUp.get(TopUp.topup_id == topup_id), customer.name or customer.email or "")
-        return TopUpLink(row, email_text(row, customer.name or ""))
+        return topup_id, session.id
 
-    def expire_topup(self, topup_id: str, idempotency_key: str) -> TopUpRow:
+    def expire_topup(self, topup_id: str, idempotency_key: str | None = None) -> TopUpRow:
         """Expire an open link in Stripe, so it can no longer be paid."""
-        with self._authority.action(
-            Permission.ISSUE_TOPUP_LINK, "topup.expire", target=topup_id
-        ) as record:
+        self._authority.require(Permission.ISSUE_TOPUP_LINK, "topup.expire", topup_id)
+        with (
+            self._journal.attempt(
+                "topup.expire", {"topup": topup_id}, key=idempotency_key, target=topup_id,
+                summary=f"Expire top-up link {topup_id}",
+            ) as attempt,
+            self._authority.action(
+                Permission.ISSUE_TOPUP_LINK, "topup.expire", target=topup_id
+            ) as record,
+        ):  # fmt: skip
             topup = TopUp.get_or_none(TopUp.topup_id == topup_id)
             if topup is None:
                 raise NotFound(f"No top-up {topup_id}.")
             if topup.status != "open":
                 raise ValidationError(f"{topup_id} is {topup.status}, not open: nothing to expire.")
-            record.idempotency_key = idempotency_key
+            record.idempotency_key = attempt.key
             session = self._gateway.call(
                 lambda c: c.v1.checkout.sessions.expire(
-                    topup.checkout_session_id, options={"idempotency_key": idempotency_key}
+                    topup.checkout_session_id, options={"idempotency_key": attempt.key}
                 )
             )
+            attempt.answered(session.id)
             record.stripe_request_id = getattr(session.last_response, "request_id", None)
             TopUp.update(status="expired", url=None).where(
                 (TopUp.topup_id == topup_id) & (TopUp.status == "open")

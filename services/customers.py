@@ -18,6 +18,7 @@ from services import validation
 from services.audit import ActionRecord, Authority
 from services.browse import InvoiceRow
 from services.errors import NotFound, ValidationError
+from services.journal import Journal
 from services.mirror import upsert
 from services.models import CreditEntry, Customer, Invoice, TopUp
 from services.permissions import Permission
@@ -115,10 +116,17 @@ def _request_id(obj: Any) -> str | None:
 
 
 class CustomerService:
-    def __init__(self, db: peewee.Database, gateway: StripeGateway, authority: Authority) -> None:
+    def __init__(
+        self,
+        db: peewee.Database,
+        gateway: StripeGateway,
+        authority: Authority,
+        journal: Journal | None = None,
+    ) -> None:
         self._db = db
         self._gateway = gateway
         self._authority = authority
+        self._journal = journal or Journal(db, authority)
 
     # ---- reading
     def detail(self, stripe_id: str) -> CustomerDetail:
@@ -216,8 +224,12 @@ class CustomerService:
             tags=tags,
         )
 
-    def create(self, draft: CustomerDraft, idempotency_key: str) -> CustomerDetail:
-        """Create the customer in Stripe, then mirror it with its local notes and tags."""
+    def create(self, draft: CustomerDraft, idempotency_key: str | None = None) -> CustomerDetail:
+        """Create the customer in Stripe, then mirror it with its local notes and tags.
+
+        `idempotency_key` is used verbatim when given; otherwise the request journal picks it
+        (an unconfirmed identical request's key, or a new one).
+        """
         draft = self.validate(draft)
         params: stripe.params.CustomerCreateParams = {"email": draft.email}
         if draft.name:
@@ -229,17 +241,27 @@ class CustomerService:
         if draft.metadata:
             params["metadata"] = dict(draft.metadata)
         audit_params = {"email": draft.email, "name": draft.name}
-        with self._authority.action(
-            Permission.EDIT_CUSTOMER, "customer.create", params=audit_params
-        ) as record:
-            record.idempotency_key = idempotency_key
+        self._authority.require(Permission.EDIT_CUSTOMER, "customer.create")
+        with (
+            self._journal.attempt(
+                "customer.create", dict(params), key=idempotency_key,
+                summary=f"New customer {draft.email}",
+            ) as attempt,
+            self._authority.action(
+                Permission.EDIT_CUSTOMER, "customer.create", params=audit_params
+            ) as record,
+        ):  # fmt: skip
+            record.idempotency_key = attempt.key
             created = self._gateway.call(
-                lambda c: c.v1.customers.create(params, {"idempotency_key": idempotency_key})
+                lambda c: c.v1.customers.create(params, {"idempotency_key": attempt.key})
             )
+            attempt.answered(created.id)
             self._store(created, record, draft)
         return self.detail(created.id)
 
-    def update(self, stripe_id: str, draft: CustomerDraft, idempotency_key: str) -> CustomerDetail:
+    def update(
+        self, stripe_id: str, draft: CustomerDraft, idempotency_key: str | None = None
+    ) -> CustomerDetail:
         """Send only what changed to Stripe; notes and tags are stored locally only."""
         draft = self.validate(draft)
         current = self.detail(stripe_id)
@@ -262,40 +284,57 @@ class CustomerService:
             audit_params["local_fields"] = "notes/tags"
         if not params and not local_changed:
             return current
-        with self._authority.action(
-            Permission.EDIT_CUSTOMER, "customer.update", target=stripe_id, params=audit_params
-        ) as record:
-            if params:
-                record.idempotency_key = idempotency_key
-                typed: stripe.params.CustomerUpdateParams = params  # type: ignore[assignment]
-                updated = self._gateway.call(
-                    lambda c: c.v1.customers.update(
-                        stripe_id, typed, {"idempotency_key": idempotency_key}
-                    )
-                )
-                self._store(updated, record, draft)
-            else:
+        if not params:  # local fields only: nothing goes to Stripe, nothing to journal
+            with self._authority.action(
+                Permission.EDIT_CUSTOMER, "customer.update", target=stripe_id, params=audit_params
+            ):
                 Customer.update(notes=draft.notes or None, tags=list(draft.tags) or None).where(
                     Customer.stripe_id == stripe_id
                 ).execute()
+            return self.detail(stripe_id)
+        self._authority.require(Permission.EDIT_CUSTOMER, "customer.update", stripe_id)
+        with (
+            self._journal.attempt(
+                "customer.update", {"customer": stripe_id, **params}, key=idempotency_key,
+                target=stripe_id, summary=f"Change {stripe_id}: {', '.join(sorted(params))}",
+            ) as attempt,
+            self._authority.action(
+                Permission.EDIT_CUSTOMER, "customer.update", target=stripe_id, params=audit_params
+            ) as record,
+        ):  # fmt: skip
+            record.idempotency_key = attempt.key
+            typed: stripe.params.CustomerUpdateParams = params  # type: ignore[assignment]
+            updated = self._gateway.call(
+                lambda c: c.v1.customers.update(stripe_id, typed, {"idempotency_key": attempt.key})
+            )
+            attempt.answered(updated.id)
+            self._store(updated, record, draft)
         return self.detail(stripe_id)
 
     def portal_link(
-        self, stripe_id: str, idempotency_key: str, return_url: str | None = None
+        self, stripe_id: str, idempotency_key: str | None = None, return_url: str | None = None
     ) -> PortalLink:
         """A Customer Portal session for the customer: the link support sends them."""
-        with self._authority.action(
-            Permission.ISSUE_PORTAL_LINK, "portal.create", target=stripe_id
-        ) as record:
-            record.idempotency_key = idempotency_key
-            params: stripe.params.billing_portal.SessionCreateParams = {"customer": stripe_id}
-            if return_url:
-                params["return_url"] = return_url
+        params: stripe.params.billing_portal.SessionCreateParams = {"customer": stripe_id}
+        if return_url:
+            params["return_url"] = return_url
+        self._authority.require(Permission.ISSUE_PORTAL_LINK, "portal.create", stripe_id)
+        with (
+            self._journal.attempt(
+                "portal.create", dict(params), key=idempotency_key, target=stripe_id,
+                summary=f"Customer Portal link for {stripe_id}",
+            ) as attempt,
+            self._authority.action(
+                Permission.ISSUE_PORTAL_LINK, "portal.create", target=stripe_id
+            ) as record,
+        ):  # fmt: skip
+            record.idempotency_key = attempt.key
             session = self._gateway.call(
                 lambda c: c.v1.billing_portal.sessions.create(
-                    params, {"idempotency_key": idempotency_key}
+                    params, {"idempotency_key": attempt.key}
                 )
             )
+            attempt.answered(session.id)
             record.stripe_request_id = _request_id(session)
             record.params = {"session": session.id}
         return PortalLink(stripe_id, session.url, session.id)

@@ -19,6 +19,10 @@ class AppError(Exception):
         self.request_id = request_id
         # True once an audit row for this error was written (see services.audit).
         self.audited = False
+        # Set by services.journal for a journalled Stripe request: the key it went out with and
+        # how the journal recorded it (a dialog's "Try again" re-uses the key of an unknown one).
+        self.idempotency_key: str | None = None
+        self.journal_outcome: str | None = None
 
     def __str__(self) -> str:
         return self.message

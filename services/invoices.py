@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
 import peewee
@@ -36,6 +36,7 @@ from services.errors import (
     StripeUnreachable,
     ValidationError,
 )
+from services.journal import Journal
 from services.mirror import upsert
 from services.models import AuditRecord, Customer, Invoice, Price, WebhookEvent, tuples
 from services.money import format_amount
@@ -403,10 +404,17 @@ class _InFlight:
 
 
 class InvoiceService:
-    def __init__(self, db: peewee.Database, gateway: StripeGateway, authority: Authority) -> None:
+    def __init__(
+        self,
+        db: peewee.Database,
+        gateway: StripeGateway,
+        authority: Authority,
+        journal: Journal | None = None,
+    ) -> None:
         self._db = db
         self._gateway = gateway
         self._authority = authority
+        self._journal = journal or Journal(db, authority)
         self._in_flight = _InFlight()
 
     # ---- reading
@@ -629,7 +637,9 @@ class InvoiceService:
             currencies.pop(),
         )
 
-    def create_draft(self, draft: InvoiceDraft, idempotency_key: str) -> InvoiceDetail:
+    def create_draft(
+        self, draft: InvoiceDraft, idempotency_key: str | None = None
+    ) -> InvoiceDetail:
         """Create a draft invoice with its lines in Stripe (admins), then mirror it."""
         draft, currency = self.validate(draft)
         params: stripe.params.InvoiceCreateParams = {
@@ -643,13 +653,24 @@ class InvoiceService:
         if draft.memo:
             params["description"] = draft.memo
         audit = {"customer": draft.customer_id, "currency": currency, "lines": len(draft.lines)}
-        with self._authority.action(
-            Permission.CREATE_INVOICE, "invoice.create", target=draft.customer_id, params=audit
-        ) as record:
-            record.idempotency_key = idempotency_key
+        args = {"invoice": dict(params), "lines": [asdict(line) for line in draft.lines]}
+        self._authority.require(Permission.CREATE_INVOICE, "invoice.create", draft.customer_id)
+        with (
+            self._journal.attempt(
+                "invoice.create", args, key=idempotency_key, target=draft.customer_id,
+                summary=f"New draft invoice for {draft.customer_id} ({len(draft.lines)} lines, "
+                f"{currency})",
+            ) as attempt,
+            self._authority.action(
+                Permission.CREATE_INVOICE, "invoice.create", target=draft.customer_id,
+                params=audit,
+            ) as record,
+        ):  # fmt: skip
+            key = record.idempotency_key = attempt.key
             invoice = self._gateway.call(
-                lambda c: c.v1.invoices.create(params, {"idempotency_key": f"{idempotency_key}"})
+                lambda c: c.v1.invoices.create(params, {"idempotency_key": attempt.key})
             )
+            attempt.answered(invoice.id)
             record.target = invoice.id
             record.stripe_request_id = _request_id(invoice)
             for n, line in enumerate(draft.lines):
@@ -665,7 +686,7 @@ class InvoiceService:
                         {"amount": line.amount, "currency": currency,
                          "description": line.description}
                     )  # fmt: skip
-                self._add_item(item, f"{idempotency_key}-line-{n}")
+                self._add_item(item, f"{key}-line-{n}")
             fresh = self._gateway.call(lambda c: c.v1.invoices.retrieve(invoice.id))
             record.params["total"] = fresh.total
             upsert(Invoice, [fresh.to_dict(for_json=True)])
@@ -675,40 +696,36 @@ class InvoiceService:
         self._gateway.call(lambda c: c.v1.invoice_items.create(item, {"idempotency_key": key}))
 
     # ---- simple transitions
-    def finalize(self, invoice_id: str, idempotency_key: str) -> InvoiceDetail:
+    def finalize(self, invoice_id: str, idempotency_key: str | None = None) -> InvoiceDetail:
         """Draft → open: numbered, payable, with a hosted page and PDF."""
         return self._transition(
             Permission.FINALIZE_INVOICE, "invoice.finalize", invoice_id, idempotency_key,
-            lambda c: c.v1.invoices.finalize_invoice(
-                invoice_id, {}, {"idempotency_key": idempotency_key}
-            ),
+            lambda c, key: c.v1.invoices.finalize_invoice(invoice_id, {}, {"idempotency_key": key}),
         )  # fmt: skip
 
-    def void(self, invoice_id: str, idempotency_key: str) -> InvoiceDetail:
+    def void(self, invoice_id: str, idempotency_key: str | None = None) -> InvoiceDetail:
         """Open or uncollectible → void: the customer no longer owes it. Cannot be undone."""
         return self._transition(
             Permission.VOID_INVOICE, "invoice.void", invoice_id, idempotency_key,
-            lambda c: c.v1.invoices.void_invoice(
-                invoice_id, {}, {"idempotency_key": idempotency_key}
-            ),
+            lambda c, key: c.v1.invoices.void_invoice(invoice_id, {}, {"idempotency_key": key}),
         )  # fmt: skip
 
-    def mark_uncollectible(self, invoice_id: str, idempotency_key: str) -> InvoiceDetail:
+    def mark_uncollectible(
+        self, invoice_id: str, idempotency_key: str | None = None
+    ) -> InvoiceDetail:
         """Open → uncollectible (a bad debt); it can still be paid later."""
         return self._transition(
             Permission.VOID_INVOICE, "invoice.mark_uncollectible", invoice_id, idempotency_key,
-            lambda c: c.v1.invoices.mark_uncollectible(
-                invoice_id, {}, {"idempotency_key": idempotency_key}
+            lambda c, key: c.v1.invoices.mark_uncollectible(
+                invoice_id, {}, {"idempotency_key": key}
             ),
         )  # fmt: skip
 
-    def send(self, invoice_id: str, idempotency_key: str) -> InvoiceDetail:
+    def send(self, invoice_id: str, idempotency_key: str | None = None) -> InvoiceDetail:
         """Stripe emails the open invoice (collection by link) to the customer."""
         return self._transition(
             Permission.FINALIZE_INVOICE, "invoice.send", invoice_id, idempotency_key,
-            lambda c: c.v1.invoices.send_invoice(
-                invoice_id, {}, {"idempotency_key": idempotency_key}
-            ),
+            lambda c, key: c.v1.invoices.send_invoice(invoice_id, {}, {"idempotency_key": key}),
         )  # fmt: skip
 
     def _transition(
@@ -716,13 +733,22 @@ class InvoiceService:
         permission: Permission,
         action: str,
         invoice_id: str,
-        idempotency_key: str,
-        call: Callable[[stripe.StripeClient], Any],
+        idempotency_key: str | None,
+        call: Callable[[stripe.StripeClient, str], Any],
     ) -> InvoiceDetail:
+        self._authority.require(permission, action, invoice_id)
+        words = _ACTION_WORDS.get(action, action)
         try:
-            with self._authority.action(permission, action, target=invoice_id) as record:
-                record.idempotency_key = idempotency_key
-                invoice = self._gateway.call(call)
+            with (
+                self._journal.attempt(
+                    action, {"invoice": invoice_id}, key=idempotency_key, target=invoice_id,
+                    summary=f"{words}: {invoice_id}",
+                ) as attempt,
+                self._authority.action(permission, action, target=invoice_id) as record,
+            ):  # fmt: skip
+                record.idempotency_key = attempt.key
+                invoice = self._gateway.call(lambda c: call(c, attempt.key))
+                attempt.answered(invoice.id)
                 record.stripe_request_id = _request_id(invoice)
                 record.params = {"status": invoice.status}
                 upsert(Invoice, [invoice.to_dict(for_json=True)])
@@ -772,7 +798,7 @@ class InvoiceService:
         """True while a charge of `invoice_id` runs in this process."""
         return invoice_id in self._in_flight
 
-    def charge(self, invoice_id: str, idempotency_key: str) -> ChargeResult:
+    def charge(self, invoice_id: str, idempotency_key: str | None = None) -> ChargeResult:
         """Charge the invoice with the customer's default payment method (admins).
 
         Returns the result when the invoice ends paid (now, or already before). Raises, each
@@ -793,21 +819,27 @@ class InvoiceService:
             busy.audited = True
             raise busy
         try:
-            fresh, result, error, request_id = self._attempt(invoice_id, idempotency_key)
-            params: dict[str, Any] = {"outcome": result.outcome.value}
-            if result.decline_code:
-                params["decline_code"] = result.decline_code
-            if result.amount:
-                params.update(amount=result.amount, currency=result.currency)
-            with self._authority.action(
-                Permission.CHARGE_INVOICE, ACTION_CHARGE, target=invoice_id, params=params
-            ) as record:
-                record.idempotency_key = idempotency_key
-                record.stripe_request_id = request_id
-                if fresh is not None:
-                    upsert(Invoice, [fresh])
-                if error is not None:
-                    raise error
+            with self._journal.attempt(
+                ACTION_CHARGE, {"invoice": invoice_id}, key=idempotency_key, target=invoice_id,
+                summary=f"Charge {invoice_id}",
+            ) as attempt:  # fmt: skip
+                fresh, result, error, request_id = self._attempt(invoice_id, attempt.key)
+                if result.outcome in (ChargeOutcome.PAID, ChargeOutcome.ALREADY_PAID):
+                    attempt.answered(invoice_id)
+                params: dict[str, Any] = {"outcome": result.outcome.value}
+                if result.decline_code:
+                    params["decline_code"] = result.decline_code
+                if result.amount:
+                    params.update(amount=result.amount, currency=result.currency)
+                with self._authority.action(
+                    Permission.CHARGE_INVOICE, ACTION_CHARGE, target=invoice_id, params=params
+                ) as record:
+                    record.idempotency_key = attempt.key
+                    record.stripe_request_id = request_id
+                    if fresh is not None:
+                        upsert(Invoice, [fresh])
+                    if error is not None:
+                        raise error
             return result
         finally:
             self._in_flight.release(invoice_id)

@@ -213,12 +213,41 @@ def _v5_topups(db: peewee.Database) -> None:
     )
 
 
+def _v6_request_journal(db: peewee.Database) -> None:
+    text, big, char = peewee.TextField, peewee.BigIntegerField, peewee.CharField
+    db.create_tables(
+        [
+            _frozen_table(
+                db,
+                "request_journal",
+                {
+                    "created_at": big(index=True),
+                    "updated_at": big(),
+                    "operator": text(index=True),
+                    "action": char(max_length=64, index=True),
+                    "target": text(null=True),
+                    "summary": text(),
+                    "fingerprint": char(max_length=64, index=True),
+                    "idempotency_key": char(max_length=255, unique=True),
+                    "outcome": char(max_length=16, index=True),
+                    "object_id": char(max_length=255, null=True),
+                    "error": text(null=True),
+                    "attempts": peewee.IntegerField(default=1),
+                    "resolved_by": text(null=True),
+                    "reason": text(null=True),
+                },
+            )
+        ]
+    )
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "customers, products, prices, invoices, credit ledger", _v1_initial),
     Migration(2, "operators and the audit log", _v2_operators_and_audit),
     Migration(3, "local notes and tags on customers", _v3_customer_local_fields),
     Migration(4, "webhook events, subscriptions, app state", _v4_events),
     Migration(5, "credit top-ups; one purchase per top-up", _v5_topups),
+    Migration(6, "the request journal: intent and outcome of Stripe requests", _v6_request_journal),
 ]
 
 

@@ -205,4 +205,33 @@ class AppState(BaseModel):
     value = peewee.TextField()
 
 
-ALL_MODELS.extend([Operator, AuditRecord, Subscription, WebhookEvent, AppState, TopUp])
+class RequestJournal(BaseModel):
+    """One Stripe request made on an operator's behalf: intent before the call, outcome after.
+
+    Never holds a secret: the arguments are kept only as a hash (`fingerprint`) and a redacted
+    one-line `summary`. `idempotency_key` is unique: one entry per key, however often re-run.
+    """
+
+    created_at = peewee.BigIntegerField(index=True)  # seconds; the key's first use
+    updated_at = peewee.BigIntegerField()
+    operator = peewee.TextField(index=True)
+    action = peewee.CharField(max_length=64, index=True)
+    target = peewee.TextField(null=True)
+    summary = peewee.TextField()
+    fingerprint = peewee.CharField(max_length=64, index=True)
+    idempotency_key = peewee.CharField(max_length=255, unique=True)
+    # pending, succeeded, failed, unknown, forgotten (services.journal.JournalOutcome)
+    outcome = peewee.CharField(max_length=16, index=True)
+    object_id = peewee.CharField(max_length=255, null=True)
+    error = peewee.TextField(null=True)
+    attempts = peewee.IntegerField(default=1)
+    resolved_by = peewee.TextField(null=True)
+    reason = peewee.TextField(null=True)
+
+    class Meta:
+        table_name = "request_journal"
+
+
+ALL_MODELS.extend(
+    [Operator, AuditRecord, Subscription, WebhookEvent, AppState, TopUp, RequestJournal]
+)

@@ -38,6 +38,7 @@ class Permission(enum.Enum):
     REPLAY_EVENTS = "replay events"
     MANAGE_SETTINGS = "manage settings"
     MANAGE_OPERATORS = "manage operators"
+    RESOLVE_REQUESTS = "resolve unconfirmed requests"
 
 
 _ALL = frozenset(Permission)

@@ -16,6 +16,7 @@ from services.listener import ListenerService
 from services.stripe_gateway import StripeMode
 from ui.banner import ModeBanner
 from ui.crash_dialog import CrashHandler
+from ui.journal_dialog import JournalDialog
 from ui.main_window import PANEL_NAMES, MainWindow
 from ui.operators_dialog import OperatorsDialog
 from ui.panels.base import EmptyState
@@ -187,6 +188,7 @@ def take_screenshots(window: MainWindow, tasks: TaskRunner, out_dir: Path) -> in
     for name, dialog in (
         ("settings", SettingsDialog(window.ctx, tasks, window)),
         ("operators", OperatorsDialog(window.ctx, tasks, window)),
+        ("journal", JournalDialog(window.ctx, tasks, window)),
     ):
         dialog.show()
         tasks.wait_idle()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import (
@@ -28,8 +26,9 @@ from ui.tasks import TaskRunner
 
 
 class CustomerDialog(SubmitDialog):
-    """New customer, or edit one. The idempotency key lives as long as the dialog: pressing
-    Save again after a timeout repeats the same request and cannot create a second customer."""
+    """New customer, or edit one. Pressing Save again after a timeout repeats the same request
+    (the same idempotency key) and cannot create a second customer; so does a new dialog with the
+    same details, through the request journal."""
 
     #: Emitted with the saved CustomerDetail.
     saved = SubmitDialog.succeeded
@@ -44,7 +43,9 @@ class CustomerDialog(SubmitDialog):
         super().__init__(tasks, parent)
         self._ctx = ctx
         self._existing = existing
-        self.idempotency_key = f"ba-customer-{uuid.uuid4()}"
+        # None: the request journal picks the key (an unconfirmed identical request's, or a
+        # new one); after an unknown outcome a retry from this dialog sends that same key.
+        self.idempotency_key: str | None = None
         self.setWindowTitle(
             f"Edit {existing.name or existing.email}" if existing else "New customer"
         )
@@ -200,7 +201,7 @@ class PortalLinkDialog(QDialog):
         layout.addLayout(row)
         layout.addWidget(self.status)
         layout.addWidget(close)
-        key = f"ba-portal-{uuid.uuid4()}"
+        key = None  # the request journal picks it
         tasks.run(
             self, lambda: ctx.customers.portal_link(customer_id, key), self._on_link, self._on_err
         )

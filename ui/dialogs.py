@@ -80,6 +80,19 @@ def confirm_money_move(mode: StripeMode, description: str, parent: QWidget | Non
     return dialog.exec() == QDialog.DialogCode.Accepted
 
 
+def key_after_failure(exc: BaseException, current: str | None) -> str | None:
+    """The idempotency key a retry from the same dialog sends after `exc`.
+
+    An unconfirmed request's own key (so Stripe replays it, never doing it twice); after a
+    definite refusal none, so the request journal picks a fresh one.
+    """
+    if not isinstance(exc, AppError) or exc.journal_outcome is None:
+        return current
+    if exc.journal_outcome in ("pending", "unknown"):
+        return exc.idempotency_key
+    return None
+
+
 class SubmitDialog(QDialog):
     """A form that sends one service call off the GUI thread.
 
@@ -114,7 +127,10 @@ class SubmitDialog(QDialog):
         self.succeeded.emit(result)
         self.accept()
 
+    idempotency_key: str | None = None
+
     def _on_submit_failed(self, exc: BaseException) -> None:
+        self.idempotency_key = key_after_failure(exc, self.idempotency_key)
         self.buttons.setEnabled(True)
         if not isinstance(exc, AppError):
             raise exc

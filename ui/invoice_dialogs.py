@@ -6,8 +6,6 @@ a timeout repeats the same request, so Stripe cannot create or charge twice.
 
 from __future__ import annotations
 
-import uuid
-
 from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import (
@@ -41,7 +39,7 @@ from services.invoices import (
 )
 from services.money import format_amount
 from services.validation import amount_in_minor_units, currency
-from ui.dialogs import SubmitDialog, add_live_banner, confirm_money_move
+from ui.dialogs import SubmitDialog, add_live_banner, confirm_money_move, key_after_failure
 from ui.tasks import TaskRunner
 
 
@@ -61,7 +59,9 @@ class NewInvoiceDialog(SubmitDialog):
     ) -> None:
         super().__init__(tasks, parent)
         self._ctx = ctx
-        self.idempotency_key = f"ba-invoice-{uuid.uuid4()}"
+        # None: the request journal picks the key (an unconfirmed identical request's, or a
+        # new one); after an unknown outcome a retry from this dialog sends that same key.
+        self.idempotency_key: str | None = None
         self.setWindowTitle("New draft invoice")
         self.setMinimumWidth(560)
 
@@ -217,7 +217,9 @@ class ChargeDialog(QDialog):
         self._ctx = ctx
         self._tasks = tasks
         self.invoice_id = invoice_id
-        self.idempotency_key = f"ba-charge-{uuid.uuid4()}"
+        # None: the request journal picks the key (an unconfirmed identical request's, or a
+        # new one); after an unknown outcome a retry from this dialog sends that same key.
+        self.idempotency_key: str | None = None
         self.preview: ChargePreview | None = None
         self.last_result: ChargeResult | None = None
         self.in_flight = False
@@ -331,6 +333,7 @@ class ChargeDialog(QDialog):
         self._show_result(result)
 
     def _on_charge_failed(self, exc: BaseException) -> None:
+        self.idempotency_key = key_after_failure(exc, self.idempotency_key)
         result = charge_result_of(exc)
         if result is None:
             if not isinstance(exc, AppError):

@@ -30,6 +30,7 @@ from services.stripe_listen import ListenState
 from services.sync import SyncProgress, SyncSummary, SyncTarget
 from ui.banner import ModeBanner
 from ui.dialogs import denied_tooltip
+from ui.journal_dialog import JournalIndicator
 from ui.operators_dialog import OperatorsDialog
 from ui.panels.audit import AuditPanel
 from ui.panels.base import EmptyState, ListPanel
@@ -162,7 +163,11 @@ class MainWindow(QMainWindow):
         self.sync_cancel.clicked.connect(self._on_sync_cancel_clicked)
         bar.addWidget(self.sync_progress)
         bar.addWidget(self.sync_cancel)
+        # Stripe requests with a lost answer: shown until someone re-runs or resolves them.
+        self.journal_indicator = JournalIndicator(self.ctx, self.tasks, self)
+        self.data_changed.connect(self.journal_indicator.refresh)
         for widget in (
+            self.journal_indicator,
             self.mode_label,
             self.connection_label,
             self.webhook_label,
@@ -246,6 +251,7 @@ class MainWindow(QMainWindow):
         self.refresh()
         self.check_connection()
         self._connection_timer.start()
+        self.journal_indicator.start()
         if sync_first:
             self.start_sync()
 

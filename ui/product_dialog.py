@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFormLayout,
@@ -36,7 +34,9 @@ class ProductDialog(SubmitDialog):
         super().__init__(tasks, parent)
         self._ctx = ctx
         self._existing = existing
-        self.idempotency_key = f"ba-product-{uuid.uuid4()}"
+        # None: the request journal picks the key (an unconfirmed identical request's, or a
+        # new one); after an unknown outcome a retry from this dialog sends that same key.
+        self.idempotency_key: str | None = None
         self.setWindowTitle(f"Edit {existing.name}" if existing else "New product")
         self.setMinimumWidth(480)
         self.name = QLineEdit()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import (
@@ -27,7 +25,7 @@ from services.context import AppContext
 from services.credits import TopUpLink
 from services.errors import AppError
 from services.money import format_amount
-from ui.dialogs import SubmitDialog, add_live_banner, confirm_money_move
+from ui.dialogs import SubmitDialog, add_live_banner, confirm_money_move, key_after_failure
 from ui.tasks import TaskRunner
 
 
@@ -51,7 +49,9 @@ class TopUpDialog(QDialog):
         self._ctx = ctx
         self._tasks = tasks
         self._customer_id = customer_id
-        self.idempotency_key = f"ba-topup-{uuid.uuid4()}"
+        # None: the request journal picks the key (an unconfirmed identical request's, or a
+        # new one); after an unknown outcome a retry from this dialog sends that same key.
+        self.idempotency_key: str | None = None
         self.link: TopUpLink | None = None
         self.setWindowTitle(f"Top-up link — {customer_label}")
         self.setMinimumWidth(640)
@@ -185,6 +185,7 @@ class TopUpDialog(QDialog):
         self.issued.emit(link)
 
     def _on_error(self, exc: BaseException) -> None:
+        self.idempotency_key = key_after_failure(exc, self.idempotency_key)
         if not isinstance(exc, AppError):
             raise exc
         self.create_button.setEnabled(self.link is None)

@@ -3,7 +3,6 @@ and history, and the admin actions (new draft, finalize, charge, void, uncollect
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
@@ -593,7 +592,8 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
         )
         yes = box.addButton(verb, QMessageBox.ButtonRole.AcceptRole)
         self.confirm_box = box
-        invoice_id, key = d.stripe_id, f"ba-invoice-{verb.lower()}-{uuid.uuid4()}"
+        # No key of our own: the request journal re-uses an unconfirmed identical request's.
+        invoice_id, key = d.stripe_id, None
 
         def on_clicked(button: object) -> None:
             if button is not yes:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 
 from PySide6.QtGui import QColor
@@ -125,7 +124,7 @@ class ProductsPanel(ListPanel[ProductRow]):
         row = self.current_row()
         if not self._can_manage or row is None:
             return
-        key = f"ba-product-active-{uuid.uuid4()}"
+        key = None  # the request journal picks it (re-used after an unknown outcome)
         self.archive_button.setEnabled(False)
         self._tasks.run(
             self,

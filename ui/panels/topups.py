@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Sequence
 
 from PySide6.QtGui import QColor, QGuiApplication
@@ -102,7 +101,7 @@ class TopUpsPanel(ListPanel[TopUpRow]):
         if row is None or row.status != "open" or not self._can_expire:
             return
         self.expire_button.setEnabled(False)
-        key = f"ba-expire-{uuid.uuid4()}"
+        key = None  # the request journal picks it (re-used after an unknown outcome)
         self._tasks.run(
             self,
             lambda: self._ctx.credits.expire_topup(row.topup_id, key),
