@@ -18,6 +18,7 @@ from admin_app import (
     __version__,
     argtypes,
     catalog_commands,
+    db_commands,
     event_commands,
     invoice_commands,
     journal_commands,
@@ -25,8 +26,9 @@ from admin_app import (
 from admin_app import commands as cmd
 from admin_app.logging_setup import setup_logging
 from admin_app.paths import AppPaths, resources_dir
-from admin_app.wiring import Options, build_runtime
-from services.errors import AppError
+from admin_app.wiring import Options, Runtime, build_runtime
+from services.errors import AppError, DatabaseDenied
+from services.listener import ListenerService
 from services.redaction import redact
 
 log = logging.getLogger(__name__)
@@ -96,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     event_commands.add_parsers(commands, _Parser)
     invoice_commands.add_parsers(commands, _Parser)
     journal_commands.add_parsers(commands, _Parser)
+    db_commands.add_parsers(commands, _Parser)
     return parser
 
 
@@ -130,11 +133,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNEXPECTED
 
 
+def _window_listener(runtime: Runtime) -> ListenerService | None:
+    """The window's own listener, unless this login leaves events to the team's listener."""
+    if runtime.context is None:
+        return None
+    try:
+        return runtime.make_listener()
+    except DatabaseDenied as exc:
+        log.info("No listener in this window: %s", exc)
+        return None
+
+
 def _dispatch(args: argparse.Namespace, paths: AppPaths) -> int:
     if args.self_test:
         from admin_app.selftest import run_self_test
 
         return run_self_test()
+    if getattr(args, "db_handler", None) is not None:
+        done: int = args.db_handler(args, paths)
+        return done
     if args.command == "sandbox":
         from stripe_sandbox.cli import run as run_sandbox
 
@@ -165,7 +182,7 @@ def _run_gui(args: argparse.Namespace, paths: AppPaths) -> int:
             runtime.context,
             mode=runtime.mode,
             access_problem=str(runtime.access_problem) if runtime.access_problem else None,
-            listener=runtime.make_listener() if runtime.context and not args.screenshot else None,
+            listener=_window_listener(runtime) if not args.screenshot else None,
             resources=resources_dir(),
             log_file=paths.log_file,
             screenshot_dir=args.screenshot,

@@ -21,13 +21,14 @@ from services.context import AppContext
 from services.credits import CREDIT_ROUTES, CreditService
 from services.customers import CustomerService
 from services.database import open_database, sqlite_url
-from services.errors import ConfigurationError, NotAnOperator
+from services.errors import ConfigurationError, DatabaseDenied, NotAnOperator
 from services.events import ROUTES, EventPipeline
 from services.identity import current_login
 from services.invoices import InvoiceService
 from services.journal import Journal
 from services.listener import ListenerService
 from services.operators import OperatorService, sign_in
+from services.pg_security import can_write
 from services.redaction import redact
 from services.secrets import SecretName, SecretStore
 from services.settings import Settings, SettingsStore, validate_api_base, validate_database_url
@@ -83,6 +84,12 @@ class Runtime:
         as they would from Stripe through the Stripe CLI.
         """
         ctx = self.require_context()
+        if not can_write(self.database, "webhook_event"):
+            raise DatabaseDenied(
+                f"Your database login ({ctx.actor.login}) does not apply Stripe's events on this "
+                "shared database: the team's listener does (a database owner runs "
+                "`admin-app db setup --listener LOGIN`)."
+            )
         gateway = ctx.gateway
         receiver = (
             WebhookReceiver(ctx.events, lambda: listener.secrets(), port) if receive else None

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import peewee
 
-from services.errors import DatabaseError, ValidationError
+from services.errors import DatabaseDenied, DatabaseError, ValidationError
 from services.migrations import migrate
 from services.models import ALL_MODELS
 from services.redaction import redact
@@ -40,6 +40,27 @@ class ImmediateSqliteDatabase(peewee.SqliteDatabase):
     def atomic(self, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("lock_type", "IMMEDIATE")
         return super().atomic(*args, **kwargs)
+
+
+class GuardedPostgresqlDatabase(peewee.PostgresqlDatabase):
+    """PostgreSQL whose refusals are one line a person can act on.
+
+    A shared database set up by `admin-app db setup` refuses what a login's role may not do
+    (SQLSTATE 42501, from a GRANT or one of its guards); that becomes `DatabaseDenied` (exit 3),
+    not a driver traceback.
+    """
+
+    def execute_sql(self, sql: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().execute_sql(sql, params, *args, **kwargs)  # type: ignore[no-untyped-call]
+        except peewee.DatabaseError as exc:
+            orig = getattr(exc, "orig", None) or exc.__cause__ or exc
+            if getattr(orig, "pgcode", None) == "42501":
+                detail = str(getattr(getattr(orig, "diag", None), "message_primary", "") or orig)
+                raise DatabaseDenied(
+                    f"Your database login may not do that ({detail.strip()}) — ask an admin."
+                ) from None
+            raise
 
 
 def sqlite_url(path: Path) -> str:
@@ -102,7 +123,7 @@ def _database_for_url(url: str) -> peewee.Database:
             options["port"] = parts.port
         options.setdefault("connect_timeout", 5)
         options.setdefault("application_name", "billing-admin")
-        return peewee.PostgresqlDatabase(unquote(parts.path.strip("/")), **options)
+        return GuardedPostgresqlDatabase(unquote(parts.path.strip("/")), **options)
     raise ValidationError(
         f"Unsupported database URL {redact(url)!r}: use sqlite:///PATH or postgresql://HOST/DB."
     )

@@ -52,6 +52,10 @@ class PermissionDenied(AppError):
     exit_code = 3
 
 
+class DatabaseDenied(PermissionDenied):
+    """The shared database refused this login (its GRANTs or guards, `admin-app db setup`)."""
+
+
 class NotAnOperator(PermissionDenied):
     """The person running the app is not (or no longer) a Billing Admin operator."""
 

@@ -16,7 +16,7 @@ import peewee
 from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as migrate_schema
 
-from services.errors import DatabaseError
+from services.errors import DatabaseError, PermissionDenied
 from services.models import JSONText
 
 log = logging.getLogger(__name__)
@@ -268,6 +268,14 @@ def current_version(db: peewee.Database) -> int:
         return int(latest or 0)
 
 
+def _may_create(db: peewee.Database) -> bool:
+    """Whether this login may create tables here (always on SQLite)."""
+    if not isinstance(db, peewee.PostgresqlDatabase):
+        return True
+    sql = "SELECT has_schema_privilege(current_schema(), 'CREATE')"
+    return bool(db.execute_sql(sql).fetchone()[0])  # type: ignore[no-untyped-call]
+
+
 def latest_version() -> int:
     return MIGRATIONS[-1].version
 
@@ -284,8 +292,17 @@ def migrate(db: peewee.Database, migrations: list[Migration] | None = None) -> l
     with db.bind_ctx([_SchemaVersion]):
         # Two machines starting at once on a shared database may both try this; IF NOT EXISTS
         # and the primary key on `version` make the loser fail cleanly instead of half-applying.
-        db.create_tables([_SchemaVersion], safe=True)
-        have = current_version(db)
+        try:
+            if not db.table_exists("schema_version"):
+                db.create_tables([_SchemaVersion], safe=True)
+            have = current_version(db)
+            if have < (steps[-1].version if steps else 0) and not _may_create(db):
+                raise PermissionDenied("this login may not change the schema")
+        except PermissionDenied:
+            raise DatabaseError(
+                "This shared database is not set up for this version of Billing Admin, and your "
+                "login may not change its schema: a database owner runs `admin-app db setup`."
+            ) from None
         newest = steps[-1].version if steps else 0
         if have > newest:
             raise DatabaseError(

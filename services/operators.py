@@ -59,8 +59,10 @@ def sign_in(db: peewee.Database, login: str) -> Actor:
         NotAnOperator: `login` is unknown or deactivated (the app then shows no data).
     """
     with db.atomic():
-        _lock_operators(db)
         op = Operator.get_or_none(Operator.login == login)
+        if op is None and not Operator.select().exists():
+            _lock_operators(db)  # only a bootstrap needs it (staff may not lock on PostgreSQL)
+            op = Operator.get_or_none(Operator.login == login)
         if op is None and not Operator.select().exists():
             now = int(time.time())
             op = Operator.create(
@@ -86,6 +88,20 @@ def sign_in(db: peewee.Database, login: str) -> Actor:
             f"Your operator account ({login}) is deactivated. Ask an admin to reactivate it."
         )
     return Actor(op.login, op.display_name, Role(op.role))
+
+
+def sync_role(db: peewee.Database, login: str) -> None:
+    """On a PostgreSQL set up by `admin-app db setup`, give `login`'s database login the group
+    role of its operator row (none when deactivated), in the same transaction."""
+    if not isinstance(db, peewee.PostgresqlDatabase):
+        return
+    if not db.execute_sql("SELECT to_regproc('billing_sync_role') IS NOT NULL").fetchone()[0]:  # type: ignore[no-untyped-call]
+        return  # not set up: the app's checks are the only ones
+    try:
+        with db.atomic():  # a savepoint, so the message below is the error, not an aborted txn
+            db.execute_sql("SELECT billing_sync_role(%s)", (login,))  # type: ignore[no-untyped-call]
+    except peewee.ProgrammingError as exc:
+        raise ValidationError(str(getattr(exc, "orig", exc)).strip().splitlines()[0]) from None
 
 
 def _lock_operators(db: peewee.Database) -> None:
@@ -127,6 +143,7 @@ class OperatorService:
                 created_at=int(time.time()),
                 created_by=self.me.login,
             )
+            sync_role(self._db, login)
         return _info(op)
 
     def set_role(self, login: str, role: Role) -> OperatorInfo:
@@ -140,6 +157,7 @@ class OperatorService:
                 self._ensure_another_admin(login)
             op.role = role.value
             op.save()
+            sync_role(self._db, login)
         return _info(op)
 
     def deactivate(self, login: str) -> OperatorInfo:
@@ -156,6 +174,7 @@ class OperatorService:
                 self._ensure_another_admin(login)
             op.active = active
             op.save()
+            sync_role(self._db, login)
         return _info(op)
 
     def _get_for_update(self, login: str) -> Operator:

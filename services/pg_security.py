@@ -1,0 +1,359 @@
+"""A shared PostgreSQL that enforces the roles itself: `admin-app db setup`.
+
+The app's checks (services/permissions.py) hold for people who use the app. A staff member with
+`psql` and their own database login does not: so, on PostgreSQL, the database enforces what
+matters, whatever client sends the SQL.
+
+* Group roles, one per app role: `billing_finance`, `billing_support`, `billing_admin` (all in
+  `billing_staff`), `billing_listener` (the headless `admin-app listen`: the only writer of what
+  Stripe's events decide — the mirror, purchases, clawbacks, top-up statuses) and
+  `billing_product` (a product backend that reads balances). Admins are in `billing_listener`
+  too. Each person's login gets exactly one staff group, kept in step with the operator table by
+  `billing_sync_role` (SECURITY DEFINER, owned by the no-login `billing_owner`).
+* Least privilege by GRANT: no staff role can create objects, TRUNCATE, or UPDATE/DELETE the
+  audit log or the credit ledger (append-only for everyone but the owner); finance writes only
+  its audit rows and its request journal; the mirror is written by the listener and admins.
+* Triggers the client cannot bypass: an audit row's operator and role are always
+  `session_user`'s; a ledger `purchase` or `clawback` needs the listener role and a matching
+  top-up; a `grant` needs an admin and a reason; a top-up is issued `open` in the issuer's name
+  and staff can only expire an open one; the last active admin cannot be removed.
+
+Every refusal is SQLSTATE 42501 (insufficient_privilege), which the app shows as one line
+(`services.database`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import peewee
+
+from services.errors import ValidationError
+from services.migrations import migrate
+from services.models import Operator
+from services.operators import sync_role, validate_login
+from services.permissions import Role
+
+log = logging.getLogger(__name__)
+
+OWNER = "billing_owner"
+STAFF = "billing_staff"
+LISTENER = "billing_listener"
+PRODUCT = "billing_product"
+GROUP_OF_ROLE = {
+    Role.FINANCE: "billing_finance",
+    Role.SUPPORT: "billing_support",
+    Role.ADMIN: "billing_admin",
+}
+MIRRORS = ("customer", "product", "price", "invoice", "subscription")
+
+_ROLES_SQL = """
+DO $$
+DECLARE r text;
+BEGIN
+  FOREACH r IN ARRAY ARRAY['billing_owner', 'billing_staff', 'billing_finance',
+                           'billing_support', 'billing_admin', 'billing_listener',
+                           'billing_product'] LOOP
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+      BEGIN
+        EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+      EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;  -- made meanwhile
+      END;
+    END IF;
+  END LOOP;
+END $$;
+GRANT billing_staff TO billing_finance, billing_support, billing_admin;
+GRANT billing_listener TO billing_admin;
+GRANT billing_finance, billing_support, billing_admin, billing_listener, billing_product
+  TO billing_owner WITH ADMIN OPTION;
+"""
+
+# {s} is the schema (quoted identifier). Privileges are replaced wholesale: re-running setup
+# after an upgrade grants exactly this on every table, including new ones.
+_GRANTS_SQL = """
+REVOKE CREATE ON SCHEMA {s} FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA {s} FROM PUBLIC,
+  billing_staff, billing_finance, billing_support, billing_admin, billing_listener,
+  billing_product;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA {s} FROM PUBLIC,
+  billing_staff, billing_finance, billing_support, billing_admin, billing_listener,
+  billing_product;
+GRANT USAGE ON SCHEMA {s} TO billing_staff, billing_listener, billing_product, billing_owner;
+
+-- everyone who uses the app reads what it shows, writes its own audit rows and journal
+GRANT SELECT ON customer, product, price, invoice, subscription, credit_entry, top_up,
+  operator, webhook_event, app_state, schema_version, request_journal TO billing_staff;
+GRANT SELECT (id), INSERT ON audit_record TO billing_staff;
+GRANT INSERT, UPDATE ON request_journal TO billing_staff;
+GRANT USAGE ON SEQUENCE audit_record_id_seq, request_journal_id_seq TO billing_staff;
+
+GRANT SELECT ON audit_record TO billing_finance, billing_admin;
+
+-- support: customer details, top-up links
+GRANT INSERT, UPDATE ON customer, top_up TO billing_support;
+GRANT USAGE ON SEQUENCE customer_id_seq, top_up_id_seq TO billing_support;
+
+-- admins: the catalog, invoices, grants, operators (and everything the listener does)
+GRANT INSERT, UPDATE ON customer, product, price, invoice, top_up, operator TO billing_admin;
+GRANT INSERT ON credit_entry TO billing_admin;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA {s} TO billing_admin;
+
+-- the listener: what Stripe's events decide
+GRANT SELECT ON customer, product, price, invoice, subscription, credit_entry, top_up,
+  operator, webhook_event, app_state, schema_version, request_journal TO billing_listener;
+GRANT SELECT (id), INSERT ON audit_record TO billing_listener;
+GRANT INSERT, UPDATE, DELETE ON customer, product, price, invoice, subscription, app_state
+  TO billing_listener;
+GRANT INSERT, UPDATE ON webhook_event TO billing_listener;
+GRANT INSERT ON credit_entry TO billing_listener;
+GRANT UPDATE ON top_up TO billing_listener;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA {s} TO billing_listener;
+
+-- a product backend reads balances
+GRANT SELECT ON credit_entry, customer TO billing_product;
+"""
+
+_FUNCTIONS_SQL = """
+CREATE OR REPLACE FUNCTION {s}.billing_is_owner() RETURNS boolean
+LANGUAGE sql STABLE AS $$
+  SELECT pg_has_role(session_user, 'billing_owner', 'MEMBER')
+$$;
+
+CREATE OR REPLACE FUNCTION {s}.billing_deny(what text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION '%', what USING ERRCODE = 'insufficient_privilege';
+END $$;
+
+-- The audit log: the operator and role of a row are the database's, never the client's.
+CREATE OR REPLACE FUNCTION {s}.billing_audit_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT {s}.billing_is_owner() THEN
+    NEW.operator := session_user;
+    NEW.role := coalesce((SELECT o.role FROM {s}.operator o WHERE o.login = session_user),
+                         'none');
+  END IF;
+  RETURN NEW;
+END $$;
+
+-- The ledger: purchases and clawbacks come from Stripe's events (the listener), grants from
+-- admins with a reason; each in the name of whoever inserts it.
+CREATE OR REPLACE FUNCTION {s}.billing_ledger_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF {s}.billing_is_owner() THEN
+    RETURN NEW;
+  END IF;
+  IF NEW.kind IN ('purchase', 'clawback') THEN
+    IF NOT pg_has_role(session_user, 'billing_listener', 'MEMBER') THEN
+      PERFORM {s}.billing_deny('only the event listener records purchases and clawbacks');
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM {s}.top_up t WHERE t.topup_id = NEW.topup_id
+                   AND t.customer_id = NEW.customer_id
+                   AND ((NEW.kind = 'purchase' AND NEW.amount = t.credits
+                         AND NEW.source = t.topup_id)
+                        OR (NEW.kind = 'clawback' AND NEW.amount < 0
+                            AND -NEW.amount <= t.credits))) THEN
+      PERFORM {s}.billing_deny('a ' || NEW.kind || ' must match its top-up');
+    END IF;
+  ELSIF NEW.kind = 'grant' THEN
+    IF NOT pg_has_role(session_user, 'billing_admin', 'MEMBER') THEN
+      PERFORM {s}.billing_deny('only admins grant credits');
+    END IF;
+    IF NEW.amount <= 0 OR coalesce(btrim(NEW.reason), '') = '' THEN
+      PERFORM {s}.billing_deny('a grant needs a positive amount and a reason');
+    END IF;
+    NEW.operator := session_user;
+  ELSE
+    IF NOT pg_has_role(session_user, 'billing_admin', 'MEMBER') THEN
+      PERFORM {s}.billing_deny('only admins make ' || NEW.kind || ' entries');
+    END IF;
+    NEW.operator := session_user;
+  END IF;
+  RETURN NEW;
+END $$;
+
+-- Top-ups: staff issue them open in their own name and may only expire an open one; what
+-- happens after (paid, credited, refunded, disputed) is the listener's.
+CREATE OR REPLACE FUNCTION {s}.billing_topup_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF {s}.billing_is_owner() OR pg_has_role(session_user, 'billing_listener', 'MEMBER') THEN
+    RETURN NEW;
+  END IF;
+  IF TG_OP = 'INSERT' THEN
+    IF NEW.status <> 'open' OR NEW.paid_at IS NOT NULL OR NEW.credited_at IS NOT NULL
+       OR NEW.refunded_amount <> 0 THEN
+      PERFORM {s}.billing_deny('a top-up is issued open and unpaid');
+    END IF;
+    NEW.issued_by := session_user;
+    RETURN NEW;
+  END IF;
+  IF OLD.status = 'open' AND NEW.status = 'expired'
+     AND (NEW.topup_id, NEW.customer_id, NEW.credits, NEW.amount, NEW.currency,
+          NEW.checkout_session_id, NEW.issued_by, NEW.issued_at, NEW.paid_at, NEW.credited_at,
+          NEW.refunded_amount, NEW.payment_intent_id)
+         IS NOT DISTINCT FROM
+         (OLD.topup_id, OLD.customer_id, OLD.credits, OLD.amount, OLD.currency,
+          OLD.checkout_session_id, OLD.issued_by, OLD.issued_at, OLD.paid_at, OLD.credited_at,
+          OLD.refunded_amount, OLD.payment_intent_id) THEN
+    RETURN NEW;
+  END IF;
+  PERFORM {s}.billing_deny('staff may only expire an open top-up');
+  RETURN NULL;
+END $$;
+
+-- Operators: made in the admin's name; at least one active admin always remains.
+CREATE OR REPLACE FUNCTION {s}.billing_operator_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'INSERT' AND NOT {s}.billing_is_owner() THEN
+    NEW.created_by := session_user;
+  END IF;
+  RETURN NEW;
+END $$;
+
+CREATE OR REPLACE FUNCTION {s}.billing_last_admin_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM {s}.operator WHERE role = 'admin' AND active) THEN
+    PERFORM {s}.billing_deny('at least one active admin must remain');
+  END IF;
+  RETURN NULL;
+END $$;
+
+-- The journal: entries in their operator's name; only they (or an admin) change them.
+CREATE OR REPLACE FUNCTION {s}.billing_journal_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF {s}.billing_is_owner() THEN
+    RETURN NEW;
+  END IF;
+  IF TG_OP = 'INSERT' THEN
+    NEW.operator := session_user;
+  ELSIF OLD.operator <> session_user
+        AND NOT pg_has_role(session_user, 'billing_admin', 'MEMBER') THEN
+    PERFORM {s}.billing_deny('only its operator or an admin changes a journal entry');
+  ELSIF NEW.operator IS DISTINCT FROM OLD.operator
+        OR NEW.idempotency_key IS DISTINCT FROM OLD.idempotency_key THEN
+    PERFORM {s}.billing_deny('a journal entry keeps its operator and key');
+  END IF;
+  RETURN NEW;
+END $$;
+
+-- A login's group role follows its operator row (called by operators add/set-role/...).
+CREATE OR REPLACE FUNCTION {s}.billing_sync_role(target text) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  op record;
+  grp text;
+  wanted text := NULL;
+BEGIN
+  IF NOT (pg_has_role(session_user, 'billing_admin', 'MEMBER')
+          OR pg_has_role(session_user, 'billing_owner', 'MEMBER')) THEN
+    RAISE EXCEPTION 'only admins change who may do what'
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = target) THEN
+    RAISE EXCEPTION USING ERRCODE = 'undefined_object', MESSAGE = format(
+      'there is no database login %s: ask the database administrator to create it '
+      '(CREATE ROLE %s LOGIN)', target, target);
+  END IF;
+  SELECT o.role, o.active INTO op FROM {s}.operator o WHERE o.login = target;
+  IF FOUND AND op.active THEN
+    wanted := 'billing_' || op.role;
+  END IF;
+  FOREACH grp IN ARRAY ARRAY['billing_finance', 'billing_support', 'billing_admin'] LOOP
+    IF grp = wanted THEN
+      EXECUTE format('GRANT %I TO %I', grp, target);
+    ELSIF pg_has_role(target, grp, 'MEMBER') THEN
+      EXECUTE format('REVOKE %I FROM %I', grp, target);
+    END IF;
+  END LOOP;
+  RETURN coalesce(wanted, '');
+END $$;
+"""
+
+_TRIGGERS_SQL = """
+DROP TRIGGER IF EXISTS billing_audit_guard ON audit_record;
+CREATE TRIGGER billing_audit_guard BEFORE INSERT ON audit_record
+  FOR EACH ROW EXECUTE FUNCTION {s}.billing_audit_guard();
+DROP TRIGGER IF EXISTS billing_ledger_guard ON credit_entry;
+CREATE TRIGGER billing_ledger_guard BEFORE INSERT ON credit_entry
+  FOR EACH ROW EXECUTE FUNCTION {s}.billing_ledger_guard();
+DROP TRIGGER IF EXISTS billing_topup_guard ON top_up;
+CREATE TRIGGER billing_topup_guard BEFORE INSERT OR UPDATE ON top_up
+  FOR EACH ROW EXECUTE FUNCTION {s}.billing_topup_guard();
+DROP TRIGGER IF EXISTS billing_operator_guard ON operator;
+CREATE TRIGGER billing_operator_guard BEFORE INSERT ON operator
+  FOR EACH ROW EXECUTE FUNCTION {s}.billing_operator_guard();
+DROP TRIGGER IF EXISTS billing_last_admin_guard ON operator;
+CREATE CONSTRAINT TRIGGER billing_last_admin_guard AFTER UPDATE OR DELETE ON operator
+  DEFERRABLE INITIALLY DEFERRED
+  FOR EACH ROW EXECUTE FUNCTION {s}.billing_last_admin_guard();
+DROP TRIGGER IF EXISTS billing_journal_guard ON request_journal;
+CREATE TRIGGER billing_journal_guard BEFORE INSERT OR UPDATE ON request_journal
+  FOR EACH ROW EXECUTE FUNCTION {s}.billing_journal_guard();
+
+ALTER FUNCTION {s}.billing_sync_role(text) OWNER TO billing_owner;
+REVOKE ALL ON FUNCTION {s}.billing_sync_role(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION {s}.billing_sync_role(text) TO billing_admin;
+GRANT SELECT ON operator TO billing_owner;
+GRANT USAGE ON SCHEMA {s} TO billing_owner;
+"""
+
+
+def can_write(db: peewee.Database, table: str) -> bool:
+    """Whether this login may INSERT into `table` (always, on SQLite)."""
+    if not isinstance(db, peewee.PostgresqlDatabase):
+        return True
+    cursor = db.execute_sql("SELECT has_table_privilege(%s, 'INSERT')", (table,))  # type: ignore[no-untyped-call]
+    return bool(cursor.fetchone()[0])
+
+
+def setup(db: peewee.Database, *, admin: str, listeners: list[str] | None = None) -> list[str]:
+    """Create or bring up to date the schema, the group roles, grants and guards; make `admin`
+    the first admin (if there is none) with its group role, and give `listeners` the listener
+    role. Run by the database owner (a superuser or the owner of the schema); idempotent.
+
+    Returns what was done, one line each, for the command's output.
+    """
+    if not isinstance(db, peewee.PostgresqlDatabase):
+        raise ValidationError(
+            "db setup is for a shared PostgreSQL; a SQLite database is one person's (see README)."
+        )
+    done = [f"schema at version {v}" for v in migrate(db)]
+    cursor = db.execute_sql("SELECT quote_ident(current_schema())")  # type: ignore[no-untyped-call]
+    schema = cursor.fetchone()[0]
+    with db.atomic():
+        cursor = db.cursor()  # type: ignore[no-untyped-call]  # no parameters: the plpgsql bodies have their own % signs
+        cursor.execute(_ROLES_SQL)
+        cursor.execute(_GRANTS_SQL.format(s=schema))
+        cursor.execute(_FUNCTIONS_SQL.format(s=schema))
+        cursor.execute(_TRIGGERS_SQL.format(s=schema))
+        done.append(f"group roles, grants and guards on schema {schema}")
+        admin = validate_login(admin)
+        if not Operator.select().where(Operator.role == Role.ADMIN.value).exists():
+            Operator.insert(
+                login=admin, display_name=admin, role=Role.ADMIN.value, active=True,
+                created_at=int(time.time()), created_by="db setup",
+            ).on_conflict(
+                conflict_target=[Operator.login],
+                update={Operator.role: Role.ADMIN.value, Operator.active: True},
+            ).execute()  # fmt: skip
+            done.append(f"{admin} is the first admin")
+        sync_role(db, admin)
+        for login in listeners or []:
+            login = validate_login(login)
+            if Operator.get_or_none(Operator.login == login) is None:
+                Operator.insert(
+                    login=login, display_name=f"{login} (listener)", role=Role.FINANCE.value,
+                    active=True, created_at=int(time.time()), created_by="db setup",
+                ).execute()  # fmt: skip
+            sync_role(db, login)
+            db.execute_sql(f'GRANT billing_listener TO "{login}"')  # type: ignore[no-untyped-call]
+            done.append(f"{login} may run the listener (admin-app listen)")
+    log.info("db setup: %s", "; ".join(done))
+    return done
