@@ -22,6 +22,7 @@ from admin_app import (
     event_commands,
     invoice_commands,
     journal_commands,
+    pricing_commands,
 )
 from admin_app import commands as cmd
 from admin_app.logging_setup import setup_logging
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     invoice_commands.add_parsers(commands, _Parser)
     journal_commands.add_parsers(commands, _Parser)
     db_commands.add_parsers(commands, _Parser)
+    pricing_commands.add_parsers(commands, _Parser)
     return parser
 
 

@@ -29,6 +29,7 @@ from services.journal import Journal
 from services.listener import ListenerService
 from services.operators import OperatorService, sign_in
 from services.pg_security import can_write
+from services.pricing import PricingService
 from services.redaction import redact
 from services.secrets import SecretName, SecretStore
 from services.settings import Settings, SettingsStore, validate_api_base, validate_database_url
@@ -217,7 +218,9 @@ def build_context(
     authority = Authority(database, actor)
     # One journal for every service, so a re-used key is announced wherever it happens.
     journal = Journal(database, authority, scope=gateway.mode.value)
+    pricing = PricingService(database, authority)
     return AppContext(
+        pricing=pricing,
         mode=gateway.mode,
         database_label=database_label,
         authority=authority,
@@ -226,7 +229,7 @@ def build_context(
         customers=CustomerService(database, gateway, authority, journal),
         catalog=CatalogService(database, gateway, authority, journal),
         sync=SyncService(database, gateway, authority),
-        config=ConfigService(settings_store, secrets, authority),
+        config=ConfigService(settings_store, secrets, authority, pricing),
         operators=OperatorService(database, authority),
         audit=AuditLog(database, authority),
         # Credits first: their checkout/charge routes are more specific than the mirror's.

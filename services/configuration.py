@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, field
 
-from services import validation
 from services.audit import Authority
 from services.errors import ValidationError
 from services.permissions import Permission
+from services.pricing import CreditPricing, PricingService, parse_pricing
 from services.secrets import SecretName, SecretStatus, SecretStore, hint, validate_secret
 from services.settings import (
     Settings,
@@ -28,6 +27,7 @@ class ConfigSnapshot:
     settings: Settings
     keyring_backend: str
     keyring_problem: str | None
+    pricing: CreditPricing = field(default_factory=CreditPricing)
 
 
 @dataclass(frozen=True)
@@ -57,10 +57,17 @@ def _page_url(value: str, label: str) -> str | None:
 
 
 class ConfigService:
-    def __init__(self, store: SettingsStore, secrets: SecretStore, authority: Authority) -> None:
+    def __init__(
+        self,
+        store: SettingsStore,
+        secrets: SecretStore,
+        authority: Authority,
+        pricing: PricingService | None = None,
+    ) -> None:
         self._store = store
         self._secrets = secrets
         self._authority = authority
+        self._pricing = pricing
 
     @property
     def may_change(self) -> bool:
@@ -74,9 +81,10 @@ class ConfigService:
             settings=self._store.load(),
             keyring_backend=self._secrets.backend_description(),
             keyring_problem=self._secrets.keyring_problem,
+            pricing=self._pricing.current() if self._pricing else CreditPricing(),
         )
 
-    def validate(self, change: ConfigChange) -> tuple[str, str, Settings]:
+    def validate(self, change: ConfigChange) -> tuple[str, str, Settings, CreditPricing]:
         """Everything checked before anything is written; raises `ValidationError`."""
         key = (
             validate_secret(SecretName.STRIPE_SECRET_KEY, change.secret_key)
@@ -98,27 +106,16 @@ class ConfigService:
             else None,
             topup_success_url=_page_url(change.topup_success_url, "The top-up success page"),
             topup_cancel_url=_page_url(change.topup_cancel_url, "The top-up cancel page"),
-            **self._credit_prices(change),
         )
-        return key, webhook, settings
-
-    @staticmethod
-    def _credit_prices(change: ConfigChange) -> dict[str, Any]:
-        code = validation.currency(change.credit_currency)
-        unit = validation.amount_in_minor_units(change.credit_price, code)
-        low = validation.positive_int(change.credit_min, "The smallest custom top-up")
-        high = validation.positive_int(change.credit_max, "The largest custom top-up")
-        if low > high:
-            raise ValidationError("The smallest custom top-up is larger than the largest.")
-        if low * unit < 50:
-            raise ValidationError("The smallest custom top-up must cost at least 0.50 (Stripe).")
-        return {"credit_unit_amount": unit, "credit_currency": code, "credit_min": low,
-                "credit_max": high}  # fmt: skip
+        pricing = parse_pricing(
+            change.credit_price, change.credit_currency, change.credit_min, change.credit_max
+        )
+        return key, webhook, settings, pricing
 
     def apply(self, change: ConfigChange) -> None:
         """Validate, then store secrets in the keyring and settings in the file; audited."""
         self._authority.require(Permission.MANAGE_SETTINGS, "settings.change")
-        key, webhook, settings = self.validate(change)
+        key, webhook, settings, pricing = self.validate(change)
         params: dict[str, object] = {k: v for k, v in asdict(settings).items() if v}
         if key:
             params["secret_key"] = hint(key)  # which key, recognisably, never the key itself
@@ -130,3 +127,6 @@ class ConfigService:
             if webhook:
                 self._secrets.set(SecretName.STRIPE_WEBHOOK_SECRET, webhook)
             self._store.save(settings)
+        # The team's prices are the database's, with their own audited action.
+        if self._pricing is not None and pricing != self._pricing.current():
+            self._pricing.set(pricing, "changed in Settings")

@@ -14,6 +14,7 @@ from services.events import EventPipeline
 from services.invoices import InvoiceService
 from services.journal import Journal
 from services.operators import OperatorService
+from services.pricing import PricingService
 from services.stripe_gateway import StripeGateway, StripeMode
 from services.sync import SyncService
 
@@ -37,6 +38,7 @@ class AppContext:
     credits: CreditService
     invoices: InvoiceService
     journal: Journal
+    pricing: PricingService
 
     @property
     def actor(self) -> Actor:

@@ -33,6 +33,7 @@ from services.journal import Journal
 from services.models import CreditEntry, Customer, Price, Product, TopUp, WebhookEvent, tuples
 from services.money import format_amount
 from services.permissions import Permission
+from services.pricing import pricing_at
 from services.settings import Settings
 from services.stripe_gateway import StripeGateway, StripeMode
 
@@ -184,17 +185,20 @@ class CreditService:
 
     # ---- top-ups
     def custom_limits(self) -> tuple[int, int]:
-        """The smallest and largest custom top-up, in credits (Settings)."""
-        return self._settings.credit_min, self._settings.credit_max
+        """The smallest and largest custom top-up, in credits (the team's pricing)."""
+        pricing = pricing_at(None)
+        return pricing.minimum, pricing.maximum
 
     def quote_custom(self, credits: int) -> tuple[int, str]:
-        """The price of `credits` custom credits, checked against the configured limits."""
-        s = self._settings
-        if not s.credit_min <= credits <= s.credit_max:
+        """The price of `credits` custom credits at the team's price, within its limits.
+
+        Never from this machine's settings file: see `services.pricing`."""
+        p = pricing_at(None)
+        if not p.minimum <= credits <= p.maximum:
             raise ValidationError(
-                f"Custom top-ups are {s.credit_min:,} to {s.credit_max:,} credits, not {credits:,}."
+                f"Custom top-ups are {p.minimum:,} to {p.maximum:,} credits, not {credits:,}."
             )
-        return credits * s.credit_unit_amount, s.credit_currency
+        return credits * p.unit_amount, p.currency
 
     def issue_topup(
         self,
@@ -396,7 +400,38 @@ def _mismatch(topup: TopUp, session: Mapping[str, Any]) -> str:
         problems.append(f"customer {customer} ≠ {topup.customer_id}")
     if metadata.get("topup_id") != topup.topup_id or metadata.get("credits") != str(topup.credits):
         problems.append("metadata does not match the top-up")
-    return "; ".join(problems)
+    problems.append(_price_problem(topup))
+    return "; ".join(p for p in problems if p)
+
+
+def _price_problem(topup: TopUp) -> str:
+    """Why the top-up's own amount is not what its credits cost when it was issued ("" if it
+    is): the team's price for a custom top-up, the pack's Stripe price for a pack."""
+    amount = format_amount(topup.amount, topup.currency)
+    if topup.product_id is None:
+        p = pricing_at(topup.issued_at)
+        expected = topup.credits * p.unit_amount
+        if topup.currency != p.currency or topup.amount != expected:
+            return (
+                f"{topup.credits:,} credits cost {format_amount(expected, p.currency)} at the "
+                f"team's price when issued, not {amount}"
+            )
+        if not p.minimum <= topup.credits <= p.maximum:
+            return f"{topup.credits:,} credits is outside the team's limits ({p.describe()})"
+        return ""
+    product = Product.get_or_none(Product.stripe_id == topup.product_id)
+    priced = (
+        Price.select()
+        .where(
+            (Price.product_id == topup.product_id)
+            & (Price.unit_amount == topup.amount)
+            & (Price.currency == topup.currency)
+        )
+        .exists()
+    )
+    if product is None or product.credits != topup.credits or not priced:
+        return f"{topup.credits:,} credits for {amount} is not a price of pack {topup.product_id}"
+    return ""
 
 
 def _flag_event(event: Mapping[str, Any], why: str) -> None:

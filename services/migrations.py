@@ -241,6 +241,25 @@ def _v6_request_journal(db: peewee.Database) -> None:
     )
 
 
+def _v7_team_settings(db: peewee.Database) -> None:
+    text, big, char = peewee.TextField, peewee.BigIntegerField, peewee.CharField
+    db.create_tables(
+        [
+            _frozen_table(
+                db,
+                "team_setting",
+                {
+                    "key": char(max_length=64, index=True),
+                    "value": text(),
+                    "set_by": text(),
+                    "set_at": big(index=True),
+                    "reason": text(null=True),
+                },
+            )
+        ]
+    )
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "customers, products, prices, invoices, credit ledger", _v1_initial),
     Migration(2, "operators and the audit log", _v2_operators_and_audit),
@@ -248,6 +267,7 @@ MIGRATIONS: list[Migration] = [
     Migration(4, "webhook events, subscriptions, app state", _v4_events),
     Migration(5, "credit top-ups; one purchase per top-up", _v5_topups),
     Migration(6, "the request journal: intent and outcome of Stripe requests", _v6_request_journal),
+    Migration(7, "team settings (credit prices and limits), append-only", _v7_team_settings),
 ]
 
 

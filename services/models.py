@@ -232,6 +232,29 @@ class RequestJournal(BaseModel):
         table_name = "request_journal"
 
 
+class TeamSetting(BaseModel):
+    """One change of a team-wide setting (credit prices and limits): append-only history; the
+    value in force at a time is the newest row for its key set at or before it."""
+
+    key = peewee.CharField(max_length=64, index=True)
+    value = peewee.TextField()  # JSON
+    set_by = peewee.TextField()
+    set_at = peewee.BigIntegerField(index=True)  # seconds
+    reason = peewee.TextField(null=True)
+
+    class Meta:
+        table_name = "team_setting"
+
+
 ALL_MODELS.extend(
-    [Operator, AuditRecord, Subscription, WebhookEvent, AppState, TopUp, RequestJournal]
+    [
+        Operator,
+        AuditRecord,
+        Subscription,
+        WebhookEvent,
+        AppState,
+        TopUp,
+        RequestJournal,
+        TeamSetting,
+    ]
 )

@@ -34,6 +34,7 @@ from services.migrations import migrate
 from services.models import Operator
 from services.operators import sync_role, validate_login
 from services.permissions import Role
+from services.pricing import CreditPricing
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,8 @@ GRANT USAGE ON SCHEMA {s} TO billing_staff, billing_listener, billing_product, b
 
 -- everyone who uses the app reads what it shows, writes its own audit rows and journal
 GRANT SELECT ON customer, product, price, invoice, subscription, credit_entry, top_up,
-  operator, webhook_event, app_state, schema_version, request_journal TO billing_staff;
+  operator, webhook_event, app_state, schema_version, request_journal, team_setting
+  TO billing_staff;
 GRANT SELECT (id), INSERT ON audit_record TO billing_staff;
 GRANT INSERT, UPDATE ON request_journal TO billing_staff;
 GRANT USAGE ON SEQUENCE audit_record_id_seq, request_journal_id_seq TO billing_staff;
@@ -96,12 +98,13 @@ GRANT USAGE ON SEQUENCE customer_id_seq, top_up_id_seq TO billing_support;
 
 -- admins: the catalog, invoices, grants, operators (and everything the listener does)
 GRANT INSERT, UPDATE ON customer, product, price, invoice, top_up, operator TO billing_admin;
-GRANT INSERT ON credit_entry TO billing_admin;
+GRANT INSERT ON credit_entry, team_setting TO billing_admin;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA {s} TO billing_admin;
 
 -- the listener: what Stripe's events decide
 GRANT SELECT ON customer, product, price, invoice, subscription, credit_entry, top_up,
-  operator, webhook_event, app_state, schema_version, request_journal TO billing_listener;
+  operator, webhook_event, app_state, schema_version, request_journal, team_setting
+  TO billing_listener;
 GRANT SELECT (id), INSERT ON audit_record TO billing_listener;
 GRANT INSERT, UPDATE, DELETE ON customer, product, price, invoice, subscription, app_state
   TO billing_listener;
@@ -175,6 +178,23 @@ BEGIN
   RETURN NEW;
 END $$;
 
+-- The team's settings in force now (JSON values, as services/pricing.py writes them).
+CREATE OR REPLACE FUNCTION {s}.billing_team_value(k text, fallback text) RETURNS text
+LANGUAGE sql STABLE AS $$
+  SELECT coalesce((SELECT t.value::jsonb #>> '{{}}' FROM {s}.team_setting t WHERE t.key = k
+                   ORDER BY t.set_at DESC, t.id DESC LIMIT 1), fallback)
+$$;
+
+CREATE OR REPLACE FUNCTION {s}.billing_team_setting_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT {s}.billing_is_owner() THEN
+    NEW.set_by := session_user;
+    NEW.set_at := extract(epoch FROM now())::bigint;
+  END IF;
+  RETURN NEW;
+END $$;
+
 -- Top-ups: staff issue them open in their own name and may only expire an open one; what
 -- happens after (paid, credited, refunded, disputed) is the listener's.
 CREATE OR REPLACE FUNCTION {s}.billing_topup_guard() RETURNS trigger
@@ -187,6 +207,15 @@ BEGIN
     IF NEW.status <> 'open' OR NEW.paid_at IS NOT NULL OR NEW.credited_at IS NOT NULL
        OR NEW.refunded_amount <> 0 THEN
       PERFORM {s}.billing_deny('a top-up is issued open and unpaid');
+    END IF;
+    IF NEW.product_id IS NULL AND (
+         NEW.currency <> {s}.billing_team_value('credit_currency', '{currency}')
+         OR NEW.amount <> NEW.credits
+                          * {s}.billing_team_value('credit_unit_amount', '{unit}')::bigint
+         OR NEW.credits < {s}.billing_team_value('credit_min', '{minimum}')::bigint
+         OR NEW.credits > {s}.billing_team_value('credit_max', '{maximum}')::bigint) THEN
+      PERFORM {s}.billing_deny('a custom top-up costs its credits at the team''s price, '
+                               'within the team''s limits');
     END IF;
     NEW.issued_by := session_user;
     RETURN NEW;
@@ -293,6 +322,9 @@ DROP TRIGGER IF EXISTS billing_last_admin_guard ON operator;
 CREATE CONSTRAINT TRIGGER billing_last_admin_guard AFTER UPDATE OR DELETE ON operator
   DEFERRABLE INITIALLY DEFERRED
   FOR EACH ROW EXECUTE FUNCTION {s}.billing_last_admin_guard();
+DROP TRIGGER IF EXISTS billing_team_setting_guard ON team_setting;
+CREATE TRIGGER billing_team_setting_guard BEFORE INSERT ON team_setting
+  FOR EACH ROW EXECUTE FUNCTION {s}.billing_team_setting_guard();
 DROP TRIGGER IF EXISTS billing_journal_guard ON request_journal;
 CREATE TRIGGER billing_journal_guard BEFORE INSERT OR UPDATE ON request_journal
   FOR EACH ROW EXECUTE FUNCTION {s}.billing_journal_guard();
@@ -331,7 +363,13 @@ def setup(db: peewee.Database, *, admin: str, listeners: list[str] | None = None
         cursor = db.cursor()  # type: ignore[no-untyped-call]  # no parameters: the plpgsql bodies have their own % signs
         cursor.execute(_ROLES_SQL)
         cursor.execute(_GRANTS_SQL.format(s=schema))
-        cursor.execute(_FUNCTIONS_SQL.format(s=schema))
+        defaults = CreditPricing()
+        cursor.execute(
+            _FUNCTIONS_SQL.format(
+                s=schema, unit=defaults.unit_amount, currency=defaults.currency,
+                minimum=defaults.minimum, maximum=defaults.maximum,
+            )
+        )  # fmt: skip
         cursor.execute(_TRIGGERS_SQL.format(s=schema))
         done.append(f"group roles, grants and guards on schema {schema}")
         admin = validate_login(admin)

@@ -32,11 +32,8 @@ class Settings:
     # Top-ups: where Checkout sends the customer afterwards ({CHECKOUT_SESSION_ID} allowed).
     topup_success_url: str | None = None
     topup_cancel_url: str | None = None
-    # Custom top-ups: price of one credit in minor units of `credit_currency`, and the limits.
-    credit_unit_amount: int = 10
-    credit_currency: str = "usd"
-    credit_min: int = 100
-    credit_max: int = 100_000
+    # (Credit prices and limits are the team's, in the database: services/pricing.py. A
+    # `credit_*` key left in an old settings file is ignored.)
 
 
 def validate_database_url(url: str) -> str:

@@ -158,10 +158,11 @@ class SettingsDialog(QDialog):
         self.cli_edit.setText(s.stripe_cli or "")
         self.success_edit.setText(s.topup_success_url or "")
         self.cancel_edit.setText(s.topup_cancel_url or "")
-        self.price_edit.setText(major_units_text(s.credit_unit_amount, s.credit_currency))
-        self.currency_edit.setText(s.credit_currency)
-        self.min_edit.setText(str(s.credit_min))
-        self.max_edit.setText(str(s.credit_max))
+        p = snap.pricing  # the team's, from the database
+        self.price_edit.setText(major_units_text(p.unit_amount, p.currency))
+        self.currency_edit.setText(p.currency)
+        self.min_edit.setText(str(p.minimum))
+        self.max_edit.setText(str(p.maximum))
         self.keyring_label.setText(snap.keyring_problem or snap.keyring_backend)
         # A wrapped label in a form needs its height reserved, or it is clipped.
         self.keyring_label.setMinimumHeight(self.keyring_label.heightForWidth(520))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -122,3 +123,20 @@ def test_self_test_passes_and_says_what_it_checked(tmp_path: Path) -> None:
     checked = {line.split()[1].rstrip(":") for line in lines if line.startswith("ok ")}
     assert checked == {"database", "keyring", "resources", "stripe", "window", "qt-binding"}
     assert "keeps None/True/False alive" in result.stdout
+
+
+def test_pricing_is_shown_and_set_by_admins_only(tmp_path: Path) -> None:
+    shown = _admin_app(tmp_path, "pricing", "show")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == "$0.10 per credit, 100 to 100,000 credits"
+    changed = _admin_app(
+        tmp_path, "pricing", "set", "--price", "0.25", "--max", "50000", "--reason", "Q1 prices"
+    )
+    assert changed.returncode == 0, changed.stderr
+    assert changed.stdout.strip() == "$0.25 per credit, 100 to 50,000 credits"
+    bad = _admin_app(tmp_path, "pricing", "set", "--min", "100000", "--reason", "oops")
+    assert bad.returncode == 2
+    assert "larger than the largest" in bad.stderr
+    assert json.loads(_admin_app(tmp_path, "pricing", "show", "--json").stdout) == {
+        "currency": "usd", "maximum": 50000, "minimum": 100, "unit_amount": 25,
+    }  # fmt: skip

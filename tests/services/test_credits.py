@@ -662,3 +662,30 @@ def test_a_v2_thin_dispute_event_settles_like_its_snapshot(world: World) -> None
     # The dispute's re-read found its session: paid (credited) and disputed (flagged).
     assert f"dispute {dispute} open" in (world.topup(topup_id).flagged or "")
     assert world.balance(customer) == 500
+
+
+def test_a_top_up_priced_off_the_teams_price_is_not_credited(world: World) -> None:
+    """A client that priced a custom top-up itself (an edited settings file, an old release):
+    the paid event checks the top-up's own amount against the team's price when it was
+    issued — 100,000 credits for $1,000 is flagged, not credited."""
+    customer = world.customer()
+    now = int(time.time())
+    metadata = {"topup_id": "tu_cheap", "credits": "100000"}
+    session = world.client.v1.checkout.sessions.create(
+        {
+            "mode": "payment", "customer": customer, "client_reference_id": "tu_cheap",
+            "metadata": metadata, "payment_intent_data": {"metadata": metadata},
+            "line_items": [{"quantity": 1, "price_data": {
+                "currency": "usd", "unit_amount": 100_000,
+                "product_data": {"name": "100,000 credits"}}}],
+        }
+    )  # fmt: skip
+    TopUp.insert(
+        topup_id="tu_cheap", customer_id=customer, credits=100_000, amount=100_000,
+        currency="usd", status="open", checkout_session_id=session.id, url=session.url,
+        issued_by="support", issued_at=now, expires_at=now + 3600,
+    ).execute()  # fmt: skip
+    assert world.pay("tu_cheap", card="4242424242424242")[0] == 200
+    _wait(lambda: bool(world.topup("tu_cheap").flagged), "the flag on the cheap top-up")
+    assert world.balance(customer) == 0
+    assert "cost $10,000.00 at the team's price" in (world.topup("tu_cheap").flagged or "")

@@ -256,6 +256,22 @@ ATTACKS = [
             " VALUES ('tu_x', 'cus_team', 9, 1, 'usd', 'credited', 'cs_x', 'x', 0, 0, 0)",
      "denied"),
     ("sup", "UPDATE top_up SET status = 'credited' WHERE topup_id = 'tu_open'", "denied"),
+    ("sup", "INSERT INTO top_up (topup_id, customer_id, credits, amount, currency, status,"
+            " checkout_session_id, issued_by, issued_at, expires_at, refunded_amount)"
+            " VALUES ('tu_cheap', 'cus_team', 100000, 100000, 'usd', 'open', 'cs_c', 'x', 0, 0,"
+            " 0)", "denied"),
+    ("sup", "INSERT INTO top_up (topup_id, customer_id, credits, amount, currency, status,"
+            " checkout_session_id, issued_by, issued_at, expires_at, refunded_amount)"
+            " VALUES ('tu_vnd', 'cus_team', 1000, 10000, 'vnd', 'open', 'cs_v', 'x', 0, 0, 0)",
+     "denied"),
+    ("sup", "INSERT INTO top_up (topup_id, customer_id, credits, amount, currency, status,"
+            " checkout_session_id, issued_by, issued_at, expires_at, refunded_amount)"
+            " VALUES ('tu_fair', 'cus_team', 1000, 10000, 'usd', 'open', 'cs_f', 'x', 0, 0, 0)",
+     "allowed"),
+    ("sup", "INSERT INTO team_setting (key, value, set_by, set_at)"
+            " VALUES ('credit_unit_amount', '1', 'x', 0)", "denied"),
+    ("fin", "INSERT INTO team_setting (key, value, set_by, set_at)"
+            " VALUES ('credit_max', '5000000', 'x', 0)", "denied"),
     ("sup", "UPDATE top_up SET status = 'open', credited_at = NULL WHERE topup_id = 'tu_paid'",
      "denied"),
     ("sup", "UPDATE top_up SET credits = 100000 WHERE topup_id = 'tu_open'", "denied"),

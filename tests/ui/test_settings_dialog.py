@@ -75,6 +75,9 @@ def test_top_up_prices_are_validated_and_saved(
     dialog.success_edit.setText("https://example.com/thanks?s={CHECKOUT_SESSION_ID}")
     with qtbot.waitSignal(dialog.accepted, timeout=5000):
         dialog.buttons.button(QDialogButtonBox.StandardButton.Save).click()
-    saved = runtime.require_context().config.snapshot().settings
-    assert (saved.credit_unit_amount, saved.credit_min, saved.credit_max) == (25, 1000, 50000)
+    snapshot = runtime.require_context().config.snapshot()
+    saved, pricing = snapshot.settings, snapshot.pricing
+    # The team's prices went to the database (audited), not to this machine's settings file.
+    assert (pricing.unit_amount, pricing.minimum, pricing.maximum) == (25, 1000, 50000)
+    assert "credit" not in app_paths.settings_file.read_text()
     assert saved.topup_success_url == "https://example.com/thanks?s={CHECKOUT_SESSION_ID}"
