@@ -107,11 +107,7 @@ def invoices_list(args: argparse.Namespace, ctx: AppContext) -> int:
             f"{r.customer_name or r.customer_id}"
         )
     for t in listing.totals:
-        print(
-            f"{t.invoices} invoices in {t.currency.upper()}: total "
-            f"{format_amount(t.total, t.currency)}, paid {format_amount(t.amount_paid, t.currency)}"
-            f", outstanding {format_amount(t.amount_remaining, t.currency)}"
-        )
+        print(t.describe())
     return 0
 
 

@@ -105,13 +105,33 @@ class InvoiceListRow(NamedTuple):
 
 
 class InvoiceTotal(NamedTuple):
-    """Sums of the shown invoices in one currency (money is never added across currencies)."""
+    """Sums of the shown invoices in one currency (money is never added across currencies).
+
+    `outstanding` is what is still owed: the `amount_remaining` of *open* invoices only (overdue
+    ones included) — a draft is not owed yet, a void or uncollectible one will not be collected.
+    `open_invoices` says how many invoices it covers."""
 
     currency: str
     invoices: int
     total: int
     amount_paid: int
-    amount_remaining: int
+    outstanding: int
+    open_invoices: int
+
+    def describe(self) -> str:
+        """One line for a footer or a command's output."""
+        noun = "invoice" if self.invoices == 1 else "invoices"
+        owed_on = (
+            "no open invoices"
+            if not self.open_invoices
+            else f"on {self.open_invoices:,} open invoice{'s' if self.open_invoices != 1 else ''}"
+        )
+        return (
+            f"{self.invoices:,} {noun} in {self.currency.upper()}: total "
+            f"{format_amount(self.total, self.currency)} · paid "
+            f"{format_amount(self.amount_paid, self.currency)} · outstanding "
+            f"{format_amount(self.outstanding, self.currency)} ({owed_on})"
+        )
 
 
 class InvoiceListing(NamedTuple):
@@ -313,11 +333,13 @@ def totals(rows: Iterable[InvoiceListRow]) -> list[InvoiceTotal]:
     """Per-currency sums of `rows` (cheap enough for every filter change in the panel)."""
     sums: dict[str, list[int]] = {}
     for r in rows:
-        s = sums.setdefault(r.currency, [0, 0, 0, 0])
+        s = sums.setdefault(r.currency, [0, 0, 0, 0, 0])
         s[0] += 1
         s[1] += r.total
         s[2] += r.amount_paid
-        s[3] += r.amount_remaining
+        if r.status == "open":  # overdue invoices are open too
+            s[3] += r.amount_remaining
+            s[4] += 1
     return [InvoiceTotal(cur, *s) for cur, s in sorted(sums.items())]
 
 

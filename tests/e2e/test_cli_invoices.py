@@ -76,6 +76,13 @@ def test_list_show_create_and_charge_exit_codes(
     rows = json.loads(listed.stdout)
     assert len(rows) == 5
     assert all(r["id"].startswith("in_") and r["status"] == "open" for r in rows)
+    every = _run(tmp_path, sandbox, "invoices", "list")
+    # Hand-computed from the demo data: 3,405 paid + 3,765 owed on open invoices + 3,740 left
+    # on drafts, void and uncollectible ones (not owed) = 10,910.
+    assert every.stdout.splitlines()[-1] == (
+        "15 invoices in USD: total $10,910.00 · paid $3,405.00 · outstanding $3,765.00 "
+        "(on 5 open invoices)"
+    )
 
     declined = _open_invoice(tmp_path, sandbox, poor)
     result = _run(tmp_path, sandbox, "invoices", "charge", declined)

@@ -29,8 +29,10 @@ from services.invoices import (
     DraftLine,
     InvoiceDraft,
     InvoiceFilter,
+    InvoiceListRow,
     InvoiceService,
     NoPaymentMethod,
+    totals,
 )
 from services.mirror import upsert
 from services.models import AuditRecord, Customer, Invoice
@@ -404,6 +406,49 @@ def test_bad_drafts_are_refused_before_stripe(world: World) -> None:
     assert world.client.v1.invoices.list({"customer": customer}).data == []
 
 
+def _row(status: str, currency: str, total: int, paid: int, remaining: int) -> InvoiceListRow:
+    return InvoiceListRow(
+        "in_x",
+        "",
+        "cus_x",
+        "",
+        status,
+        currency,
+        total,
+        total,
+        paid,
+        remaining,
+        0,
+        None,
+        status == "open",
+    )
+
+
+def test_totals_count_only_open_invoices_as_owed_and_never_mix_currencies() -> None:
+    rows = [
+        _row("open", "usd", 10_000, 2_500, 7_500),  # owes $75.00
+        _row("open", "usd", 5_000, 0, 5_000),  # owes $50.00 (overdue is open too)
+        _row("draft", "usd", 9_900, 0, 9_900),  # not owed yet
+        _row("void", "usd", 3_000, 0, 3_000),  # never collected
+        _row("uncollectible", "usd", 4_000, 0, 4_000),
+        _row("paid", "usd", 1_200, 1_200, 0),
+        _row("open", "jpy", 5_000, 0, 5_000),  # ¥5,000 owed
+        _row("open", "eur", 1_999, 999, 1_000),
+    ]
+    by_currency = {t.currency: t for t in totals(rows)}
+    assert [t.currency for t in totals(rows)] == ["eur", "jpy", "usd"]
+    usd = by_currency["usd"]
+    assert (usd.invoices, usd.total, usd.amount_paid) == (6, 33_100, 3_700)
+    assert (usd.outstanding, usd.open_invoices) == (12_500, 2)
+    assert usd.describe() == (
+        "6 invoices in USD: total $331.00 · paid $37.00 · outstanding $125.00 (on 2 open invoices)"
+    )
+    assert by_currency["jpy"].describe() == (
+        "1 invoice in JPY: total ¥5,000 · paid ¥0 · outstanding ¥5,000 (on 1 open invoice)"
+    )
+    assert (by_currency["eur"].outstanding, by_currency["eur"].amount_paid) == (1_000, 999)
+
+
 def test_sync_filters_and_totals(world: World) -> None:
     world.sandbox.seed_demo()
     summary = SyncService(world.db, world.gateway, world.authority).pull(SyncTarget.INVOICES)
@@ -413,7 +458,13 @@ def test_sync_filters_and_totals(world: World) -> None:
     (usd,) = listing.totals
     assert usd.invoices == 15
     assert usd.total == sum(r.total for r in listing.rows)
-    assert usd.amount_remaining == sum(r.amount_remaining for r in listing.rows)
+    # Hand-computed from the demo data: the 5 open invoices (2 of them overdue) still owe
+    # $3,765.00; drafts, void and uncollectible ones ($3,740.00 more) are not owed.
+    assert (usd.outstanding, usd.open_invoices) == (376_500, 5)
+    assert usd.describe().endswith("outstanding $3,765.00 (on 5 open invoices)")
+    (void,) = totals(world.invoices.invoices(InvoiceFilter(status="void")))
+    assert (void.outstanding, void.open_invoices) == (0, 0)
+    assert void.describe().endswith("outstanding $0.00 (no open invoices)")
     by_status = {s: len(world.invoices.invoices(InvoiceFilter(status=s))) for s in
                  ("draft", "open", "paid", "void", "uncollectible", OVERDUE)}  # fmt: skip
     assert by_status == {"draft": 2, "open": 5, "paid": 6, "void": 1, "uncollectible": 1,

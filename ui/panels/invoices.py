@@ -233,7 +233,7 @@ class InvoiceDetailPane(QFrame):
             "Status": status,
             "Total": f"{money(d.total)} {d.currency.upper()}",
             "Paid": money(d.amount_paid),
-            "Still owed": money(d.amount_remaining) if d.status in ("open", "draft") else "—",
+            "Still owed": money(d.amount_remaining) if d.status == "open" else "—",
             "Created": format_date(d.created),
             "Due": format_date(d.due_date),
             "Collection": (
@@ -424,16 +424,13 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
         if not shown:
             self.totals_label.setText("")
             return
-        parts = []
-        for t in totals(shown):
-            noun = "invoice" if t.invoices == 1 else "invoices"
-            parts.append(
-                f"{t.invoices:,} {noun} in {t.currency.upper()}: total "
-                f"{format_amount(t.total, t.currency)} · paid "
-                f"{format_amount(t.amount_paid, t.currency)} · still owed "
-                f"{format_amount(t.amount_remaining, t.currency)}"
-            )
+        parts = [t.describe() for t in totals(shown)]
         self.totals_label.setText("Shown: " + "   |   ".join(parts))
+        self.totals_label.setToolTip(
+            "Outstanding is what open invoices (overdue included) still owe; drafts are not "
+            "owed yet, and void or uncollectible invoices will not be collected. Currencies are "
+            "never added together."
+        )
 
     # ---- selection
     def _on_self_row_selected(self, row: InvoiceListRow | None) -> None:
