@@ -28,8 +28,17 @@ import stripe
 from services import validation
 from services.audit import Authority
 from services.errors import NotFound, ValidationError
-from services.events import Handler, HandlerContext, Ignore, Status, event_object
+from services.events import (
+    INVOICE,
+    Handler,
+    HandlerContext,
+    Ignore,
+    Status,
+    event_object,
+    via,
+)
 from services.journal import Journal
+from services.mirror import parse_credits
 from services.models import CreditEntry, Customer, Price, Product, TopUp, WebhookEvent, tuples
 from services.money import format_amount
 from services.permissions import Permission
@@ -520,24 +529,39 @@ def _fetch_from_dispute(ctx: HandlerContext, event: Mapping[str, Any]) -> _TopUp
     return _truth_of_charge(ctx, charge_id)
 
 
-def _credit_purchase(topup: TopUp, session: Mapping[str, Any], now: int) -> bool:
+def _write_purchase(
+    customer_id: str, credits: int, source: str, topup_id: str | None, reason: str, now: int
+) -> bool:
     """THE ONLY CODE THAT WRITES A PURCHASE ENTRY. Runs inside the event's transaction.
 
-    Returns False when the top-up was already credited (the unique index had the final word).
+    `source` is what was paid — a top-up id, or an invoice id for credit packs sold on an
+    invoice — and the ledger's unique (kind, source) index allows one purchase per source, so
+    however often and in whatever order the events come, it is credited once. Returns False
+    when it was already credited.
     """
     try:
-        with topup._meta.database.atomic():  # a savepoint: a duplicate rolls back only this
+        with CreditEntry._meta.database.atomic():  # a savepoint: a duplicate rolls back only this
             CreditEntry.insert(
-                customer_id=topup.customer_id,
-                amount=topup.credits,
+                customer_id=customer_id,
+                amount=credits,
                 kind="purchase",
-                source=topup.topup_id,
-                topup_id=topup.topup_id,
+                source=source,
+                topup_id=topup_id,
                 operator=SYSTEM,
-                reason=f"Checkout {session.get('id')} paid",
+                reason=reason,
                 created_at=now,
             ).execute()
     except peewee.IntegrityError:
+        return False
+    return True
+
+
+def _credit_purchase(topup: TopUp, session: Mapping[str, Any], now: int) -> bool:
+    """Credit a paid top-up (once) and mark it credited."""
+    if not _write_purchase(
+        topup.customer_id, topup.credits, topup.topup_id, topup.topup_id,
+        f"Checkout {session.get('id')} paid", now,
+    ):  # fmt: skip
         return False
     TopUp.update(
         status="credited",
@@ -671,6 +695,68 @@ SESSION = Handler(_fetch_from_session, _settle)
 CHARGE = Handler(_fetch_from_charge, _settle)
 DISPUTE = Handler(_fetch_from_dispute, _settle)
 
+# ---- credit packs sold on invoices
+
+
+@dataclass(frozen=True)
+class _InvoiceTruth:
+    """The invoice as Stripe has it now (for the mirror) and, if it is paid, the credit packs
+    on its lines: (product id, credits per pack, quantity)."""
+
+    invoice: dict[str, Any]
+    packs: list[tuple[str, int, int]]
+
+
+def _fetch_invoice(ctx: HandlerContext, event: Mapping[str, Any]) -> _InvoiceTruth:
+    data: dict[str, Any] = INVOICE.fetch(ctx, event)
+    if data.get("deleted") or data.get("status") != "paid":
+        return _InvoiceTruth(data, [])
+    invoice_id = str(data["id"])
+    lines = ctx.gateway.call(lambda c: c.v1.invoices.line_items.list(invoice_id, {"limit": 100}))
+    credits_of: dict[str, int | None] = {}
+    packs: list[tuple[str, int, int]] = []
+    for line in lines.auto_paging_iter():
+        pricing = line.to_dict(for_json=True).get("pricing") or {}
+        product_id = (pricing.get("price_details") or {}).get("product")
+        if not isinstance(product_id, str) or not product_id:
+            continue
+        if product_id not in credits_of:  # the pack's size as Stripe says now, not the mirror
+            credits_of[product_id] = _pack_credits(ctx, product_id)
+        credits = credits_of[product_id]
+        if credits:
+            packs.append((product_id, credits, int(line.quantity or 1)))
+    return _InvoiceTruth(data, packs)
+
+
+def _pack_credits(ctx: HandlerContext, product_id: str) -> int | None:
+    product = ctx.gateway.call(lambda c: c.v1.products.retrieve(product_id))
+    metadata: dict[str, Any] = product.to_dict(for_json=True).get("metadata") or {}
+    return parse_credits(metadata.get("credits"))
+
+
+def _apply_invoice(ctx: HandlerContext, event: Mapping[str, Any], truth: _InvoiceTruth) -> Status:
+    """Mirror the invoice; if it is paid and sells credit packs, credit them once (keyed by the
+    invoice) through the one purchase writer."""
+    status = INVOICE.apply(ctx, event, truth.invoice)
+    if not truth.packs:
+        return status
+    customer = truth.invoice.get("customer")
+    customer_id = customer.get("id") if isinstance(customer, Mapping) else customer
+    credits = sum(per * quantity for _p, per, quantity in truth.packs)
+    invoice_id = str(truth.invoice["id"])
+    what = ", ".join(f"{q} x {per:,}-credit pack" for _p, per, q in truth.packs)
+    number = truth.invoice.get("number") or invoice_id
+    if _write_purchase(
+        str(customer_id), credits, invoice_id, None, f"Invoice {number} paid: {what}",
+        int(time.time()),
+    ):  # fmt: skip
+        return Status.APPLIED
+    return status
+
+
+PAID_INVOICE = Handler(_fetch_invoice, _apply_invoice)
+
+
 #: The credits issue's part of the event routing table: every top-up event settles the top-up.
 CREDIT_ROUTES: list[tuple[str, Handler]] = [
     ("checkout.session.completed", SESSION),
@@ -684,4 +770,8 @@ CREDIT_ROUTES: list[tuple[str, Handler]] = [
     # The same as a v2 thin event (an event destination with the thin payload style): its
     # related_object names the dispute, which is re-read like any other.
     ("v1.charge.dispute.*", DISPUTE),
+    # Credit packs sold on invoices: credited once the invoice is paid, keyed by the invoice.
+    ("invoice.paid", PAID_INVOICE),
+    ("invoice.payment_succeeded", PAID_INVOICE),
+    ("invoice_payment.paid", via("invoice_payment", "invoice", "invoice", PAID_INVOICE)),
 ]

@@ -229,7 +229,7 @@ def _refresh(model: type[StripeMirror], kind: str, retrieve: Callable[[Any, str]
     return Handler(fetch, apply)
 
 
-def _via(kind: str, field: str, parent: str, refresh: Handler) -> Handler:
+def via(kind: str, field: str, parent: str, refresh: Handler) -> Handler:
     """A handler for an event about a sub-object (`kind`: a customer's card or tax id, an
     invoice's payment): it refreshes the parent named in `field` instead, and never mirrors
     the sub-object as if it were the parent."""
@@ -274,9 +274,9 @@ ROUTES: list[tuple[str, Handler]] = [
         _refresh(Subscription, "subscription", lambda c, i: c.v1.subscriptions.retrieve(i)),
     ),
     # A customer's sub-objects: their own kind, refreshing the customer they belong to.
-    ("customer.source.*", _via("card", "customer", "customer", CUSTOMER)),
-    ("customer.tax_id.*", _via("tax_id", "customer", "customer", CUSTOMER)),
-    ("customer.discount.*", _via("discount", "customer", "customer", CUSTOMER)),
+    ("customer.source.*", via("card", "customer", "customer", CUSTOMER)),
+    ("customer.tax_id.*", via("tax_id", "customer", "customer", CUSTOMER)),
+    ("customer.discount.*", via("discount", "customer", "customer", CUSTOMER)),
     ("customer.cash_balance*", _ignored("a customer's cash balance: not mirrored")),
     ("customer_cash_balance_transaction.*", _ignored("a cash balance entry: not mirrored")),
     ("customer.*", CUSTOMER),
@@ -291,7 +291,7 @@ ROUTES: list[tuple[str, Handler]] = [
     ("invoice.voided", INVOICE),
     ("invoice.upcoming", _ignored("an upcoming invoice is a preview with no id: not mirrored")),
     ("invoice.*", INVOICE),
-    ("invoice_payment.*", _via("invoice_payment", "invoice", "invoice", INVOICE)),
+    ("invoice_payment.*", via("invoice_payment", "invoice", "invoice", INVOICE)),
     ("invoiceitem.*", _ignored("invoice items are read with their invoice, not mirrored")),
     # The old web app credited on these; here a top-up settles only from its Checkout
     # session's events (services.credits), so a PaymentIntent event alone credits nothing.

@@ -158,8 +158,12 @@ BEGIN
                    AND ((NEW.kind = 'purchase' AND NEW.amount = t.credits
                          AND NEW.source = t.topup_id)
                         OR (NEW.kind = 'clawback' AND NEW.amount < 0
-                            AND -NEW.amount <= t.credits))) THEN
-      PERFORM {s}.billing_deny('a ' || NEW.kind || ' must match its top-up');
+                            AND -NEW.amount <= t.credits)))
+       -- credit packs sold on an invoice: the paid invoice, as the listener mirrored it
+       AND NOT (NEW.kind = 'purchase' AND NEW.topup_id IS NULL AND NEW.amount > 0
+                AND EXISTS (SELECT 1 FROM {s}.invoice i WHERE i.stripe_id = NEW.source
+                            AND i.customer_id = NEW.customer_id AND i.status = 'paid')) THEN
+      PERFORM {s}.billing_deny('a ' || NEW.kind || ' must match its top-up or paid invoice');
     END IF;
   ELSIF NEW.kind = 'grant' THEN
     IF NOT pg_has_role(session_user, 'billing_admin', 'MEMBER') THEN

@@ -32,7 +32,7 @@ from services.credits import CREDIT_ROUTES, CreditService
 from services.customers import CustomerDraft, CustomerService
 from services.errors import PermissionDenied, ValidationError
 from services.events import ROUTES, EventPipeline, Source
-from services.models import AuditRecord, CreditEntry, TopUp, WebhookEvent
+from services.models import AuditRecord, CreditEntry, Invoice, TopUp, WebhookEvent
 from services.operators import OperatorService, sign_in
 from services.permissions import Role
 from services.settings import Settings
@@ -689,3 +689,58 @@ def test_a_top_up_priced_off_the_teams_price_is_not_credited(world: World) -> No
     _wait(lambda: bool(world.topup("tu_cheap").flagged), "the flag on the cheap top-up")
     assert world.balance(customer) == 0
     assert "cost $10,000.00 at the team's price" in (world.topup("tu_cheap").flagged or "")
+
+
+# ---- credit packs sold on invoices
+
+
+def _invoice_with(world: World, customer: str, items: list[dict[str, Any]]) -> str:
+    invoice = world.client.v1.invoices.create(
+        {"customer": customer, "pending_invoice_items_behavior": "exclude"}
+    )
+    for item in items:
+        world.client.v1.invoice_items.create({"customer": customer, "invoice": invoice.id, **item})
+    world.client.v1.invoices.finalize_invoice(invoice.id)
+    return invoice.id
+
+
+def test_a_paid_invoice_for_credit_packs_credits_them_once(world: World) -> None:
+    customer = world.customer()
+    _sandbox_post(world.sandbox, f"/_sandbox/customers/{customer}/attach_card",
+                  card="4242424242424242")  # fmt: skip
+    pack = next(p for p in world.credits.credit_packs() if p[2] == 500)
+    price = world.client.v1.products.retrieve(pack[0]).default_price
+    invoice = _invoice_with(world, customer, [
+        {"pricing": {"price": price}, "quantity": 2},  # 2 x 500 credits
+        {"amount": 1500, "currency": "usd", "description": "Onboarding call"},  # not credits
+    ])  # fmt: skip
+    assert world.balance(customer) == 0  # finalized and open: nothing yet
+    world.client.v1.invoices.pay(invoice)
+    _wait(lambda: world.balance(customer) == 1000, "the credits of the paid invoice")
+    # Every event about the invoice again (Stripe retries, catch-up, replays): still once.
+    for events in _events_of(world, invoice).values():
+        for event in events:
+            world.pipeline.receive(event, Source.CATCH_UP)
+            world.pipeline.replay(event["id"], world.authority)
+    assert world.balance(customer) == 1000
+    [entry] = world.credits.ledger(customer)
+    assert (entry.kind, entry.amount, entry.source) == ("purchase", 1000, invoice)
+    assert "2 x 500-credit pack" in entry.reason
+
+
+def test_an_unpaid_or_packless_invoice_credits_nothing(world: World) -> None:
+    customer = world.customer()
+    pack = next(p for p in world.credits.credit_packs() if p[2] == 500)
+    price = world.client.v1.products.retrieve(pack[0]).default_price
+    unpaid = _invoice_with(world, customer, [{"pricing": {"price": price}}])
+    world.client.v1.invoices.void_invoice(unpaid)
+    plain = _invoice_with(world, customer, [{"amount": 2500, "currency": "usd"}])
+    world.client.v1.invoices.pay(plain, {"paid_out_of_band": True})
+    _wait(
+        lambda: (
+            Invoice.get_or_none(Invoice.stripe_id == plain) is not None
+            and Invoice.get(Invoice.stripe_id == plain).status == "paid"
+        ),
+        "the paid invoice in the mirror",
+    )
+    assert world.balance(customer) == 0

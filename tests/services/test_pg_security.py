@@ -292,6 +292,8 @@ ATTACKS = [
     ("lst", "INSERT INTO credit_entry (customer_id, amount, kind, source, operator, created_at,"
             " reason) VALUES ('cus_team', 5, 'grant', 'g', 'x', 0, 'why')", "denied"),
     ("lst", "UPDATE operator SET role = 'admin'", "denied"),
+    ("lst", "INSERT INTO credit_entry (customer_id, amount, kind, source, operator, created_at)"
+            " VALUES ('cus_team', 5000, 'purchase', 'in_unpaid', 's', 0)", "denied"),
     ("outsider", "SELECT count(*) FROM {s}.credit_entry", "denied"),
 ]  # fmt: skip
 
