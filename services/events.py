@@ -377,6 +377,14 @@ class EventPipeline:
         self.routes = list(ROUTES if routes is None else routes)
         self._listeners: list[Callable[[str, Result], None]] = []
 
+    def may_apply(self) -> bool:
+        """False for a login that only reads events (a shared database set up by `admin-app db
+        setup`: the team's listener applies them)."""
+        if not isinstance(self._db, peewee.PostgresqlDatabase):
+            return True
+        sql = "SELECT has_table_privilege('webhook_event', 'INSERT')"
+        return bool(self._db.execute_sql(sql).fetchone()[0])  # type: ignore[no-untyped-call]
+
     def add_listener(self, listener: Callable[[str, Result], None]) -> None:
         """Called (on the receiving thread) after each delivery with the event id and result."""
         self._listeners.append(listener)

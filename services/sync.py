@@ -22,6 +22,7 @@ from services.errors import AppError
 from services.mirror import upsert
 from services.models import Customer, Invoice, Price, Product, StripeMirror, tuples
 from services.permissions import Permission
+from services.pg_security import can_write
 from services.stripe_gateway import StripeGateway
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,11 @@ class SyncService:
         self._db = db
         self._gateway = gateway
         self._authority = authority
+
+    def may_write(self) -> bool:
+        """False on a shared PostgreSQL where this login does not keep the mirror (finance and
+        support after `admin-app db setup`: the team's listener and admins do)."""
+        return can_write(self._db, "invoice")
 
     def pull(
         self,

@@ -127,6 +127,8 @@ def run_gui(
     crash = CrashHandler(log_file)
     tasks = TaskRunner()
     window = MainWindow(ctx, tasks)
+    if listener is None and not ctx.events.may_apply():
+        window.show_team_listener()
     try:
         if screenshot_dir is not None:
             return take_screenshots(window, tasks, screenshot_dir)

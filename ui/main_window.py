@@ -49,6 +49,12 @@ PANEL_NAMES = ("customers", "products", "invoices", "credits", "topups", "events
 CONNECTION_CHECK_MS = 120_000  # the status bar's "Connected" should not go stale
 
 
+LISTENER_KEEPS_MIRROR = (
+    "On this shared database the team's listener (and admins) keep the data current from "
+    "Stripe's events; your login reads it."
+)
+
+
 class _ProgressRelay(QObject):
     """Carries progress from a worker thread to the GUI thread (queued signal)."""
 
@@ -75,6 +81,7 @@ class MainWindow(QMainWindow):
         self.ctx = ctx
         self.tasks = tasks
         self._sync_token: CancelToken | None = None
+        self._may_sync = ctx.sync.may_write()
         self._checking = False
         self.setWindowTitle(f"Billing Admin — {ctx.mode.label}")
         self.resize(QSize(1280, 800))
@@ -233,6 +240,16 @@ class MainWindow(QMainWindow):
         return action
 
     # ---- public
+    def show_team_listener(self) -> None:
+        """This login reads events; the team's listener (admin-app listen) receives them."""
+        events = self.panels["events"]
+        if isinstance(events, EventsPanel):
+            events.show_listener(
+                "Events are received and applied by the team's listener (admin-app listen); "
+                "this window shows what it stored."
+            )
+        self.webhook_label.setText("Webhooks: the team's listener")
+
     def attach_listener(self, listener: ListenerService) -> None:
         """Show the listener's state, and refresh the panels as events arrive."""
         relay = _ListenerRelay(self)
@@ -252,7 +269,11 @@ class MainWindow(QMainWindow):
         self.check_connection()
         self._connection_timer.start()
         self.journal_indicator.start()
-        if sync_first:
+        if not self._may_sync:
+            self.sync_action.setEnabled(False)
+            self.sync_action.setStatusTip(LISTENER_KEEPS_MIRROR)
+            self.sync_action.setToolTip(LISTENER_KEEPS_MIRROR)
+        elif sync_first:
             self.start_sync()
 
     def current_panel(self) -> ListPanel[Any] | None:
@@ -277,7 +298,7 @@ class MainWindow(QMainWindow):
         )
 
     def start_sync(self) -> None:
-        if self._sync_token is not None:
+        if self._sync_token is not None or not self._may_sync:
             return
         token = CancelToken()
         self._sync_token = token
@@ -354,7 +375,7 @@ class MainWindow(QMainWindow):
 
     def _end_sync(self) -> None:
         self._sync_token = None
-        self.sync_action.setEnabled(True)
+        self.sync_action.setEnabled(self._may_sync)
         self.sync_progress.setVisible(False)
         self.sync_cancel.setVisible(False)
         self.sync_cancel.setEnabled(True)
