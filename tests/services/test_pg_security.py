@@ -165,9 +165,11 @@ def test_operators_get_their_group_role_and_lose_it(team: Team) -> None:
 
 
 def test_each_role_works_through_the_app(team: Team, sandbox: SandboxServer) -> None:
+    from services.catchup import CURSOR_KEY, CatchUp
     from services.credits import CREDIT_ROUTES, CreditService
     from services.customers import CustomerDraft, CustomerService
     from services.events import ROUTES, EventPipeline, Source
+    from services.models import AppState
     from services.pg_security import can_write
     from services.settings import Settings
     from services.stripe_gateway import StripeGateway
@@ -196,9 +198,15 @@ def test_each_role_works_through_the_app(team: Team, sandbox: SandboxServer) -> 
     db, _lst = _open_as(team, "lst")
     try:
         pipeline = EventPipeline(db, gateway, [*CREDIT_ROUTES, *ROUTES])
+        assert pipeline.may_apply()
         client = stripe.StripeClient("sk_test_unused", base_addresses={"api": sandbox.url})
         [event] = client.v1.events.list({"type": "checkout.session.completed"}).data
         assert pipeline.receive(event.to_dict(for_json=True), Source.RECEIVER).value == "applied"
+        # ...and catches up on everything else (its cursor is its own to write).
+        catch_up = CatchUp(db, gateway, pipeline)
+        AppState.insert(key=CURSOR_KEY, value="0").execute()
+        summary = catch_up.run()
+        assert (summary.seen > 0, summary.failed) == (True, 0), summary
         assert CreditEntry.get(CreditEntry.source == paid.topup_id).amount == 200
     finally:
         db.close()
