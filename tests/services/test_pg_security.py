@@ -411,3 +411,38 @@ def test_a_staff_login_on_a_database_not_set_up_gets_one_line(tmp_path: Path) ->
             cur.execute(f'DROP SCHEMA "{schema}" CASCADE')
             cur.execute(f'DROP ROLE "{login}"')
         owner.close()
+
+
+# The app's own commands on an enforced database, per role: (command, exit code for finance,
+# support, admin). 0 = works, 3 = refused (by the app's table or, for sync, the database).
+COMMANDS = [
+    (["customers", "list"], 0, 0, 0),
+    (["credits", "show", "--customer", "cus_team"], 0, 0, 0),
+    (["operators", "list"], 0, 0, 0),
+    (["events", "list"], 0, 0, 0),
+    (["audit", "list"], 0, 3, 0),
+    (["pricing", "show"], 0, 0, 0),
+    (["credits", "grant", "--customer", "cus_team", "--credits", "5", "--reason", "goodwill"],
+     3, 3, 0),
+    (["pricing", "set", "--price", "0.20", "--reason", "new prices"], 3, 3, 0),
+    (["events", "replay", "--failed"], 3, 3, 0),
+    (["sync", "invoices"], 3, 3, 0),
+]  # fmt: skip
+
+
+def test_each_roles_commands_work_or_are_refused_in_one_line(
+    team: Team, tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    sandbox.seed_demo()  # so that a sync has something to write
+    wrong = []
+    for args, *codes in COMMANDS:
+        for who, expected in zip(("fin", "sup", "adm"), codes, strict=True):
+            result = subprocess.run(
+                [sys.executable, "-m", "admin_app", "--db", team.url(who), "--api-base",
+                 sandbox.url, *args],
+                env=_env(tmp_path), capture_output=True, text=True, timeout=120, check=False,
+            )  # fmt: skip
+            lines = result.stderr.strip().splitlines()
+            if result.returncode != expected or (expected and len(lines) != 1):
+                wrong.append((who, args, result.returncode, result.stderr[-300:]))
+    assert wrong == []
