@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import csv
-import getpass
 import json
+import os
+import pwd
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_operator_lifecycle_and_audit_from_the_command_line(tmp_path: Path) -> None:
-    me = getpass.getuser()
+    me = pwd.getpwuid(os.getuid()).pw_name
     who = _run(tmp_path, "whoami", "--json")
     assert who.returncode == 0, who.stderr
     assert json.loads(who.stdout)["role"] == "admin"  # the first operator ever
