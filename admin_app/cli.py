@@ -107,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args, paths)
     except AppError as exc:
         if exc.request_id:
-            log.warning("Stripe request id: %s", exc.request_id)
+            # For support to quote to Stripe; the log file only, so stderr stays one line.
+            log.info("Stripe request id: %s", exc.request_id)
         print(f"admin-app: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

@@ -174,7 +174,8 @@ def build_runtime(options: Options, paths: AppPaths) -> Runtime:
     try:
         actor = sign_in(database, login)
     except NotAnOperator as exc:
-        log.warning("%s", exc)
+        # The log file only: the caller shows it (one stderr line, or the window says why).
+        log.info("Not signed in: %s", exc)
         runtime.access_problem = exc
         return runtime
     runtime.context = build_context(

@@ -1,4 +1,4 @@
-"""Who you are comes from the process's real uid: LOGNAME, USER and USERNAME change nothing."""
+"""Identity is the real uid: LOGNAME, USER, USERNAME change nothing. Denials are one line."""
 
 from __future__ import annotations
 
@@ -111,3 +111,31 @@ def _audit_as_boss(url: str) -> list[AuditRow]:
         return list(AuditLog(db, boss).records())
     finally:
         db.close()
+
+
+@pytest.mark.parametrize(
+    ("me", "args", "message"),
+    [
+        (None, ["whoami"], f"You ({ME}) are not a Billing Admin operator yet"),
+        (None, ["credits", "grant", "--customer", "cus_x", "--credits", "5", "--reason", "r"],
+         "not a Billing Admin operator yet"),
+        (None, ["--screenshot", "shots"], "not a Billing Admin operator yet"),
+        (Role.FINANCE, ["credits", "grant", "--customer", "cus_x", "--credits", "5",
+                        "--reason", "r"], "Permission denied: 'grant credits' is needed"),
+        (Role.FINANCE, ["operators", "add", "x", "--role", "admin"],
+         "Permission denied: 'manage operators' is needed"),
+        (Role.SUPPORT, ["audit", "list"], "Permission denied: 'view audit log' is needed"),
+    ],
+)  # fmt: skip
+def test_a_denial_is_exactly_one_stderr_line(
+    tmp_path: Path, me: Role | None, args: list[str], message: str
+) -> None:
+    url = _database(tmp_path, me=me)
+    args = [str(tmp_path / a) if a == "shots" else a for a in args]
+    denied = _run_as(tmp_path, None, url, *args)
+    assert denied.returncode == 3
+    assert denied.stdout == ""
+    lines = denied.stderr.splitlines()
+    assert len(lines) == 1, denied.stderr
+    assert lines[0].startswith("admin-app: ")
+    assert message in lines[0]
