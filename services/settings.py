@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from services.errors import ConfigurationError, ValidationError
+from services.private_files import make_private_dir
 from services.redaction import redact
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,7 @@ class SettingsStore:
             settings = replace(settings, database_url=validate_database_url(settings.database_url))
         if settings.api_base:
             settings = replace(settings, api_base=validate_api_base(settings.api_base))
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.path.parent)
         data = json.dumps(asdict(settings), indent=2, sort_keys=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".settings-", suffix=".json")
         try:

@@ -78,6 +78,32 @@ class AccessDeniedWindow(QMainWindow):
         self.setCentralWidget(central)
 
 
+class CannotStartWindow(QMainWindow):
+    """Why the app refused to start (e.g. a database others can write), and what to do."""
+
+    def __init__(self, message: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Billing Admin — cannot start")
+        self.resize(900, 420)
+        state = EmptyState()
+        state.show_message("Billing Admin cannot start", message)
+        self.message = message
+        self.setCentralWidget(state)
+
+
+def run_cannot_start(message: str, *, resources: Path, screenshot_dir: Path | None) -> None:
+    """Show the refusal in a window until it is closed (or render it into `screenshot_dir`)."""
+    app = make_application(resources)
+    window = CannotStartWindow(message)
+    window.show()
+    if screenshot_dir is not None:
+        screenshot_dir.mkdir(parents=True, exist_ok=True)
+        QApplication.processEvents()
+        window.grab().save(str(screenshot_dir / "cannot-start.png"))
+        return
+    app.exec()
+
+
 def build_window_offscreen(ctx: AppContext, resources: Path) -> str:
     """For the self-test: build the main window, render it, and tear it down."""
     app = make_application(resources)
