@@ -83,7 +83,8 @@ def _database_for_url(url: str) -> peewee.Database:
         # Keep the file on disk: each thread gets its own connection, which :memory: cannot share.
         if path in ("/:memory:", ":memory:"):
             raise ValidationError("An in-memory SQLite database cannot be shared between threads.")
-        file = Path(path)
+        # sqlite:////abs/path gives "//abs/path", which POSIX may treat as special: one slash.
+        file = Path("/" + path.lstrip("/") if path.startswith("//") else path)
         try:
             make_private_dir(file.parent)
             create_private_file(file)  # 0600 before SQLite makes it (its -wal/-shm copy the mode)

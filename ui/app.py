@@ -7,9 +7,16 @@ import signal
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QMessageLogContext, QTimer, QtMsgType, qInstallMessageHandler, qVersion
+from PySide6.QtCore import (
+    QMessageLogContext,
+    Qt,
+    QTimer,
+    QtMsgType,
+    qInstallMessageHandler,
+    qVersion,
+)
 from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QApplication, QMainWindow, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QVBoxLayout, QWidget
 
 from services.context import AppContext
 from services.listener import ListenerService
@@ -85,10 +92,22 @@ class CannotStartWindow(QMainWindow):
         super().__init__(parent)
         self.setWindowTitle("Billing Admin — cannot start")
         self.resize(900, 420)
-        state = EmptyState()
-        state.show_message("Billing Admin cannot start", message)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(48, 48, 48, 48)
+        title = QLabel("Billing Admin cannot start")
+        title.setObjectName("emptyTitle")
+        self.text = QLabel(message)
+        self.text.setObjectName("emptyHint")
+        self.text.setWordWrap(True)
+        # Selectable: the message often holds the command that fixes it (chmod go-w …).
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addStretch(1)
+        layout.addWidget(title)
+        layout.addWidget(self.text)
+        layout.addStretch(2)
         self.message = message
-        self.setCentralWidget(state)
+        self.setCentralWidget(central)
 
 
 def run_cannot_start(message: str, *, resources: Path, screenshot_dir: Path | None) -> None:
