@@ -120,7 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args, paths)
     except AppError as exc:
         if exc.request_id:
-            log.warning("Stripe request id: %s", exc.request_id)
+            # For support to quote to Stripe; the log file only, so stderr stays one line.
+            log.info("Stripe request id: %s", exc.request_id)
         print(f"admin-app: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -174,9 +175,19 @@ def _run_gui(args: argparse.Namespace, paths: AppPaths) -> int:
     # Qt is imported only when a window is wanted: commands stay fast and work without it.
     from ui.app import run_gui
 
-    runtime = build_runtime(
-        Options(db=args.db, api_base=args.api_base, sandbox=args.sandbox), paths
-    )
+    try:
+        runtime = build_runtime(
+            Options(db=args.db, api_base=args.api_base, sandbox=args.sandbox), paths
+        )
+    except AppError as exc:
+        # One line for whoever started it from a terminal, and a window for whoever clicked.
+        print(f"admin-app: {redact(str(exc))}", file=sys.stderr)
+        from ui.app import run_cannot_start
+
+        run_cannot_start(
+            redact(str(exc)), resources=resources_dir(), screenshot_dir=args.screenshot
+        )
+        return exc.exit_code
     if runtime.access_problem is not None:
         print(f"admin-app: {runtime.access_problem}", file=sys.stderr)
     try:

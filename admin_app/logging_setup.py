@@ -6,6 +6,7 @@ import logging
 import logging.handlers
 from pathlib import Path
 
+from services.private_files import create_private_file, make_private_dir
 from services.redaction import RedactingFilter
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
@@ -26,7 +27,8 @@ def setup_logging(log_file: Path | None, *, verbose: bool = False) -> None:
     handlers: list[logging.Handler] = [stderr]
     if log_file is not None:
         try:
-            log_file.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(log_file.parent)
+            create_private_file(log_file)
             file_handler = logging.handlers.RotatingFileHandler(
                 log_file, maxBytes=2_000_000, backupCount=3, encoding="utf-8"
             )

@@ -23,13 +23,14 @@ from services.customers import CustomerService
 from services.database import open_database, sqlite_url
 from services.errors import ConfigurationError, DatabaseDenied, NotAnOperator
 from services.events import ROUTES, EventPipeline
-from services.identity import current_login
+from services.identity import current_login, is_shared, os_login
 from services.invoices import InvoiceService
 from services.journal import Journal
 from services.listener import ListenerService
 from services.operators import OperatorService, sign_in
 from services.pg_security import can_write
 from services.pricing import PricingService
+from services.private_files import make_private_dir
 from services.redaction import redact
 from services.secrets import SecretName, SecretStore
 from services.settings import Settings, SettingsStore, validate_api_base, validate_database_url
@@ -183,7 +184,8 @@ def build_runtime(options: Options, paths: AppPaths) -> Runtime:
     try:
         actor = sign_in(database, login)
     except NotAnOperator as exc:
-        log.warning("%s", exc)
+        # The log file only: the caller shows it (one stderr line, or the window says why).
+        log.info("Not signed in: %s", exc)
         runtime.access_problem = exc
         return runtime
     runtime.context = build_context(
@@ -230,7 +232,10 @@ def build_context(
         catalog=CatalogService(database, gateway, authority, journal),
         sync=SyncService(database, gateway, authority),
         config=ConfigService(settings_store, secrets, authority, pricing),
-        operators=OperatorService(database, authority),
+        # SQLite is single-seat: only the OS user who owns the file (README: Threat model).
+        operators=OperatorService(
+            database, authority, single_seat=None if is_shared(database) else os_login()
+        ),
         audit=AuditLog(database, authority),
         # Credits first: their checkout/charge routes are more specific than the mirror's.
         events=EventPipeline(database, gateway, [*CREDIT_ROUTES, *ROUTES]),
@@ -242,7 +247,7 @@ def build_context(
 
 def _start_local_sandbox(state_file: Path) -> SandboxServer:
     try:
-        state_file.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(state_file.parent)
     except OSError as exc:
         raise ConfigurationError(f"Cannot create {state_file.parent}: {exc}") from None
     server = SandboxServer(port=0, state_file=str(state_file))

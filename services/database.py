@@ -1,4 +1,4 @@
-"""Opening the local database: SQLite on this machine, or a shared PostgreSQL.
+"""Opening the local database: SQLite on this machine (single-seat), or a shared PostgreSQL.
 
 peewee gives each thread its own connection, so worker threads and the GUI thread never share one.
 """
@@ -15,6 +15,7 @@ import peewee
 from services.errors import DatabaseDenied, DatabaseError, ValidationError
 from services.migrations import migrate
 from services.models import ALL_MODELS
+from services.private_files import check_single_seat, create_private_file, make_private_dir
 from services.redaction import redact
 
 log = logging.getLogger(__name__)
@@ -103,11 +104,14 @@ def _database_for_url(url: str) -> peewee.Database:
         # Keep the file on disk: each thread gets its own connection, which :memory: cannot share.
         if path in ("/:memory:", ":memory:"):
             raise ValidationError("An in-memory SQLite database cannot be shared between threads.")
-        file = Path(path)
+        # sqlite:////abs/path gives "//abs/path", which POSIX may treat as special: one slash.
+        file = Path("/" + path.lstrip("/") if path.startswith("//") else path)
         try:
-            file.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(file.parent)
+            create_private_file(file)  # 0600 before SQLite makes it (its -wal/-shm copy the mode)
         except OSError as exc:
-            raise DatabaseError(f"Cannot create the folder for {file}: {exc}") from None
+            raise DatabaseError(f"Cannot create the database {file}: {exc}") from None
+        check_single_seat(file)
         return ImmediateSqliteDatabase(str(file), pragmas=_SQLITE_PRAGMAS, timeout=10)
     if parts.scheme in ("postgresql", "postgres"):
         if not parts.path.strip("/"):

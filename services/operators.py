@@ -112,11 +112,20 @@ def _lock_operators(db: peewee.Database) -> None:
 
 
 class OperatorService:
-    """Listing and managing operators; changes need 'manage operators' and are audited."""
+    """Listing and managing operators; changes need 'manage operators' and are audited.
 
-    def __init__(self, db: peewee.Database, authority: Authority) -> None:
+    Args:
+        single_seat: on SQLite, the one OS login that may use the database: adding anyone else
+            is refused (a file database cannot keep a second person to their role). None on a
+            shared PostgreSQL.
+    """
+
+    def __init__(
+        self, db: peewee.Database, authority: Authority, single_seat: str | None = None
+    ) -> None:
         self._db = db
         self._authority = authority
+        self._single_seat = single_seat
 
     @property
     def me(self) -> Actor:
@@ -133,6 +142,12 @@ class OperatorService:
         with self._authority.action(
             Permission.MANAGE_OPERATORS, "operator.add", target=login, params=params
         ):
+            if self._single_seat is not None and login != self._single_seat:
+                raise ValidationError(
+                    f"This SQLite database is single-seat: only {self._single_seat} (the OS "
+                    f"user who owns it) can use it, so {login} cannot be added. Several people "
+                    "with roles need a shared PostgreSQL database (README: Threat model)."
+                )
             if Operator.get_or_none(Operator.login == login) is not None:
                 raise ValidationError(f"{login} is already an operator.")
             op = Operator.create(

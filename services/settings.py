@@ -12,8 +12,10 @@ import tempfile
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from services.errors import ConfigurationError, ValidationError
+from services.private_files import make_private_dir
 from services.redaction import redact
 
 log = logging.getLogger(__name__)
@@ -54,14 +56,53 @@ def validate_database_url(url: str) -> str:
     )
 
 
+#: Where the secret key may be sent: Stripe itself over https, or a sandbox on this machine.
+STRIPE_API_HOST = "api.stripe.com"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
 def validate_api_base(url: str) -> str:
-    url = url.strip().rstrip("/")
-    if not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+    """The API address, normalised, if the secret key may be sent there; else `ValidationError`.
+
+    The host is parsed and compared whole (a prefix check let ``http://127.0.0.1@evil`` and
+    ``http://127.0.0.1.evil.example`` through): exactly a loopback address over http(s), or
+    Stripe's own API host over https. No user info, path, query or fragment.
+    """
+    text = url.strip()
+    problem = _api_base_problem(text)
+    if problem is not None:
         raise ValidationError(
-            "The Stripe API address must be https://…, "
-            "or http://127.0.0.1:PORT for a local sandbox."
+            f"The Stripe API address {text[:200]!r} is refused: {problem}. Use "
+            f"https://{STRIPE_API_HOST}, or http://127.0.0.1:PORT (localhost, [::1]) "
+            "for a local sandbox."
         )
-    return url
+    parts = urlsplit(text)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+
+def _api_base_problem(text: str) -> str | None:
+    if any(c.isspace() or not c.isprintable() or c == "\\" for c in text):
+        return "it contains spaces, control characters or backslashes"
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # a malformed port raises here
+    except ValueError:
+        return "it is not a valid address"
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        return "only http:// (a local sandbox) or https:// is allowed"
+    if "@" in parts.netloc:
+        return "a user name or password in the address is not allowed"
+    if parts.path.rstrip("/") or parts.query or parts.fragment or text.endswith(("?", "#")):
+        return "it must not have a path, query or fragment"
+    host = (parts.hostname or "").lower()
+    if host in LOOPBACK_HOSTS:
+        return None
+    if host == STRIPE_API_HOST and scheme == "https" and port in (None, 443):
+        return None
+    if host == STRIPE_API_HOST:
+        return f"{STRIPE_API_HOST} only over https on its standard port"
+    return f"the host {host or '(none)'!r} is neither this machine nor {STRIPE_API_HOST}"
 
 
 def validate_stripe_cli(path: str) -> str:
@@ -111,7 +152,7 @@ class SettingsStore:
             settings = replace(settings, database_url=validate_database_url(settings.database_url))
         if settings.api_base:
             settings = replace(settings, api_base=validate_api_base(settings.api_base))
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.path.parent)
         data = json.dumps(asdict(settings), indent=2, sort_keys=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".settings-", suffix=".json")
         try:

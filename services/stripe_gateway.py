@@ -145,7 +145,7 @@ class StripeGateway:
         self._lock = threading.Lock()
 
     def api_key_for_cli(self) -> str:
-        """The key, for the one place that must pass it on: `stripe listen --api-key`."""
+        """The key, for the one place that must pass it on: `stripe listen` (in its environment)."""
         return self._api_key
 
     def __repr__(self) -> str:  # never show the key

@@ -15,7 +15,7 @@ import re
 import shutil
 import subprocess
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from services.redaction import redact
@@ -55,6 +55,34 @@ def find_stripe_cli(setting: str | None) -> str | None:
     return shutil.which("stripe")
 
 
+#: What the child may inherit: finding programs, its config and cache folders, locale, proxies
+#: and CA certificates to reach Stripe, and Python's own paths for the sandbox's look-alike.
+#: Nothing else: not STRIPE_WEBHOOK_SECRET, not STRIPE_SECRET_KEY, not the database URL.
+_INHERITED = frozenset(
+    {
+        "PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ", "TMPDIR", "TEMP",
+        "TMP", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+        "http_proxy", "https_proxy", "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR",
+        "STRIPE_CLI_TELEMETRY_OPTOUT", "STRIPE_DEVICE_NAME", "PYTHONPATH", "PYTHONHOME",
+        "VIRTUAL_ENV", "SYSTEMROOT", "WINDIR", "APPDATA", "LOCALAPPDATA", "USERPROFILE",
+        "COMSPEC", "PATHEXT",
+    }
+)  # fmt: skip
+
+
+def child_environment(api_key: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for `stripe listen`: the few variables it needs, plus its key.
+
+    The Stripe CLI (and the sandbox's look-alike) read ``STRIPE_API_KEY``; unlike ``--api-key``
+    it does not show up in `ps` or ``/proc/PID/cmdline`` (``/proc/PID/environ`` is readable by
+    the same user only).
+    """
+    source = os.environ if environ is None else environ
+    env = {name: value for name, value in source.items() if name in _INHERITED}
+    env["STRIPE_API_KEY"] = api_key
+    return env
+
+
 class ListenSupervisor:
     """Supervises one `… listen` process.
 
@@ -62,7 +90,8 @@ class ListenSupervisor:
         command: the program and its leading arguments up to and including ``listen``, e.g.
             ``["/usr/bin/stripe", "listen"]``; None when the CLI is not installed.
         forward_to: the receiver's URL.
-        api_key: the key the CLI uses (passed with ``--api-key``, never logged).
+        api_key: the key the CLI uses: passed in its environment as ``STRIPE_API_KEY`` (any
+            local user can read a process's arguments with `ps`), never logged.
         on_status: called from the supervisor's thread on every state change.
     """
 
@@ -139,14 +168,7 @@ class ListenSupervisor:
         """Run the CLI until it exits; True if it got as far as forwarding."""
         assert self._command is not None
         # Stripe CLI 1.x wants the events named; --all-snapshot is every (v1) event.
-        argv = [
-            *self._command,
-            "--all-snapshot",
-            "--forward-to",
-            self._forward_to,
-            "--api-key",
-            self._api_key,
-        ]
+        argv = [*self._command, "--all-snapshot", "--forward-to", self._forward_to]
         self._set(ListenStatus(ListenState.STARTING))
         try:
             proc = subprocess.Popen(
@@ -156,6 +178,7 @@ class ListenSupervisor:
                 stderr=subprocess.STDOUT,
                 text=True,
                 bufsize=1,
+                env=child_environment(self._api_key),
             )
         except OSError as exc:
             self._set(ListenStatus(ListenState.FAILED, f"cannot start: {exc.strerror or exc}"))

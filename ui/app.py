@@ -7,9 +7,16 @@ import signal
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QMessageLogContext, QTimer, QtMsgType, qInstallMessageHandler, qVersion
+from PySide6.QtCore import (
+    QMessageLogContext,
+    Qt,
+    QTimer,
+    QtMsgType,
+    qInstallMessageHandler,
+    qVersion,
+)
 from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QApplication, QMainWindow, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QVBoxLayout, QWidget
 
 from services.context import AppContext
 from services.listener import ListenerService
@@ -77,6 +84,44 @@ class AccessDeniedWindow(QMainWindow):
         layout.addWidget(state, 1)
         self.message = message
         self.setCentralWidget(central)
+
+
+class CannotStartWindow(QMainWindow):
+    """Why the app refused to start (e.g. a database others can write), and what to do."""
+
+    def __init__(self, message: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Billing Admin — cannot start")
+        self.resize(900, 420)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(48, 48, 48, 48)
+        title = QLabel("Billing Admin cannot start")
+        title.setObjectName("emptyTitle")
+        self.text = QLabel(message)
+        self.text.setObjectName("emptyHint")
+        self.text.setWordWrap(True)
+        # Selectable: the message often holds the command that fixes it (chmod go-w …).
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addStretch(1)
+        layout.addWidget(title)
+        layout.addWidget(self.text)
+        layout.addStretch(2)
+        self.message = message
+        self.setCentralWidget(central)
+
+
+def run_cannot_start(message: str, *, resources: Path, screenshot_dir: Path | None) -> None:
+    """Show the refusal in a window until it is closed (or render it into `screenshot_dir`)."""
+    app = make_application(resources)
+    window = CannotStartWindow(message)
+    window.show()
+    if screenshot_dir is not None:
+        screenshot_dir.mkdir(parents=True, exist_ok=True)
+        QApplication.processEvents()
+        window.grab().save(str(screenshot_dir / "cannot-start.png"))
+        return
+    app.exec()
 
 
 def build_window_offscreen(ctx: AppContext, resources: Path) -> str:

@@ -236,12 +236,16 @@ def test_why_not_names_the_permission_and_who_has_it() -> None:
     assert "support" in text
 
 
-def test_sqlite_identity_is_the_os_login(tmp_path: Path) -> None:
-    import getpass
+def test_sqlite_identity_is_the_real_uid_not_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pwd
 
+    for var in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        monkeypatch.setenv(var, "root-by-claim")
     db = open_database(f"sqlite:///{tmp_path / 'id.sqlite3'}")
     try:
-        assert current_login(db) == getpass.getuser()
+        assert current_login(db) == pwd.getpwuid(os.getuid()).pw_name
     finally:
         db.close()
 

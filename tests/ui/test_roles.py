@@ -9,7 +9,7 @@ from pytestqt.qtbot import QtBot
 
 from admin_app.wiring import Runtime, build_context
 from services.context import AppContext
-from services.operators import sign_in
+from services.operators import OperatorService, sign_in
 from services.permissions import Role
 from services.secrets import SecretStore
 from services.stripe_gateway import StripeMode
@@ -24,7 +24,8 @@ def _context_for(runtime: Runtime, role: Role) -> AppContext:
     admin = runtime.require_context()
     login = f"{role.value}-clerk"
     if role is not Role.ADMIN:
-        admin.operators.add(login, role)
+        # Straight to the service: the window's own service is single-seat on SQLite.
+        OperatorService(runtime.database, admin.authority).add(login, role)
     else:
         login = admin.actor.login
     actor = sign_in(runtime.database, login)
@@ -78,7 +79,7 @@ def test_settings_and_operators_dialogs_per_role(
         assert "manage operators" in operators.add_button.toolTip()
 
 
-def test_admin_adds_an_operator_in_the_dialog(
+def test_admin_cannot_add_a_second_os_login_on_sqlite_in_the_dialog(
     qtbot: QtBot, runtime: Runtime, tasks: TaskRunner
 ) -> None:
     ctx = runtime.require_context()
@@ -88,12 +89,14 @@ def test_admin_adds_an_operator_in_the_dialog(
     dialog.login_edit.setText("newhire")
     dialog.role_combo.setCurrentIndex(list(Role).index(Role.SUPPORT))
     dialog.add_button.click()
-    qtbot.waitUntil(lambda: dialog.table.rowCount() == 2, timeout=5000)
-    assert "Added newhire as support" in dialog.message.text()
+    # The runtime is on SQLite: single-seat, and the dialog says where roles for others live.
+    qtbot.waitUntil(lambda: "single-seat" in dialog.message.text(), timeout=5000)
+    assert "PostgreSQL" in dialog.message.text()
+    assert dialog.table.rowCount() == 1
     dialog.login_edit.setText("bad login")
     dialog.add_button.click()
     qtbot.waitUntil(lambda: "not a valid login" in dialog.message.text(), timeout=5000)
-    assert dialog.table.rowCount() == 2
+    assert dialog.table.rowCount() == 1
 
 
 def test_live_mode_needs_typed_confirmation(qtbot: QtBot) -> None:
