@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from urllib.parse import urlsplit
 
 from services.audit import Authority
 from services.errors import ValidationError
@@ -10,6 +11,7 @@ from services.permissions import Permission
 from services.pricing import CreditPricing, PricingService, parse_pricing
 from services.secrets import SecretName, SecretStatus, SecretStore, hint, validate_secret
 from services.settings import (
+    LOOPBACK_HOSTS,
     Settings,
     SettingsStore,
     validate_api_base,
@@ -48,10 +50,20 @@ class ConfigChange:
 
 
 def _page_url(value: str, label: str) -> str | None:
+    """A page Checkout sends the customer to: https:// anywhere, or http:// on this machine
+    (the sandbox). Parsed, not prefix-matched: ``http://127.0.0.1.evil.example`` is refused."""
     value = value.strip()
     if not value:
         return None
-    if not value.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (a malformed port raises here)
+    except ValueError:
+        raise ValidationError(f"{label} is not a valid address.") from None
+    host = (parts.hostname or "").lower()
+    secure = parts.scheme == "https" and host and "@" not in parts.netloc
+    local = parts.scheme == "http" and host in LOOPBACK_HOSTS and "@" not in parts.netloc
+    if any(c.isspace() for c in value) or not (secure or local):
         raise ValidationError(f"{label} must be an https:// address.")
     return value
 

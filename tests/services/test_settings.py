@@ -44,3 +44,28 @@ def test_invalid_settings_are_refused_and_the_file_is_unchanged(
         store.save(settings)
     assert path.read_text() == before
     assert "hunter2" not in before
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://example.com/thanks?s={CHECKOUT_SESSION_ID}", True),
+        ("http://127.0.0.1:8000/thanks", True),
+        ("http://localhost/thanks", True),
+        ("http://127.0.0.1.evil.example/thanks", False),
+        ("http://127.0.0.1@evil.example/thanks", False),
+        ("http://example.com/thanks", False),
+        ("javascript:alert(1)", False),
+        ("https:///no-host", False),
+        ("https://exa mple.com/", False),
+    ],
+)
+def test_top_up_pages_are_parsed_not_prefix_matched(url: str, ok: bool) -> None:
+    from services.configuration import _page_url
+    from services.errors import ValidationError
+
+    if ok:
+        assert _page_url(url, "The top-up success page") == url
+    else:
+        with pytest.raises(ValidationError, match="success page"):
+            _page_url(url, "The top-up success page")
