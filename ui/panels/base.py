@@ -77,6 +77,9 @@ class ListPanel(QWidget, Generic[R]):
     row_selected = Signal(object)
     #: Emitted with the row the user activated (double-click or Enter).
     row_activated = Signal(object)
+    #: Emitted when a reload, search or sort kept the selected row: the row as it is now, and
+    #: whether it changed (a panel then refreshes its detail in place, never blanks it).
+    selection_kept = Signal(object, bool)
 
     title = ""
     noun = ("row", "rows")
@@ -99,6 +102,9 @@ class ListPanel(QWidget, Generic[R]):
         self._reload_pending = False
         self._loaded_once = False
         self._select_after_load: Callable[[R], bool] | None = None
+        self._kept: R | None = None  # the selected row while the model resets
+        self._kept_scroll: tuple[int, int] | None = None
+        self._restoring = False
         self.model: RowTableModel[R] = RowTableModel(columns, search_text)
 
         heading = QLabel(self.title)
@@ -138,7 +144,9 @@ class ListPanel(QWidget, Generic[R]):
         self.table.setWordWrap(False)
         self.table.selectionModel().currentRowChanged.connect(self._on_table_current_row_changed)
         self.table.activated.connect(self._on_table_activated)
-        self.model.modelReset.connect(lambda: self.row_selected.emit(None))
+        # A reset (reload, search, sort) forgets the view's selection: keep it by the row's key.
+        self.model.modelAboutToBeReset.connect(self._on_model_about_to_be_reset)
+        self.model.modelReset.connect(self._on_model_reset)
 
         self.empty = EmptyState()
         self.stack = QStackedWidget()
@@ -191,11 +199,21 @@ class ListPanel(QWidget, Generic[R]):
         """Initial widths in pixels, by column; subclasses override."""
         return ()
 
+    def row_key(self, row: R) -> object:
+        """What identifies a row across reloads (e.g. its Stripe id); subclasses override."""
+        return row
+
     # ---- slots
     def _on_load_ok(self, rows: Any) -> None:
         self._loading = False
         self._loaded_once = True
-        self.model.set_rows(rows)
+        # A reload keeps where the user was looking: the same rows, mostly in the same order.
+        bars = (self.table.verticalScrollBar(), self.table.horizontalScrollBar())
+        self._kept_scroll = (bars[0].value(), bars[1].value())
+        try:
+            self.model.set_rows(rows)
+        finally:
+            self._kept_scroll = None
         if not self.table.property("widthsSet"):
             for col, width in enumerate(self.column_widths()):
                 self.table.setColumnWidth(col, width)
@@ -218,7 +236,36 @@ class ListPanel(QWidget, Generic[R]):
         self.stack.setCurrentWidget(self.empty)
         self.load_failed.emit(str(exc))
 
+    def _on_model_about_to_be_reset(self) -> None:
+        self._kept = self.current_row()
+
+    def _on_model_reset(self) -> None:
+        kept, self._kept = self._kept, None
+        if kept is None:
+            self.row_selected.emit(None)
+            return
+        key = self.row_key(kept)
+        for i, row in enumerate(self.model.visible_rows()):
+            if self.row_key(row) != key:
+                continue
+            self._restoring = True  # the same row: no "selection changed", no blank detail
+            try:
+                self.table.selectRow(i)
+            finally:
+                self._restoring = False
+            if self._kept_scroll is not None:
+                self.table.doItemsLayout()  # the scroll ranges, before setting the values
+                self.table.verticalScrollBar().setValue(self._kept_scroll[0])
+                self.table.horizontalScrollBar().setValue(self._kept_scroll[1])
+            else:
+                self.table.scrollTo(self.model.index(i, 0))
+            self.selection_kept.emit(row, row != kept)
+            return
+        self.row_selected.emit(None)  # it is gone, or filtered out
+
     def _on_table_current_row_changed(self, current: Any, _previous: Any) -> None:
+        if self._restoring:
+            return
         self.row_selected.emit(self.model.row_at(current.row()) if current.isValid() else None)
 
     def _on_table_activated(self, index: Any) -> None:

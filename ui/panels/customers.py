@@ -198,11 +198,16 @@ class CustomersPanel(ListPanel[CustomerRow]):
         splitter.setSizes([860, 300])
         layout.addWidget(splitter, 1)
         self.row_selected.connect(self._on_self_row_selected)
+        # Credits, invoices and top-ups may change without the row: reload the detail in place.
+        self.selection_kept.connect(lambda row, _changed: self._load_detail(row.stripe_id))
         self.row_activated.connect(lambda _row: self.edit_selected())
         self._update_buttons(None)
 
     def column_widths(self) -> Sequence[int]:
         return (170, 235, 125, 105, 90, 170)
+
+    def row_key(self, row: CustomerRow) -> object:
+        return row.stripe_id
 
     # ---- actions
     def new_customer(self) -> None:
@@ -242,7 +247,7 @@ class CustomersPanel(ListPanel[CustomerRow]):
         dialog = GrantDialog(
             self._ctx, self._tasks, detail.stripe_id, detail.name or detail.email, self
         )
-        dialog.granted.connect(lambda _entry: self._on_self_row_selected(self.current_row()))
+        dialog.granted.connect(lambda _entry: self._load_detail(detail.stripe_id))
         dialog.open()
 
     # ---- slots
@@ -251,8 +256,11 @@ class CustomersPanel(ListPanel[CustomerRow]):
         if row is None:
             self.detail.show_detail(None)
             return
+        self._load_detail(row.stripe_id)
+
+    def _load_detail(self, customer_id: str) -> None:
         self._tasks.run(
-            self, lambda: self._ctx.customers.detail(row.stripe_id), self._on_detail_loaded,
+            self, lambda: self._ctx.customers.detail(customer_id), self._on_detail_loaded,
             self._on_detail_failed,
         )  # fmt: skip
 

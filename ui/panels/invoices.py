@@ -386,10 +386,14 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
         layout.addWidget(self.action_status)
         self.filter_error.setVisible(False)
         self.row_selected.connect(self._on_self_row_selected)
+        self.selection_kept.connect(self._on_self_selection_kept)
         self._update_buttons()
 
     def column_widths(self) -> Sequence[int]:
         return (118, 125, 112, 86, 82, 86, 86, 86, 200)
+
+    def row_key(self, row: InvoiceListRow) -> object:
+        return row.stripe_id
 
     # ---- loading
     def _load_rows(self) -> list[InvoiceListRow]:
@@ -443,6 +447,10 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
             return
         self.detail.show_loading(row)
         self._load_detail(row.stripe_id)
+
+    def _on_self_selection_kept(self, row: InvoiceListRow, changed: bool) -> None:
+        if changed:  # its own invoice changed (an event, or our own action): refresh in place
+            self._load_detail(row.stripe_id)
 
     def _load_detail(self, invoice_id: str) -> None:
         self._tasks.run(
@@ -611,6 +619,10 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
 
     def _on_action_done(self, detail: InvoiceDetail, done: str) -> None:
         self.action_status.setText(f"Invoice {detail.number or detail.stripe_id} {done}.")
+        current = self.current_row()
+        if current is not None and current.stripe_id == detail.stripe_id:
+            self.detail.show_detail(detail)  # what Stripe answered, at once and in place
+            self._update_buttons()
         self._on_changed(detail)
 
     def _on_action_failed(self, exc: BaseException) -> None:

@@ -91,10 +91,14 @@ class TopUpsPanel(ListPanel[TopUpRow]):
         for widget in (self.status_combo, self.copy_button, self.expire_button):
             self.toolbar.addWidget(widget)
         self.row_selected.connect(self._on_self_row_selected)
+        self.selection_kept.connect(lambda row, _changed: self._on_self_row_selected(row))
         self._on_self_row_selected(None)
 
     def column_widths(self) -> Sequence[int]:
         return (130, 170, 70, 90, 90, 60, 90, 130, 180)
+
+    def row_key(self, row: TopUpRow) -> object:
+        return row.topup_id
 
     def expire_selected(self) -> None:
         row = self.current_row()
