@@ -13,8 +13,10 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QProxyStyle,
     QPushButton,
     QStackedWidget,
+    QStyle,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -27,6 +29,25 @@ from ui.tasks import TaskRunner
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
+
+_HEADER_ARROW = QStyle.PrimitiveElement.PE_IndicatorHeaderArrow
+_ARROW_UP = QStyle.PrimitiveElement.PE_IndicatorArrowUp
+_ARROW_DOWN = QStyle.PrimitiveElement.PE_IndicatorArrowDown
+_ASCENDING = Qt.SortOrder.AscendingOrder
+
+
+class SortArrowStyle(QProxyStyle):
+    """The sort arrow reads the same on every platform: ▲ ascending, ▼ descending.
+
+    QHeaderView tells the style `SortDown` for ascending, and Fusion draws it ▼ on Linux
+    but ▲ elsewhere, so a newest-first list showed ▲ here. Draw from the header's order.
+    """
+
+    def drawPrimitive(self, element: Any, option: Any, painter: Any, widget: Any = None) -> None:
+        if element == _HEADER_ARROW and isinstance(widget, QHeaderView):
+            ascending = widget.sortIndicatorOrder() == _ASCENDING
+            element = _ARROW_UP if ascending else _ARROW_DOWN
+        super().drawPrimitive(element, option, painter, widget)
 
 
 class EmptyState(QWidget):
@@ -137,6 +158,8 @@ class ListPanel(QWidget, Generic[R]):
         self.table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         self.table.setSortingEnabled(True)
         self.model.clear_sort()
+        self._arrow_style = SortArrowStyle()  # kept: the header does not own its style
+        self.table.horizontalHeader().setStyle(self._arrow_style)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.verticalHeader().setVisible(False)
