@@ -312,6 +312,9 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
         self.max_total.setPlaceholderText("max total")
         for edit in (self.customer_filter, self.since, self.until, self.min_total, self.max_total):
             edit.setClearButtonEnabled(True)
+            # As you type, like search; a half-typed date or amount is said wrong only once
+            # the field is left (or Enter).
+            edit.textChanged.connect(lambda _text: self._on_filters_changed(typing=True))
             edit.editingFinished.connect(self._on_filters_changed)
         for edit in (self.since, self.until):
             edit.setFixedWidth(130)
@@ -399,7 +402,7 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
     def _load_rows(self) -> list[InvoiceListRow]:
         return self._ctx.invoices.invoices(self._filter)
 
-    def _on_filters_changed(self, *_args: object) -> None:
+    def _on_filters_changed(self, *_args: object, typing: bool = False) -> None:
         try:
             since = _parse_day(self.since.text(), "From")
             until = _parse_day(self.until.text(), "To")
@@ -414,8 +417,9 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
                 max_total=amount_in_minor_units(high, "usd") if high else None,
             )
         except AppError as exc:
-            self.filter_error.setText(str(exc))
-            self.filter_error.setVisible(True)
+            if not typing:
+                self.filter_error.setText(str(exc))
+                self.filter_error.setVisible(True)
             return
         self.filter_error.setVisible(False)
         if flt != self._filter:
