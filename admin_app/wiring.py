@@ -36,6 +36,7 @@ from services.settings import Settings, SettingsStore, validate_api_base, valida
 from services.stripe_gateway import StripeGateway, StripeMode
 from services.stripe_listen import ListenStatus, ListenSupervisor, find_stripe_cli
 from services.sync import SyncService
+from services.topup_attempts import TopUpAttemptReader
 from services.webhook_receiver import DEFAULT_PORT, WebhookReceiver
 from stripe_sandbox import SandboxServer
 
@@ -237,6 +238,7 @@ def build_context(
         credits=CreditService(database, gateway, authority, settings_store.load(), journal),
         invoices=InvoiceService(database, gateway, authority, journal),
         journal=journal,
+        topup_attempts=TopUpAttemptReader(gateway, authority),
     )
 
 

@@ -112,6 +112,7 @@ class MainWindow(QMainWindow):
                 continue
             self.stack.addWidget(panel)
             panel.load_failed.connect(self._on_panel_load_failed)
+            panel.changed_elsewhere.connect(self.data_changed)
             self.data_changed.connect(panel.refresh)
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
 

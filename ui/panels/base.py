@@ -101,6 +101,9 @@ class ListPanel(QWidget, Generic[R]):
     #: Emitted when a reload, search or sort kept the selected row: the row as it is now, and
     #: whether it changed (a panel then refreshes its detail in place, never blanks it).
     selection_kept = Signal(object, bool)
+    #: Emitted when the user changed data here that other panels show (a link issued,
+    #: credits granted, an invoice finalized): the window refreshes every panel.
+    changed_elsewhere = Signal()
 
     title = ""
     noun = ("row", "rows")

@@ -149,7 +149,7 @@ class CreditsPanel(ListPanel[CreditBalanceRow]):
         if row is None or not self._can_grant:
             return
         dialog = GrantDialog(self._ctx, self._tasks, row.customer_id, row.customer_name, self)
-        dialog.granted.connect(lambda _entry: self.refresh())
+        dialog.granted.connect(lambda _entry: self.changed_elsewhere.emit())
         dialog.open()
 
     def _on_self_row_selected(self, row: CreditBalanceRow | None) -> None:

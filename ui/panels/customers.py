@@ -236,9 +236,11 @@ class CustomersPanel(ListPanel[CustomerRow]):
         detail = self.detail.detail
         if not self._can_topup or detail is None or detail.deleted:
             return
-        TopUpDialog(
+        dialog = TopUpDialog(
             self._ctx, self._tasks, detail.stripe_id, detail.name or detail.email, self
-        ).open()
+        )
+        dialog.issued.connect(lambda _link: self.changed_elsewhere.emit())  # the tracker, live
+        dialog.open()
 
     def grant_to_selected(self) -> None:
         detail = self.detail.detail
@@ -247,7 +249,7 @@ class CustomersPanel(ListPanel[CustomerRow]):
         dialog = GrantDialog(
             self._ctx, self._tasks, detail.stripe_id, detail.name or detail.email, self
         )
-        dialog.granted.connect(lambda _entry: self._load_detail(detail.stripe_id))
+        dialog.granted.connect(lambda _entry: self.changed_elsewhere.emit())
         dialog.open()
 
     # ---- slots

@@ -638,6 +638,7 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
 
     def _on_changed(self, detail: InvoiceDetail) -> None:
         self.refresh_then_select(lambda r: r.stripe_id == detail.stripe_id)
+        self.changed_elsewhere.emit()  # e.g. the customer's invoices in the Customers panel
 
     def _on_charge_started(self, invoice_id: str) -> None:
         self._charging.add(invoice_id)
