@@ -113,6 +113,7 @@ class MainWindow(QMainWindow):
             self.stack.addWidget(panel)
             panel.load_failed.connect(self._on_panel_load_failed)
             panel.changed_elsewhere.connect(self.data_changed)
+            panel.open_requested.connect(self._on_panel_open_requested)
             self.data_changed.connect(panel.refresh)
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
 
@@ -394,6 +395,12 @@ class MainWindow(QMainWindow):
 
     def _on_listener_event_arrived(self, _evt_id: str) -> None:
         self._refresh_soon.start()
+
+    def _on_panel_open_requested(self, name: str, key: object) -> None:
+        panel = self.panels.get(name)
+        if panel is not None:
+            self.show_panel(name)
+            panel.reveal(key)
 
     def _on_panel_load_failed(self, message: str) -> None:
         self.statusBar().showMessage(message, 10_000)

@@ -104,6 +104,8 @@ class ListPanel(QWidget, Generic[R]):
     #: Emitted when the user changed data here that other panels show (a link issued,
     #: credits granted, an invoice finalized): the window refreshes every panel.
     changed_elsewhere = Signal()
+    #: Emitted to show a row of another panel: the panel's name and the row's key (its id).
+    open_requested = Signal(str, object)
 
     title = ""
     noun = ("row", "rows")
@@ -228,6 +230,15 @@ class ListPanel(QWidget, Generic[R]):
     def row_key(self, row: R) -> object:
         """What identifies a row across reloads (e.g. its Stripe id); subclasses override."""
         return row
+
+    def reveal(self, key: object) -> None:
+        """Reload and select the row whose key is `key`, clearing anything that hides it."""
+        self.clear_filters()
+        self.refresh_then_select(lambda r: self.row_key(r) == key)
+
+    def clear_filters(self) -> None:
+        """Show every row (subclasses with filters of their own clear those too)."""
+        self.search.clear()
 
     # ---- slots
     def _on_load_ok(self, rows: Any) -> None:

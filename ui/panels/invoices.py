@@ -398,6 +398,12 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
     def row_key(self, row: InvoiceListRow) -> object:
         return row.stripe_id
 
+    def clear_filters(self) -> None:
+        for edit in (self.customer_filter, self.since, self.until, self.min_total, self.max_total):
+            edit.clear()
+        self.status_combo.setCurrentIndex(0)
+        super().clear_filters()
+
     # ---- loading
     def _load_rows(self) -> list[InvoiceListRow]:
         return self._ctx.invoices.invoices(self._filter)

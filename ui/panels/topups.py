@@ -239,6 +239,10 @@ class TopUpsPanel(ListPanel[TopUpRow]):
             self._on_expire_failed,
         )
 
+    def clear_filters(self) -> None:
+        self.status_combo.setCurrentText(ANY)
+        super().clear_filters()
+
     def _load_rows(self) -> list[TopUpRow]:
         return self._ctx.credits.topups(status=self._status)
 
