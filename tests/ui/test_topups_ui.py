@@ -138,3 +138,27 @@ def test_the_tracker_shows_a_pending_debit_and_declined_attempts(
     assert topups.select_where(lambda r: r.topup_id == debit.topup_id)
     assert "still settling" in topups.detail.fields["Status"].text()
     spin_until(lambda: "settling" in topups.detail.attempts.text())
+
+
+def test_a_custom_top_up_out_of_range_is_refused_not_changed(
+    qtbot: QtBot, synced_window: MainWindow
+) -> None:
+    window = synced_window
+    customer = window.panels["customers"].model.row_at(0)
+    dialog = TopUpDialog(window.ctx, window.tasks, customer.stripe_id, customer.name, window)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    spin_until(lambda: dialog.pack_combo.count() > 0)
+    dialog.custom_choice.setChecked(True)
+    dialog.credits_spin.lineEdit().setText("50")  # typed, as a clerk would
+    dialog.credits_spin.interpretText()
+    dialog.credits_spin.clearFocus()
+    assert dialog.credits_spin.value() == 50  # kept as typed, not turned into 100
+    assert "100 to 100,000 credits, not 50" in dialog.price_label.text()
+    with qtbot.assertNotEmitted(dialog.issued, wait=300):
+        dialog.create_button.click()
+    assert "100 to 100,000 credits, not 50" in dialog.status.text()
+    assert dialog.url.text() == ""
+    dialog.credits_spin.setValue(250_000)
+    dialog.create_button.click()
+    assert "not 250,000" in dialog.status.text()
