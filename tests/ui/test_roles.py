@@ -90,10 +90,22 @@ def test_admin_adds_an_operator_in_the_dialog(
     dialog.add_button.click()
     qtbot.waitUntil(lambda: dialog.table.rowCount() == 2, timeout=5000)
     assert "Added newhire as support" in dialog.message.text()
+    assert dialog.message.objectName() != "errorText"  # success is not shown in red
+    assert (dialog.login_edit.text(), dialog.name_edit.text()) == ("", "")  # ready for the next
+    chosen = dialog.selected()  # the person just added, not whoever sorts into that row
+    assert chosen is not None
+    assert chosen.login == "newhire"
+    dialog.login_edit.setText("second")
+    dialog.add_button.click()
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 3, timeout=5000)
+    chosen = dialog.selected()
+    assert chosen is not None
+    assert chosen.login == "second"
     dialog.login_edit.setText("bad login")
     dialog.add_button.click()
     qtbot.waitUntil(lambda: "not a valid login" in dialog.message.text(), timeout=5000)
-    assert dialog.table.rowCount() == 2
+    assert dialog.message.objectName() == "errorText"
+    assert dialog.table.rowCount() == 3
 
 
 def test_live_mode_needs_typed_confirmation(qtbot: QtBot) -> None:
