@@ -188,6 +188,7 @@ def _run_gui(args: argparse.Namespace, paths: AppPaths) -> int:
             resources=resources_dir(),
             log_file=paths.log_file,
             screenshot_dir=args.screenshot,
+            version=__version__,
         )
     finally:
         runtime.close()

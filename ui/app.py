@@ -44,13 +44,15 @@ def _on_qt_message(kind: QtMsgType, context: QMessageLogContext, message: str) -
     _qt_log.log(level, "%s", message)
 
 
-def make_application(resources: Path) -> QApplication:
+def make_application(resources: Path, version: str = "") -> QApplication:
     """The QApplication, styled; reuses one that already exists (tests)."""
     qInstallMessageHandler(_on_qt_message)
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setApplicationName("Billing Admin")
     app.setOrganizationName("Billing Admin")
+    if version:
+        app.setApplicationVersion(version)  # shown in Help ▸ About
     app.setStyle("Fusion")
     icon = resources / "icon.svg"
     if icon.exists():
@@ -105,12 +107,13 @@ def run_gui(
     resources: Path,
     log_file: Path | None,
     screenshot_dir: Path | None = None,
+    version: str = "",
 ) -> int:
     """Open the main window and run until it closes (or take screenshots and return).
 
     With no `ctx` (the person is not an operator) only the access-denied window opens.
     """
-    app = make_application(resources)
+    app = make_application(resources, version)
     for leak in reference_leaks():
         # The pinned binding has none; a swapped one would abort the app within hours.
         log.error("Qt binding bug, the app may abort: %s (docs/platform-bugs.md)", leak)

@@ -8,6 +8,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -47,6 +48,17 @@ log = logging.getLogger(__name__)
 
 PANEL_NAMES = ("customers", "products", "invoices", "credits", "topups", "events", "audit")
 CONNECTION_CHECK_MS = 120_000  # the status bar's "Connected" should not go stale
+DB_LABEL_PX = 230  # the database label's width; the rest of the bar is for messages
+
+
+def _sync_message(summary: SyncSummary) -> str:
+    """Short enough for the status bar: counts seen, and how many changed in all."""
+    seen = ", ".join(f"{n:,} {kind}" for kind, n in summary.seen.items())
+    changed = sum(summary.changed.values())
+    text = f"Synced {seen or 'nothing'} · {changed:,} changed"
+    if summary.marked_deleted:
+        text += f" · {summary.marked_deleted:,} customers marked deleted"
+    return f"Sync cancelled: {text}" if summary.cancelled else text
 
 
 class _ProgressRelay(QObject):
@@ -147,15 +159,22 @@ class MainWindow(QMainWindow):
         self.mode_label.setProperty("mode", self.ctx.mode.value)
         self.connection_label = QLabel("Stripe: checking…")
         actor = self.ctx.actor
-        self.operator_label = QLabel(
+        # Short permanent labels (the whole text on hover) leave the messages room to be read.
+        self.operator_label = QLabel(f"{actor.login} · {actor.role.label}")
+        self.operator_label.setToolTip(
             f"Signed in as {actor.display_name} ({actor.login}) · {actor.role.label}"
         )
         self.operator_label.setObjectName("operatorLabel")
         self.webhook_label = QLabel("Webhooks: off")
         self.webhook_label.setToolTip("Start the app normally to receive Stripe's events live.")
-        self.db_label = QLabel(f"Database: {self.ctx.database_label}")
-        self.db_label.setToolTip(self.ctx.database_label)
-        self.db_label.setMaximumWidth(360)
+        # A path is told by its two ends: elide the middle, never the file name.
+        self.db_label = QLabel()
+        self.db_label.setText(
+            self.db_label.fontMetrics().elidedText(
+                f"Database: {self.ctx.database_label}", Qt.TextElideMode.ElideMiddle, DB_LABEL_PX
+            )
+        )
+        self.db_label.setToolTip(f"Database: {self.ctx.database_label}")
         self.sync_progress = QProgressBar()
         self.sync_progress.setMaximumWidth(220)
         self.sync_progress.setTextVisible(True)
@@ -163,6 +182,8 @@ class MainWindow(QMainWindow):
         self.sync_cancel = QPushButton("Cancel")
         self.sync_cancel.setVisible(False)
         self.sync_cancel.clicked.connect(self._on_sync_cancel_clicked)
+        # A message too long for the bar is readable whole on hover.
+        bar.messageChanged.connect(lambda text: bar.setToolTip(text))
         bar.addWidget(self.sync_progress)
         bar.addWidget(self.sync_cancel)
         # Stripe requests with a lost answer: shown until someone re-runs or resolves them.
@@ -363,7 +384,7 @@ class MainWindow(QMainWindow):
 
     def _on_sync_ok(self, summary: SyncSummary) -> None:
         self._end_sync()
-        self.statusBar().showMessage(f"Sync: {summary.line()}", 10_000)
+        self.statusBar().showMessage(_sync_message(summary), 15_000)
         self._on_connection_result(None)
         self.data_changed.emit()
         self.sync_finished.emit(summary)
@@ -377,16 +398,21 @@ class MainWindow(QMainWindow):
 
     def _on_listener_state_changed(self, state: ListenerState) -> None:
         forwarding = state.listen.state is ListenState.FORWARDING
-        if not state.receiving:
+        problem = state.receiver_problem
+        if not state.receiving and problem:
+            # Say why, not a neutral "off": the events are not arriving live.
+            in_use = "in use" in problem.lower()
+            why = f"port {state.port} in use" if in_use else "could not start"
+            text = f"Webhooks: off — {why}"
+        elif not state.receiving:
             text = "Webhooks: off"
         elif forwarding:
             text = f"● Webhooks: forwarding to :{state.port}"
         else:
             text = f"Webhooks: :{state.port}, stripe listen {state.listen.state.value}"
         self.webhook_label.setText(text)
-        self.webhook_label.setProperty(
-            "state", "ok" if forwarding else "error" if state.listen.state.value == "failed" else ""
-        )
+        failed = state.listen.state.value == "failed" or bool(problem and not state.receiving)
+        self.webhook_label.setProperty("state", "ok" if forwarding else "error" if failed else "")
         self.webhook_label.style().polish(self.webhook_label)
         self.webhook_label.setToolTip(state.line())
         events = self.panels.get("events")
@@ -408,13 +434,16 @@ class MainWindow(QMainWindow):
     def _on_tasks_busy_changed(self, busy: int) -> None:
         self.setCursor(Qt.CursorShape.BusyCursor if busy else Qt.CursorShape.ArrowCursor)
 
-    def _show_about(self) -> None:
-        QMessageBox.about(
-            self,
-            "About Billing Admin",
-            "Billing Admin — the internal desktop admin over Stripe Billing.\n\n"
-            f"Mode: {self.ctx.mode.label}\nDatabase: {self.ctx.database_label}",
+    def about_text(self) -> str:
+        version = QApplication.applicationVersion() or "unknown"
+        return (
+            f"Billing Admin {version} — the internal desktop admin over Stripe Billing.\n\n"
+            f"Version: {version}\nMode: {self.ctx.mode.label}\n"
+            f"Database: {self.ctx.database_label}"
         )
+
+    def _show_about(self) -> None:
+        QMessageBox.about(self, "About Billing Admin", self.about_text())
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self._sync_token is not None:

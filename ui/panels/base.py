@@ -322,7 +322,7 @@ class ListPanel(QWidget, Generic[R]):
             self.empty.show_message(self.empty_title, self.empty_hint)
             self.stack.setCurrentWidget(self.empty)
         elif shown == 0:
-            self.count_label.setText(f"0 of {total:,} {many}")
+            self.count_label.setText(f"0 of {total:,} {one if total == 1 else many}")
             self.empty.show_message(
                 f"No {many} match “{self.search.text().strip()}”",
                 "Search looks at every column shown. Clear the search box (Esc) to see all.",
@@ -330,7 +330,7 @@ class ListPanel(QWidget, Generic[R]):
             self.stack.setCurrentWidget(self.empty)
         else:
             noun = one if total == 1 else many
-            text = f"{total:,} {noun}" if shown == total else f"{shown:,} of {total:,} {many}"
+            text = f"{total:,} {noun}" if shown == total else f"{shown:,} of {total:,} {noun}"
             self.count_label.setText(text)
             self.stack.setCurrentWidget(self.table)
 

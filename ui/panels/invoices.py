@@ -227,7 +227,8 @@ class InvoiceDetailPane(QFrame):
 
         status = "Open — overdue" if d.overdue else d.status.capitalize()
         if d.status == "open" and d.attempt_count:
-            status += f" ({d.attempt_count} failed payment attempt(s))"
+            tries = "attempt" if d.attempt_count == 1 else "attempts"
+            status += f" ({d.attempt_count} failed payment {tries})"
         values = {
             "Customer": f"{d.customer_name or '(no name)'} ({d.customer_id})",
             "Status": status,
