@@ -189,6 +189,7 @@ def _run_gui(args: argparse.Namespace, paths: AppPaths) -> int:
             log_file=paths.log_file,
             screenshot_dir=args.screenshot,
             version=__version__,
+            placement_file=paths.config_dir / "window-geometry.bin",
         )
     finally:
         runtime.close()

@@ -108,6 +108,7 @@ def run_gui(
     log_file: Path | None,
     screenshot_dir: Path | None = None,
     version: str = "",
+    placement_file: Path | None = None,
 ) -> int:
     """Open the main window and run until it closes (or take screenshots and return).
 
@@ -133,6 +134,8 @@ def run_gui(
     try:
         if screenshot_dir is not None:
             return take_screenshots(window, tasks, screenshot_dir)
+        if placement_file is not None and placement_file.exists():
+            window.restore_placement(placement_file.read_bytes())
         crash.install()
         tasks.unhandled_error.connect(lambda exc: crash.handle(type(exc), exc, exc.__traceback__))
         window.show()
@@ -141,13 +144,24 @@ def run_gui(
         if listener is not None:
             window.attach_listener(listener)
             listener.start()
-        return app.exec()
+        code = app.exec()
+        if placement_file is not None:
+            _save_placement(placement_file, window.placement())
+        return code
     finally:
         if listener is not None:
             listener.stop()
         crash.uninstall()
         tasks.shutdown()
         window.deleteLater()
+
+
+def _save_placement(path: Path, data: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    except OSError as exc:  # not worth failing the exit for
+        log.warning("Could not remember the window's size and position: %s", exc)
 
 
 def _quit_on_signals(app: QApplication) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QByteArray, QObject, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 PANEL_NAMES = ("customers", "products", "invoices", "credits", "topups", "events", "audit")
 CONNECTION_CHECK_MS = 120_000  # the status bar's "Connected" should not go stale
+DEFAULT_SIZE = QSize(1280, 800)
 DB_LABEL_PX = 230  # the database label's width; the rest of the bar is for messages
 
 
@@ -89,7 +90,7 @@ class MainWindow(QMainWindow):
         self._sync_token: CancelToken | None = None
         self._checking = False
         self.setWindowTitle(f"Billing Admin — {ctx.mode.label}")
-        self.resize(QSize(1280, 800))
+        self.fit_to_screen()
 
         self.panels: dict[str, ListPanel[Any]] = {
             "customers": CustomersPanel(ctx, tasks),
@@ -277,6 +278,24 @@ class MainWindow(QMainWindow):
         self.journal_indicator.start()
         if sync_first:
             self.start_sync()
+
+    def fit_to_screen(self) -> None:
+        """1280x800, or less: the whole window (status bar included) on the available screen,
+        e.g. 1366x768 less its task bar."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        room = screen.availableGeometry()
+        frame = 40  # the window manager's title bar and borders, outside our geometry
+        size = QSize(min(DEFAULT_SIZE.width(), room.width()), min(DEFAULT_SIZE.height(),
+                     room.height() - frame))  # fmt: skip
+        self.resize(size)
+        self.move(room.x() + (room.width() - size.width()) // 2, room.y())
+
+    def restore_placement(self, saved: bytes) -> bool:
+        """Put the window where it was last time (Qt moves it back on screen if needed)."""
+        return bool(saved) and self.restoreGeometry(QByteArray(saved))
+
+    def placement(self) -> bytes:
+        return bytes(self.saveGeometry().data())
 
     def current_panel(self) -> ListPanel[Any] | None:
         return self.panels.get(PANEL_NAMES[self.stack.currentIndex()])

@@ -80,3 +80,20 @@ def test_webhooks_off_says_the_port_is_in_use(
             listener.stop()
     finally:
         taken.close()
+
+
+def test_the_window_fits_the_screen_and_comes_back_where_it_was(
+    qtbot: QtBot, runtime: Runtime, tasks: TaskRunner
+) -> None:
+    window = MainWindow(runtime.require_context(), tasks)
+    qtbot.addWidget(window)
+    room = window.screen().availableGeometry()
+    assert window.width() <= room.width()
+    assert window.height() + 40 <= room.height()  # the title bar too: the status bar shows
+    window.resize(700, 500)
+    window.move(room.x() + 30, room.y() + 20)
+    saved = window.placement()
+    again = MainWindow(runtime.require_context(), tasks)
+    qtbot.addWidget(again)
+    assert again.restore_placement(saved)
+    assert (again.width(), again.height()) == (700, 500)
