@@ -247,7 +247,8 @@ def _start_local_sandbox(state_file: Path) -> SandboxServer:
         state_file.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigurationError(f"Cannot create {state_file.parent}: {exc}") from None
-    server = SandboxServer(port=0, state_file=str(state_file))
+    # The port it served on last time, if free: top-up and portal links issued then still work.
+    server = SandboxServer(port=0, state_file=str(state_file), stable_port=True)
     server.start()
     counts = server.seed_demo()
     log.info("Sandbox running at %s (seeded: %s)", server.url, counts)
