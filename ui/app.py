@@ -16,6 +16,7 @@ from services.listener import ListenerService
 from services.stripe_gateway import StripeMode
 from ui.banner import ModeBanner
 from ui.crash_dialog import CrashHandler
+from ui.invoice_dialogs import NewInvoiceDialog
 from ui.journal_dialog import JournalDialog
 from ui.main_window import PANEL_NAMES, MainWindow
 from ui.operators_dialog import OperatorsDialog
@@ -193,7 +194,7 @@ def take_screenshots(window: MainWindow, tasks: TaskRunner, out_dir: Path) -> in
             continue
         window.show_panel(name)
         panel = window.panels[name]
-        if name in ("customers", "invoices") and panel.model.rowCount():
+        if name in ("customers", "invoices", "topups") and panel.model.rowCount():
             panel.table.selectRow(0)  # show the detail pane with something in it
             tasks.wait_idle()
         QApplication.processEvents()
@@ -206,6 +207,7 @@ def take_screenshots(window: MainWindow, tasks: TaskRunner, out_dir: Path) -> in
         ("settings", SettingsDialog(window.ctx, tasks, window)),
         ("operators", OperatorsDialog(window.ctx, tasks, window)),
         ("journal", JournalDialog(window.ctx, tasks, window)),
+        ("new-invoice", NewInvoiceDialog(window.ctx, tasks, "", window)),
     ):
         dialog.show()
         tasks.wait_idle()

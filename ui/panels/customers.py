@@ -185,6 +185,9 @@ class CustomerDetailPane(QFrame):
             item.setData(_ID, t.topup_id)
             item.setToolTip(f"{t.topup_id} — double-click to open it in Top-ups")
             self.topups.addItem(item)
+        # An empty box reads as "still loading": say "none" in the caption instead.
+        self.invoices.setVisible(bool(d.invoices))
+        self.topups.setVisible(bool(d.recent_topups))
 
     def _on_copy_id_clicked(self) -> None:
         if self.detail is not None:
