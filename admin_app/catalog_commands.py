@@ -316,7 +316,16 @@ def add_credit_parsers(commands: Any, parser_class: type[argparse.ArgumentParser
     p = sub.add_parser("list", help="top-up links, newest first")
     p.add_argument(
         "--status",
-        choices=["open", "paid", "credited", "expired", "failed", "refunded", "disputed"],
+        choices=[
+            "open",
+            "pending",
+            "paid",
+            "credited",
+            "expired",
+            "failed",
+            "refunded",
+            "disputed",
+        ],
     )
     p.add_argument("--customer", metavar="ID")
     p.add_argument("--json", action="store_true")

@@ -199,6 +199,8 @@ def _run_gui(args: argparse.Namespace, paths: AppPaths) -> int:
             resources=resources_dir(),
             log_file=paths.log_file,
             screenshot_dir=args.screenshot,
+            version=__version__,
+            placement_file=paths.config_dir / "window-geometry.bin",
         )
     finally:
         runtime.close()

@@ -163,7 +163,7 @@ def invoices_create(args: argparse.Namespace, ctx: AppContext) -> int:
             description=args.description, amount=args.amount, currency=currency(args.currency)
         )
     draft = InvoiceDraft(
-        customer_id=args.customer,
+        customer_id=ctx.customers.resolve(args.customer),
         lines=(line,),
         memo=args.memo or "",
         send_invoice=args.send_invoice,
@@ -218,7 +218,12 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
     p.set_defaults(handler=invoices_show, needs_stripe=True)
 
     p = sub.add_parser("create", help="create a draft invoice in Stripe (admins)")
-    p.add_argument("--customer", required=True, metavar="ID")
+    p.add_argument(
+        "--customer",
+        required=True,
+        metavar="ID",
+        help="a customer id, or an email exactly one customer has",
+    )
     p.add_argument("--price", metavar="PRICE_ID", help="a catalog price")
     p.add_argument("--quantity", type=argtypes.positive, default=1, help="with --price")
     p.add_argument("--amount", type=argtypes.cents, metavar="CENTS", help="a custom line's amount")

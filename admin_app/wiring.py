@@ -37,6 +37,7 @@ from services.settings import Settings, SettingsStore, validate_api_base, valida
 from services.stripe_gateway import StripeGateway, StripeMode
 from services.stripe_listen import ListenStatus, ListenSupervisor, find_stripe_cli
 from services.sync import SyncService
+from services.topup_attempts import TopUpAttemptReader
 from services.webhook_receiver import DEFAULT_PORT, WebhookReceiver
 from stripe_sandbox import SandboxServer
 
@@ -242,6 +243,7 @@ def build_context(
         credits=CreditService(database, gateway, authority, settings_store.load(), journal),
         invoices=InvoiceService(database, gateway, authority, journal),
         journal=journal,
+        topup_attempts=TopUpAttemptReader(gateway, authority),
     )
 
 
@@ -250,7 +252,8 @@ def _start_local_sandbox(state_file: Path) -> SandboxServer:
         make_private_dir(state_file.parent)
     except OSError as exc:
         raise ConfigurationError(f"Cannot create {state_file.parent}: {exc}") from None
-    server = SandboxServer(port=0, state_file=str(state_file))
+    # The port it served on last time, if free: top-up and portal links issued then still work.
+    server = SandboxServer(port=0, state_file=str(state_file), stable_port=True)
     server.start()
     counts = server.seed_demo()
     log.info("Sandbox running at %s (seeded: %s)", server.url, counts)

@@ -17,6 +17,7 @@ from services.operators import OperatorService
 from services.pricing import PricingService
 from services.stripe_gateway import StripeGateway, StripeMode
 from services.sync import SyncService
+from services.topup_attempts import TopUpAttemptReader
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class AppContext:
     invoices: InvoiceService
     journal: Journal
     pricing: PricingService
+    topup_attempts: TopUpAttemptReader
 
     @property
     def actor(self) -> Actor:

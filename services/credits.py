@@ -678,14 +678,17 @@ def _settle(_ctx: HandlerContext, event: Mapping[str, Any], truth: _TopUpTruth) 
         new_status = "expired"
     elif read == "complete" and event.get("type") == "checkout.session.async_payment_failed":
         new_status = "failed"  # completed, unpaid, and Stripe says the debit failed
+    elif read == "complete" and session.get("payment_status") == "unpaid":
+        new_status = "pending"  # an asynchronous payment (bank debit) still settling
     elif event.get("type") == "checkout.session.expired":
         _flag_event(event, f"the event says expired, but Stripe says {topup.topup_id} is {read}")
         return Status.IGNORED
     if not new_status:
-        return Status.IGNORED  # still open, or an asynchronous payment still settling
+        return Status.IGNORED  # still open
+    settling = ("open",) if new_status == "pending" else ("open", "pending")
     changed = (
         TopUp.update(status=new_status, url=None)
-        .where((TopUp.id == topup.id) & (TopUp.status == "open"))
+        .where((TopUp.id == topup.id) & TopUp.status.in_(settling))
         .execute()
     )
     return Status.APPLIED if changed else Status.IGNORED

@@ -57,6 +57,18 @@ class CustomerDraft:
 
 
 @dataclass(frozen=True)
+class CustomerTopUp:
+    """One of a customer's top-up links, as the customer detail lists them."""
+
+    topup_id: str
+    status: str
+    credits: int
+    amount: int  # minor units
+    currency: str
+    issued_at: int
+
+
+@dataclass(frozen=True)
 class CustomerDetail:
     stripe_id: str
     name: str
@@ -75,6 +87,7 @@ class CustomerDetail:
     synced_at: int
     topups: int = 0
     open_topups: int = 0
+    recent_topups: tuple[CustomerTopUp, ...] = ()  # newest first, at most 50
 
     def as_draft(self) -> CustomerDraft:
         return CustomerDraft(
@@ -163,6 +176,13 @@ class CustomerService:
         statuses = [
             t.status for t in TopUp.select(TopUp.status).where(TopUp.customer_id == stripe_id)
         ]
+        recent_topups = tuple(
+            CustomerTopUp(t.topup_id, t.status, t.credits, t.amount, t.currency, t.issued_at)
+            for t in TopUp.select()
+            .where(TopUp.customer_id == stripe_id)
+            .order_by(TopUp.issued_at.desc(), TopUp.id.desc())
+            .limit(50)
+        )
         return CustomerDetail(
             stripe_id=row.stripe_id,
             name=row.name or "",
@@ -181,7 +201,37 @@ class CustomerService:
             synced_at=row.synced_at,
             topups=len(statuses),
             open_topups=statuses.count("open"),
+            recent_topups=recent_topups,
         )
+
+    def resolve(self, reference: str) -> str:
+        """The Stripe id of the customer `reference` names: a `cus_…` id, or an email that
+        exactly one customer in the local mirror has (case-insensitive).
+
+        Raises:
+            ValidationError: No customer, or several, have that email.
+        """
+        self._authority.require(Permission.BROWSE, "customers.list")
+        reference = reference.strip()
+        if "@" not in reference:
+            return reference
+        matches = [
+            c.stripe_id
+            for c in Customer.select(Customer.stripe_id, Customer.email).where(
+                Customer.deleted == False  # noqa: E712
+            )
+            if (c.email or "").casefold() == reference.casefold()
+        ]
+        if not matches:
+            raise ValidationError(
+                f"No customer with the email {reference} in the local mirror (sync first?)."
+            )
+        if len(matches) > 1:
+            raise ValidationError(
+                f"{len(matches)} customers have the email {reference} "
+                f"({', '.join(sorted(matches))}): give the customer's id."
+            )
+        return matches[0]
 
     def search(self, text: str, limit: int = 200) -> list[CustomerDetail]:
         """Customers whose name, email or Stripe id contains `text` (the CLI's --search)."""

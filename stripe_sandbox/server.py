@@ -153,6 +153,8 @@ class SandboxServer:
         port: TCP port; 0 picks a free one (read it back from :attr:`port`).
         state_file: Optional JSON file: loaded on construction if it exists, saved while
             running (at most about once a second when something changed) and on stop.
+        stable_port: With ``port`` 0, serve on the port the state file remembers when it is
+            free (links issued earlier keep working), else on a free one, then remember it.
 
     Raises:
         ValueError: ``host`` is not a loopback address, or ``state_file`` is not a sandbox
@@ -160,10 +162,16 @@ class SandboxServer:
     """
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, state_file: str | Path | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        state_file: str | Path | None = None,
+        *,
+        stable_port: bool = False,
     ) -> None:
         self._bind_host, self._family = _loopback_bind_address(host)
         self._requested_port = port
+        self._stable_port = stable_port
         self._store = Store()
         self._dispatcher = WebhookDispatcher(self._store)
         self._store.on_event = self._dispatcher.enqueue
@@ -204,11 +212,14 @@ class SandboxServer:
         with self._lifecycle:
             if self._httpd is not None:
                 return
-            httpd = _HttpServer((self._bind_host, self._requested_port), self._family, self._api)
+            httpd = self._bind()
             self._httpd = httpd
             with self._store.lock:
                 # Hosted pages (Checkout, portal, invoices) link to this server.
                 self._store.base_url = self.url
+                if self._stable_port and self._store.port != self.port:
+                    self._store.port = self.port
+                    self._store.dirty = True
             self._dispatcher.start()
             if self._saver is not None:
                 self._saver.start()
@@ -220,6 +231,15 @@ class SandboxServer:
             )
             self._thread.start()
             log.info("Stripe sandbox listening on %s", self.url)
+
+    def _bind(self) -> _HttpServer:
+        remembered = self._store.port if self._stable_port and not self._requested_port else 0
+        if remembered:
+            try:
+                return _HttpServer((self._bind_host, remembered), self._family, self._api)
+            except OSError as exc:
+                log.warning("Sandbox port %s is taken (%s): using a free one", remembered, exc)
+        return _HttpServer((self._bind_host, self._requested_port), self._family, self._api)
 
     def stop(self) -> None:
         """Stop serving, join the threads and flush the state file. Safe to call twice."""

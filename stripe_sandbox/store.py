@@ -92,6 +92,9 @@ class Store:
         self.dirty = False
         # Base URL of hosted pages (checkout, portal, invoices); the server sets its own.
         self.base_url = DEFAULT_BASE_URL
+        # The port last served on (kept across restarts and resets): links issued earlier
+        # (Checkout, portal) point at it, so a restart binds it again when it is free.
+        self.port = 0
         # Seconds added to the wall clock by POST /_sandbox/clock/advance.
         self.clock_offset = 0
         # Ordered child ids of a parent (a Checkout Session's line items...).
@@ -233,6 +236,7 @@ class Store:
             "clock_offset": self.clock_offset,
             "children": self.children,
             "hidden": self.hidden,
+            "port": self.port,
         }
         return json.dumps(state, separators=(",", ":"))
 
@@ -261,6 +265,7 @@ class Store:
             self.clock_offset = int(state.get("clock_offset", 0))
             self.children = {str(k): list(v) for k, v in state.get("children", {}).items()}
             self.hidden = {str(k): dict(v) for k, v in state.get("hidden", {}).items()}
+            self.port = int(state.get("port", 0))
             self.next_expiry = 0
             self._next_seq = int(state["next_seq"])
             self.dirty = False

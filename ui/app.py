@@ -23,6 +23,7 @@ from services.listener import ListenerService
 from services.stripe_gateway import StripeMode
 from ui.banner import ModeBanner
 from ui.crash_dialog import CrashHandler
+from ui.invoice_dialogs import NewInvoiceDialog
 from ui.journal_dialog import JournalDialog
 from ui.main_window import PANEL_NAMES, MainWindow
 from ui.operators_dialog import OperatorsDialog
@@ -51,13 +52,15 @@ def _on_qt_message(kind: QtMsgType, context: QMessageLogContext, message: str) -
     _qt_log.log(level, "%s", message)
 
 
-def make_application(resources: Path) -> QApplication:
+def make_application(resources: Path, version: str = "") -> QApplication:
     """The QApplication, styled; reuses one that already exists (tests)."""
     qInstallMessageHandler(_on_qt_message)
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setApplicationName("Billing Admin")
     app.setOrganizationName("Billing Admin")
+    if version:
+        app.setApplicationVersion(version)  # shown in Help ▸ About
     app.setStyle("Fusion")
     icon = resources / "icon.svg"
     if icon.exists():
@@ -150,12 +153,14 @@ def run_gui(
     resources: Path,
     log_file: Path | None,
     screenshot_dir: Path | None = None,
+    version: str = "",
+    placement_file: Path | None = None,
 ) -> int:
     """Open the main window and run until it closes (or take screenshots and return).
 
     With no `ctx` (the person is not an operator) only the access-denied window opens.
     """
-    app = make_application(resources)
+    app = make_application(resources, version)
     for leak in reference_leaks():
         # The pinned binding has none; a swapped one would abort the app within hours.
         log.error("Qt binding bug, the app may abort: %s (docs/platform-bugs.md)", leak)
@@ -177,6 +182,8 @@ def run_gui(
     try:
         if screenshot_dir is not None:
             return take_screenshots(window, tasks, screenshot_dir)
+        if placement_file is not None and placement_file.exists():
+            window.restore_placement(placement_file.read_bytes())
         crash.install()
         tasks.unhandled_error.connect(lambda exc: crash.handle(type(exc), exc, exc.__traceback__))
         window.show()
@@ -185,13 +192,24 @@ def run_gui(
         if listener is not None:
             window.attach_listener(listener)
             listener.start()
-        return app.exec()
+        code = app.exec()
+        if placement_file is not None:
+            _save_placement(placement_file, window.placement())
+        return code
     finally:
         if listener is not None:
             listener.stop()
         crash.uninstall()
         tasks.shutdown()
         window.deleteLater()
+
+
+def _save_placement(path: Path, data: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    except OSError as exc:  # not worth failing the exit for
+        log.warning("Could not remember the window's size and position: %s", exc)
 
 
 def _quit_on_signals(app: QApplication) -> None:
@@ -223,7 +241,7 @@ def take_screenshots(window: MainWindow, tasks: TaskRunner, out_dir: Path) -> in
             continue
         window.show_panel(name)
         panel = window.panels[name]
-        if name in ("customers", "invoices") and panel.model.rowCount():
+        if name in ("customers", "invoices", "topups") and panel.model.rowCount():
             panel.table.selectRow(0)  # show the detail pane with something in it
             tasks.wait_idle()
         QApplication.processEvents()
@@ -236,6 +254,7 @@ def take_screenshots(window: MainWindow, tasks: TaskRunner, out_dir: Path) -> in
         ("settings", SettingsDialog(window.ctx, tasks, window)),
         ("operators", OperatorsDialog(window.ctx, tasks, window)),
         ("journal", JournalDialog(window.ctx, tasks, window)),
+        ("new-invoice", NewInvoiceDialog(window.ctx, tasks, "", window)),
     ):
         dialog.show()
         tasks.wait_idle()

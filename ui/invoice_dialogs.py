@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from services.browse import ProductRow
 from services.context import AppContext
-from services.errors import AppError
+from services.errors import AppError, ValidationError
 from services.invoices import (
     ChargeOutcome,
     ChargePreview,
@@ -39,6 +39,7 @@ from services.invoices import (
 )
 from services.money import format_amount
 from services.validation import amount_in_minor_units, currency
+from ui.customer_picker import CustomerPicker
 from ui.dialogs import SubmitDialog, add_live_banner, confirm_money_move, key_after_failure
 from ui.tasks import TaskRunner
 
@@ -65,8 +66,7 @@ class NewInvoiceDialog(SubmitDialog):
         self.setWindowTitle("New draft invoice")
         self.setMinimumWidth(560)
 
-        self.customer = QLineEdit(customer_id)
-        self.customer.setPlaceholderText("Stripe customer id, e.g. cus_…")
+        self.customer = CustomerPicker(ctx, tasks, customer_id)
         self.price_choice = QRadioButton("Catalog price")
         self.custom_choice = QRadioButton("Custom line")
         group = QButtonGroup(self)
@@ -166,8 +166,11 @@ class NewInvoiceDialog(SubmitDialog):
                 amount=amount_in_minor_units(self.amount.text(), code),
                 currency=code,
             )
+        customer = self.customer.customer()
+        if customer is None:
+            raise ValidationError("Pick the customer: type part of a name or email above.")
         draft = InvoiceDraft(
-            customer_id=self.customer.text().strip(),
+            customer_id=customer.stripe_id,
             lines=(line,),
             memo=self.memo.text(),
             send_invoice=self.send_invoice.isChecked(),

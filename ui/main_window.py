@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QByteArray, QObject, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -47,6 +48,18 @@ log = logging.getLogger(__name__)
 
 PANEL_NAMES = ("customers", "products", "invoices", "credits", "topups", "events", "audit")
 CONNECTION_CHECK_MS = 120_000  # the status bar's "Connected" should not go stale
+DEFAULT_SIZE = QSize(1280, 800)
+DB_LABEL_PX = 230  # the database label's width; the rest of the bar is for messages
+
+
+def _sync_message(summary: SyncSummary) -> str:
+    """Short enough for the status bar: counts seen, and how many changed in all."""
+    seen = ", ".join(f"{n:,} {kind}" for kind, n in summary.seen.items())
+    changed = sum(summary.changed.values())
+    text = f"Synced {seen or 'nothing'} · {changed:,} changed"
+    if summary.marked_deleted:
+        text += f" · {summary.marked_deleted:,} customers marked deleted"
+    return f"Sync cancelled: {text}" if summary.cancelled else text
 
 
 LISTENER_KEEPS_MIRROR = (
@@ -84,7 +97,7 @@ class MainWindow(QMainWindow):
         self._may_sync = ctx.sync.may_write()
         self._checking = False
         self.setWindowTitle(f"Billing Admin — {ctx.mode.label}")
-        self.resize(QSize(1280, 800))
+        self.fit_to_screen()
 
         self.panels: dict[str, ListPanel[Any]] = {
             "customers": CustomersPanel(ctx, tasks),
@@ -119,6 +132,8 @@ class MainWindow(QMainWindow):
                 continue
             self.stack.addWidget(panel)
             panel.load_failed.connect(self._on_panel_load_failed)
+            panel.changed_elsewhere.connect(self.data_changed)
+            panel.open_requested.connect(self._on_panel_open_requested)
             self.data_changed.connect(panel.refresh)
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
 
@@ -152,15 +167,22 @@ class MainWindow(QMainWindow):
         self.mode_label.setProperty("mode", self.ctx.mode.value)
         self.connection_label = QLabel("Stripe: checking…")
         actor = self.ctx.actor
-        self.operator_label = QLabel(
+        # Short permanent labels (the whole text on hover) leave the messages room to be read.
+        self.operator_label = QLabel(f"{actor.login} · {actor.role.label}")
+        self.operator_label.setToolTip(
             f"Signed in as {actor.display_name} ({actor.login}) · {actor.role.label}"
         )
         self.operator_label.setObjectName("operatorLabel")
         self.webhook_label = QLabel("Webhooks: off")
         self.webhook_label.setToolTip("Start the app normally to receive Stripe's events live.")
-        self.db_label = QLabel(f"Database: {self.ctx.database_label}")
-        self.db_label.setToolTip(self.ctx.database_label)
-        self.db_label.setMaximumWidth(360)
+        # A path is told by its two ends: elide the middle, never the file name.
+        self.db_label = QLabel()
+        self.db_label.setText(
+            self.db_label.fontMetrics().elidedText(
+                f"Database: {self.ctx.database_label}", Qt.TextElideMode.ElideMiddle, DB_LABEL_PX
+            )
+        )
+        self.db_label.setToolTip(f"Database: {self.ctx.database_label}")
         self.sync_progress = QProgressBar()
         self.sync_progress.setMaximumWidth(220)
         self.sync_progress.setTextVisible(True)
@@ -168,6 +190,8 @@ class MainWindow(QMainWindow):
         self.sync_cancel = QPushButton("Cancel")
         self.sync_cancel.setVisible(False)
         self.sync_cancel.clicked.connect(self._on_sync_cancel_clicked)
+        # A message too long for the bar is readable whole on hover.
+        bar.messageChanged.connect(lambda text: bar.setToolTip(text))
         bar.addWidget(self.sync_progress)
         bar.addWidget(self.sync_cancel)
         # Stripe requests with a lost answer: shown until someone re-runs or resolves them.
@@ -276,6 +300,24 @@ class MainWindow(QMainWindow):
         elif sync_first:
             self.start_sync()
 
+    def fit_to_screen(self) -> None:
+        """1280x800, or less: the whole window (status bar included) on the available screen,
+        e.g. 1366x768 less its task bar."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        room = screen.availableGeometry()
+        frame = 40  # the window manager's title bar and borders, outside our geometry
+        size = QSize(min(DEFAULT_SIZE.width(), room.width()), min(DEFAULT_SIZE.height(),
+                     room.height() - frame))  # fmt: skip
+        self.resize(size)
+        self.move(room.x() + (room.width() - size.width()) // 2, room.y())
+
+    def restore_placement(self, saved: bytes) -> bool:
+        """Put the window where it was last time (Qt moves it back on screen if needed)."""
+        return bool(saved) and self.restoreGeometry(QByteArray(saved))
+
+    def placement(self) -> bytes:
+        return bytes(self.saveGeometry().data())
+
     def current_panel(self) -> ListPanel[Any] | None:
         return self.panels.get(PANEL_NAMES[self.stack.currentIndex()])
 
@@ -382,7 +424,7 @@ class MainWindow(QMainWindow):
 
     def _on_sync_ok(self, summary: SyncSummary) -> None:
         self._end_sync()
-        self.statusBar().showMessage(f"Sync: {summary.line()}", 10_000)
+        self.statusBar().showMessage(_sync_message(summary), 15_000)
         self._on_connection_result(None)
         self.data_changed.emit()
         self.sync_finished.emit(summary)
@@ -396,16 +438,21 @@ class MainWindow(QMainWindow):
 
     def _on_listener_state_changed(self, state: ListenerState) -> None:
         forwarding = state.listen.state is ListenState.FORWARDING
-        if not state.receiving:
+        problem = state.receiver_problem
+        if not state.receiving and problem:
+            # Say why, not a neutral "off": the events are not arriving live.
+            in_use = "in use" in problem.lower()
+            why = f"port {state.port} in use" if in_use else "could not start"
+            text = f"Webhooks: off — {why}"
+        elif not state.receiving:
             text = "Webhooks: off"
         elif forwarding:
             text = f"● Webhooks: forwarding to :{state.port}"
         else:
             text = f"Webhooks: :{state.port}, stripe listen {state.listen.state.value}"
         self.webhook_label.setText(text)
-        self.webhook_label.setProperty(
-            "state", "ok" if forwarding else "error" if state.listen.state.value == "failed" else ""
-        )
+        failed = state.listen.state.value == "failed" or bool(problem and not state.receiving)
+        self.webhook_label.setProperty("state", "ok" if forwarding else "error" if failed else "")
         self.webhook_label.style().polish(self.webhook_label)
         self.webhook_label.setToolTip(state.line())
         events = self.panels.get("events")
@@ -415,19 +462,28 @@ class MainWindow(QMainWindow):
     def _on_listener_event_arrived(self, _evt_id: str) -> None:
         self._refresh_soon.start()
 
+    def _on_panel_open_requested(self, name: str, key: object) -> None:
+        panel = self.panels.get(name)
+        if panel is not None:
+            self.show_panel(name)
+            panel.reveal(key)
+
     def _on_panel_load_failed(self, message: str) -> None:
         self.statusBar().showMessage(message, 10_000)
 
     def _on_tasks_busy_changed(self, busy: int) -> None:
         self.setCursor(Qt.CursorShape.BusyCursor if busy else Qt.CursorShape.ArrowCursor)
 
-    def _show_about(self) -> None:
-        QMessageBox.about(
-            self,
-            "About Billing Admin",
-            "Billing Admin — the internal desktop admin over Stripe Billing.\n\n"
-            f"Mode: {self.ctx.mode.label}\nDatabase: {self.ctx.database_label}",
+    def about_text(self) -> str:
+        version = QApplication.applicationVersion() or "unknown"
+        return (
+            f"Billing Admin {version} — the internal desktop admin over Stripe Billing.\n\n"
+            f"Version: {version}\nMode: {self.ctx.mode.label}\n"
+            f"Database: {self.ctx.database_label}"
         )
+
+    def _show_about(self) -> None:
+        QMessageBox.about(self, "About Billing Admin", self.about_text())
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self._sync_token is not None:

@@ -41,6 +41,7 @@ class OperatorsDialog(QDialog):
         self._ctx = ctx
         self._tasks = tasks
         self._operators: list[OperatorInfo] = []
+        self._select_after_load: str | None = None  # the login to select once reloaded
         may_manage = ctx.authority.can(Permission.MANAGE_OPERATORS)
 
         self.table = QTableWidget(0, 4)
@@ -106,6 +107,13 @@ class OperatorsDialog(QDialog):
         self._on_table_selection_changed()
         self.reload()
 
+    def show_message(self, text: str, *, error: bool) -> None:
+        """Success in the hint colour, refusals in red."""
+        self.message.setObjectName("errorText" if error else "successText")
+        self.message.setStyleSheet("" if error else "color: #1b7a34;")
+        self.message.style().polish(self.message)
+        self.message.setText(text)
+
     def reload(self) -> None:
         self._tasks.run(self, self._ctx.operators.all, self._on_list_ok, self._on_error)
 
@@ -115,6 +123,10 @@ class OperatorsDialog(QDialog):
 
     # ---- slots
     def _on_list_ok(self, operators: list[OperatorInfo]) -> None:
+        # The table is rebuilt: keep (or move to) the person acted on, by login, not by row.
+        chosen = self.selected()
+        wanted = self._select_after_load or (chosen.login if chosen else None)
+        self._select_after_load = None
         self._operators = operators
         self.table.setRowCount(len(operators))
         for i, op in enumerate(operators):
@@ -123,18 +135,28 @@ class OperatorsDialog(QDialog):
                       "Active" if op.active else "Deactivated")  # fmt: skip
             for col, value in enumerate(values):
                 self.table.setItem(i, col, QTableWidgetItem(value))
+        self.table.clearSelection()
+        for i, op in enumerate(operators):
+            if op.login == wanted:
+                self.table.selectRow(i)
         self._on_table_selection_changed()
 
     def _on_error(self, exc: BaseException) -> None:
         if not isinstance(exc, AppError):
             raise exc
-        self.message.setText(str(exc))
+        self.show_message(str(exc), error=True)
         self._set_busy(False)
 
-    def _on_done(self, text: str) -> None:
+    def _on_done(self, text: str, login: str) -> None:
         self._set_busy(False)
-        self.message.setText(text)
+        self.show_message(text, error=False)
+        self._select_after_load = login
         self.reload()
+
+    def _on_added(self, op: OperatorInfo) -> None:
+        self.login_edit.clear()  # ready for the next person
+        self.name_edit.clear()
+        self._on_done(f"Added {op.login} as {op.role.value}.", op.login)
 
     def _set_busy(self, busy: bool) -> None:
         if self._may_manage:
@@ -159,7 +181,7 @@ class OperatorsDialog(QDialog):
         self._tasks.run(
             self,
             lambda: self._ctx.operators.add(login, role, name),
-            lambda op: self._on_done(f"Added {op.login} as {op.role.value}."),
+            self._on_added,
             self._on_error,
         )
 
@@ -172,7 +194,9 @@ class OperatorsDialog(QDialog):
         self._tasks.run(
             self,
             lambda: self._ctx.operators.set_role(op.login, role),
-            lambda changed: self._on_done(f"{changed.login} is now {changed.role.value}."),
+            lambda changed: self._on_done(
+                f"{changed.login} is now {changed.role.value}.", changed.login
+            ),
             self._on_error,
         )
 
@@ -186,7 +210,8 @@ class OperatorsDialog(QDialog):
             self,
             lambda: call(op.login),
             lambda changed: self._on_done(
-                f"{changed.login} is {'active' if changed.active else 'deactivated'}."
+                f"{changed.login} is {'active' if changed.active else 'deactivated'}.",
+                changed.login,
             ),
             self._on_error,
         )

@@ -65,8 +65,15 @@ class TopUpDialog(QDialog):
         self.credits_spin = QSpinBox()
         self.price_label = QLabel()
         self.price_label.setObjectName("hintText")
-        self.credits_spin.setRange(*ctx.credits.custom_limits())
+        # Wider than the team's limits on purpose: a spin box clamps what was typed (50 became
+        # 100) behind the user's back. Out-of-range input is refused, naming the limits.
+        self._limits = ctx.credits.custom_limits()
+        self.credits_spin.setRange(1, 999_999_999)
+        self.credits_spin.setValue(self._limits[0])
         self.credits_spin.setSingleStep(100)
+        self.credits_spin.setToolTip(
+            f"Between {self._limits[0]:,} and {self._limits[1]:,} credits (the team's limits)"
+        )
         self.credits_spin.setGroupSeparatorShown(True)
         self.credits_spin.valueChanged.connect(self._on_credits_spin_changed)
         self.pack_choice.toggled.connect(self._on_choice_toggled)
@@ -146,12 +153,21 @@ class TopUpDialog(QDialog):
             amount, currency = self._ctx.credits.quote_custom(credits)
         except AppError as exc:
             self.price_label.setText(str(exc))
+            self.price_label.setProperty("error", True)
             return
         self.price_label.setText(f"= {format_amount(amount, currency)}")
+        self.price_label.setProperty("error", False)
 
     def _on_create_clicked(self) -> None:
         pack = self.pack_combo.currentData() if self.pack_choice.isChecked() else None
         credits = None if pack else self.credits_spin.value()
+        low, high = self._limits
+        if credits is not None and not low <= credits <= high:
+            self.status.setText(
+                f"Not created: a custom top-up is {low:,} to {high:,} credits, not {credits:,}. "
+                "Change the number, or pick a credit pack."
+            )
+            return
         what = f"a top-up link for {credits:,} credits" if credits else "a credit pack link"
         if not confirm_money_move(self._ctx.mode, f"Create {what}.", self):
             return

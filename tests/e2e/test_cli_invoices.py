@@ -113,3 +113,24 @@ def test_list_show_create_and_charge_exit_codes(
     bad = _run(tmp_path, sandbox, "invoices", "create", "--customer", good, "--amount", "100")
     assert bad.returncode == 2
     assert "--currency" in bad.stderr
+
+
+def test_create_takes_an_email_that_names_one_customer(
+    tmp_path: Path, sandbox: SandboxServer, stripe_client: stripe.StripeClient
+) -> None:
+    one = stripe_client.v1.customers.create({"name": "Wei Nwosu", "email": "wei@nwosu.example"})
+    for _ in range(2):
+        stripe_client.v1.customers.create({"email": "shared@example.com"})
+    assert _run(tmp_path, sandbox, "sync", "customers").returncode == 0
+    line = ("--amount", "2500", "--currency", "usd", "--description", "Consulting", "--json")
+    made = _run(tmp_path, sandbox, "invoices", "create", "--customer", "Wei@Nwosu.example", *line)
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["customer"] == one.id
+    shared = _run(
+        tmp_path, sandbox, "invoices", "create", "--customer", "shared@example.com", *line
+    )
+    assert shared.returncode == 2
+    assert "2 customers have the email shared@example.com" in shared.stderr
+    nobody = _run(tmp_path, sandbox, "invoices", "create", "--customer", "no@one.example", *line)
+    assert nobody.returncode == 2
+    assert "No customer with the email no@one.example" in nobody.stderr

@@ -130,3 +130,31 @@ def test_state_file_keeps_payments_invoices_and_the_clock(tmp_path: Path) -> Non
         client = stripe.StripeClient("sk_test_state", base_addresses={"api": third.url})
         assert client.v1.checkout.sessions.retrieve(session.id).status == "expired"
         assert call(third.url, "GET", "/_sandbox/clock")[2]["offset_seconds"] == 1801
+
+
+def test_a_stable_port_is_kept_across_restarts_unless_taken(tmp_path: Path) -> None:
+    state = tmp_path / "sandbox-state.json"
+    first = SandboxServer(port=0, state_file=state, stable_port=True)
+    first.start()
+    port = first.port
+    first.stop()
+    again = SandboxServer(port=0, state_file=state, stable_port=True)
+    again.start()
+    try:
+        assert again.port == port  # links issued last time point here
+    finally:
+        again.stop()
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", port))
+    blocker.listen(1)
+    try:
+        moved = SandboxServer(port=0, state_file=state, stable_port=True)
+        moved.start()
+        new_port = moved.port
+        try:
+            assert new_port not in (0, port)  # taken: a free one, not a failure
+        finally:
+            moved.stop()
+    finally:
+        blocker.close()
+    assert SandboxServer(port=0, state_file=state, stable_port=True)._store.port == new_port

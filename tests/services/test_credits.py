@@ -224,6 +224,8 @@ def test_async_payment_success_and_failure(world: World) -> None:
         "both completions",
     )
     assert world.balance(customer) == 0  # completed but unpaid: nothing yet
+    for topup_id in (good, bad):
+        _wait(lambda t=topup_id: world.topup(t).status == "pending", "the debit as settling")
     sandbox = world.sandbox
     _sandbox_post(
         sandbox,

@@ -145,3 +145,20 @@ def test_a_decline_is_shown_in_plain_words_with_the_invoice_link(
     assert panel.detail.detail is not None
     assert panel.detail.detail.status == "open"
     dialog.close()
+
+
+def test_filter_boxes_apply_as_you_type(qtbot: QtBot, window: MainWindow) -> None:
+    panel = _panel(window)
+    before = panel.model.total_count
+    name = panel.model.visible_rows()[0].customer_name
+    with qtbot.waitSignal(panel.rows_loaded, timeout=10_000):
+        panel.customer_filter.setText(name)  # typed: no Enter, focus stays in the box
+    assert 0 < panel.model.total_count < before
+    assert {r.customer_name for r in panel.model.visible_rows()} == {name}
+    panel.since.setText("2026-1")  # half a date while typing: no error yet, nothing lost
+    assert not panel.filter_error.isVisible()
+    assert {r.customer_name for r in panel.model.visible_rows()} == {name}
+    panel.since.clear()
+    with qtbot.waitSignal(panel.rows_loaded, timeout=10_000):
+        panel.customer_filter.clear()
+    assert panel.model.total_count == before

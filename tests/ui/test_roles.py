@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QDialogButtonBox
@@ -97,6 +99,39 @@ def test_admin_cannot_add_a_second_os_login_on_sqlite_in_the_dialog(
     dialog.add_button.click()
     qtbot.waitUntil(lambda: "not a valid login" in dialog.message.text(), timeout=5000)
     assert dialog.table.rowCount() == 1
+
+
+def test_the_operators_dialog_after_add_on_a_shared_database(
+    qtbot: QtBot, runtime: Runtime, tasks: TaskRunner
+) -> None:
+    """Where several operators are allowed (a shared PostgreSQL): the form clears after Add,
+    the person just added stays selected, and success is not shown in red."""
+    ctx = runtime.require_context()
+    ctx = dataclasses.replace(ctx, operators=OperatorService(runtime.database, ctx.authority))
+    dialog = OperatorsDialog(ctx, tasks)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=5000)
+    dialog.login_edit.setText("newhire")
+    dialog.role_combo.setCurrentIndex(list(Role).index(Role.SUPPORT))
+    dialog.add_button.click()
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 2, timeout=5000)
+    assert "Added newhire as support" in dialog.message.text()
+    assert dialog.message.objectName() != "errorText"  # success is not shown in red
+    assert (dialog.login_edit.text(), dialog.name_edit.text()) == ("", "")  # ready for the next
+    chosen = dialog.selected()  # the person just added, not whoever sorts into that row
+    assert chosen is not None
+    assert chosen.login == "newhire"
+    dialog.login_edit.setText("second")
+    dialog.add_button.click()
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 3, timeout=5000)
+    chosen = dialog.selected()
+    assert chosen is not None
+    assert chosen.login == "second"
+    dialog.login_edit.setText("bad login")
+    dialog.add_button.click()
+    qtbot.waitUntil(lambda: "not a valid login" in dialog.message.text(), timeout=5000)
+    assert dialog.message.objectName() == "errorText"
+    assert dialog.table.rowCount() == 3
 
 
 def test_live_mode_needs_typed_confirmation(qtbot: QtBot) -> None:

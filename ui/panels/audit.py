@@ -134,6 +134,9 @@ class AuditPanel(ListPanel[AuditRow]):
     def column_widths(self) -> Sequence[int]:
         return (150, 110, 70, 150, 170, 80, 350, 160)
 
+    def row_key(self, row: AuditRow) -> object:
+        return row.id
+
     def current_filter(self) -> AuditFilter:
         """The filters as chosen on screen (read on the GUI thread)."""
         since = until = None

@@ -13,8 +13,10 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QProxyStyle,
     QPushButton,
     QStackedWidget,
+    QStyle,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -27,6 +29,25 @@ from ui.tasks import TaskRunner
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
+
+_HEADER_ARROW = QStyle.PrimitiveElement.PE_IndicatorHeaderArrow
+_ARROW_UP = QStyle.PrimitiveElement.PE_IndicatorArrowUp
+_ARROW_DOWN = QStyle.PrimitiveElement.PE_IndicatorArrowDown
+_ASCENDING = Qt.SortOrder.AscendingOrder
+
+
+class SortArrowStyle(QProxyStyle):
+    """The sort arrow reads the same on every platform: ▲ ascending, ▼ descending.
+
+    QHeaderView tells the style `SortDown` for ascending, and Fusion draws it ▼ on Linux
+    but ▲ elsewhere, so a newest-first list showed ▲ here. Draw from the header's order.
+    """
+
+    def drawPrimitive(self, element: Any, option: Any, painter: Any, widget: Any = None) -> None:
+        if element == _HEADER_ARROW and isinstance(widget, QHeaderView):
+            ascending = widget.sortIndicatorOrder() == _ASCENDING
+            element = _ARROW_UP if ascending else _ARROW_DOWN
+        super().drawPrimitive(element, option, painter, widget)
 
 
 class EmptyState(QWidget):
@@ -77,6 +98,14 @@ class ListPanel(QWidget, Generic[R]):
     row_selected = Signal(object)
     #: Emitted with the row the user activated (double-click or Enter).
     row_activated = Signal(object)
+    #: Emitted when a reload, search or sort kept the selected row: the row as it is now, and
+    #: whether it changed (a panel then refreshes its detail in place, never blanks it).
+    selection_kept = Signal(object, bool)
+    #: Emitted when the user changed data here that other panels show (a link issued,
+    #: credits granted, an invoice finalized): the window refreshes every panel.
+    changed_elsewhere = Signal()
+    #: Emitted to show a row of another panel: the panel's name and the row's key (its id).
+    open_requested = Signal(str, object)
 
     title = ""
     noun = ("row", "rows")
@@ -99,6 +128,9 @@ class ListPanel(QWidget, Generic[R]):
         self._reload_pending = False
         self._loaded_once = False
         self._select_after_load: Callable[[R], bool] | None = None
+        self._kept: R | None = None  # the selected row while the model resets
+        self._kept_scroll: tuple[int, int] | None = None
+        self._restoring = False
         self.model: RowTableModel[R] = RowTableModel(columns, search_text)
 
         heading = QLabel(self.title)
@@ -131,6 +163,8 @@ class ListPanel(QWidget, Generic[R]):
         self.table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         self.table.setSortingEnabled(True)
         self.model.clear_sort()
+        self._arrow_style = SortArrowStyle()  # kept: the header does not own its style
+        self.table.horizontalHeader().setStyle(self._arrow_style)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.verticalHeader().setVisible(False)
@@ -138,7 +172,9 @@ class ListPanel(QWidget, Generic[R]):
         self.table.setWordWrap(False)
         self.table.selectionModel().currentRowChanged.connect(self._on_table_current_row_changed)
         self.table.activated.connect(self._on_table_activated)
-        self.model.modelReset.connect(lambda: self.row_selected.emit(None))
+        # A reset (reload, search, sort) forgets the view's selection: keep it by the row's key.
+        self.model.modelAboutToBeReset.connect(self._on_model_about_to_be_reset)
+        self.model.modelReset.connect(self._on_model_reset)
 
         self.empty = EmptyState()
         self.stack = QStackedWidget()
@@ -191,11 +227,30 @@ class ListPanel(QWidget, Generic[R]):
         """Initial widths in pixels, by column; subclasses override."""
         return ()
 
+    def row_key(self, row: R) -> object:
+        """What identifies a row across reloads (e.g. its Stripe id); subclasses override."""
+        return row
+
+    def reveal(self, key: object) -> None:
+        """Reload and select the row whose key is `key`, clearing anything that hides it."""
+        self.clear_filters()
+        self.refresh_then_select(lambda r: self.row_key(r) == key)
+
+    def clear_filters(self) -> None:
+        """Show every row (subclasses with filters of their own clear those too)."""
+        self.search.clear()
+
     # ---- slots
     def _on_load_ok(self, rows: Any) -> None:
         self._loading = False
         self._loaded_once = True
-        self.model.set_rows(rows)
+        # A reload keeps where the user was looking: the same rows, mostly in the same order.
+        bars = (self.table.verticalScrollBar(), self.table.horizontalScrollBar())
+        self._kept_scroll = (bars[0].value(), bars[1].value())
+        try:
+            self.model.set_rows(rows)
+        finally:
+            self._kept_scroll = None
         if not self.table.property("widthsSet"):
             for col, width in enumerate(self.column_widths()):
                 self.table.setColumnWidth(col, width)
@@ -218,7 +273,36 @@ class ListPanel(QWidget, Generic[R]):
         self.stack.setCurrentWidget(self.empty)
         self.load_failed.emit(str(exc))
 
+    def _on_model_about_to_be_reset(self) -> None:
+        self._kept = self.current_row()
+
+    def _on_model_reset(self) -> None:
+        kept, self._kept = self._kept, None
+        if kept is None:
+            self.row_selected.emit(None)
+            return
+        key = self.row_key(kept)
+        for i, row in enumerate(self.model.visible_rows()):
+            if self.row_key(row) != key:
+                continue
+            self._restoring = True  # the same row: no "selection changed", no blank detail
+            try:
+                self.table.selectRow(i)
+            finally:
+                self._restoring = False
+            if self._kept_scroll is not None:
+                self.table.doItemsLayout()  # the scroll ranges, before setting the values
+                self.table.verticalScrollBar().setValue(self._kept_scroll[0])
+                self.table.horizontalScrollBar().setValue(self._kept_scroll[1])
+            else:
+                self.table.scrollTo(self.model.index(i, 0))
+            self.selection_kept.emit(row, row != kept)
+            return
+        self.row_selected.emit(None)  # it is gone, or filtered out
+
     def _on_table_current_row_changed(self, current: Any, _previous: Any) -> None:
+        if self._restoring:
+            return
         self.row_selected.emit(self.model.row_at(current.row()) if current.isValid() else None)
 
     def _on_table_activated(self, index: Any) -> None:
@@ -238,7 +322,7 @@ class ListPanel(QWidget, Generic[R]):
             self.empty.show_message(self.empty_title, self.empty_hint)
             self.stack.setCurrentWidget(self.empty)
         elif shown == 0:
-            self.count_label.setText(f"0 of {total:,} {many}")
+            self.count_label.setText(f"0 of {total:,} {one if total == 1 else many}")
             self.empty.show_message(
                 f"No {many} match “{self.search.text().strip()}”",
                 "Search looks at every column shown. Clear the search box (Esc) to see all.",
@@ -246,7 +330,7 @@ class ListPanel(QWidget, Generic[R]):
             self.stack.setCurrentWidget(self.empty)
         else:
             noun = one if total == 1 else many
-            text = f"{total:,} {noun}" if shown == total else f"{shown:,} of {total:,} {many}"
+            text = f"{total:,} {noun}" if shown == total else f"{shown:,} of {total:,} {noun}"
             self.count_label.setText(text)
             self.stack.setCurrentWidget(self.table)
 

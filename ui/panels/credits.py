@@ -135,16 +135,21 @@ class CreditsPanel(ListPanel[CreditBalanceRow]):
         row.addWidget(note, 1)
         layout.insertLayout(1, row)
         self.row_selected.connect(self._on_self_row_selected)
+        # The ledger of the kept customer is reloaded in place (a new entry may have arrived).
+        self.selection_kept.connect(lambda row, _changed: self._on_self_row_selected(row))
 
     def column_widths(self) -> Sequence[int]:
         return (170, 200, 80, 60, 130, 170)
+
+    def row_key(self, row: CreditBalanceRow) -> object:
+        return row.customer_id
 
     def grant_to_selected(self) -> None:
         row = self.current_row()
         if row is None or not self._can_grant:
             return
         dialog = GrantDialog(self._ctx, self._tasks, row.customer_id, row.customer_name, self)
-        dialog.granted.connect(lambda _entry: self.refresh())
+        dialog.granted.connect(lambda _entry: self.changed_elsewhere.emit())
         dialog.open()
 
     def _on_self_row_selected(self, row: CreditBalanceRow | None) -> None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QFormLayout,
     QFrame,
     QHBoxLayout,
     QLabel,
+    QListWidget,
+    QListWidgetItem,
     QPushButton,
     QSplitter,
     QVBoxLayout,
@@ -21,10 +23,13 @@ from services.browse import CustomerRow
 from services.context import AppContext
 from services.customers import CustomerDetail
 from services.errors import AppError
+from services.invoices import InvoiceDetail
 from services.permissions import Permission
 from ui.customer_dialogs import CustomerDialog, PortalLinkDialog
+from ui.customer_picker import customer_search_text
 from ui.dialogs import denied_tooltip
 from ui.formatting import format_amount, format_date, format_datetime
+from ui.invoice_dialogs import NewInvoiceDialog
 from ui.panels.base import ListPanel
 from ui.table_model import Column
 from ui.tasks import TaskRunner
@@ -48,16 +53,20 @@ COLUMNS: list[Column[CustomerRow]] = [
 
 DETAIL_FIELDS = (
     "Email", "Phone", "Address", "Created", "Currency", "Stripe balance", "Credits",
-    "Metadata", "Tags", "Notes", "Invoices", "Top-ups", "Synced",
+    "Metadata", "Tags", "Notes", "Synced",
 )  # fmt: skip
+_ID = Qt.ItemDataRole.UserRole
 
 
-def _search_text(row: CustomerRow) -> str:
-    return f"{row.name} {row.email} {row.phone} {row.stripe_id} {row.metadata_text}"
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n:,} {one if n == 1 else many}"
 
 
 class CustomerDetailPane(QFrame):
     """The selected customer, loaded on selection only (never for every row)."""
+
+    #: Emitted when a listed invoice or top-up is opened: the panel's name and the id.
+    open_requested = Signal(str, object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -84,11 +93,29 @@ class CustomerDetailPane(QFrame):
             form.addRow(f"{key}:", label)
         self.grant_button = QPushButton("Grant credits…")
         self.grant_button.setEnabled(False)
+        self.invoices_caption = QLabel("Invoices")
+        self.topups_caption = QLabel("Top-ups")
+        self.invoices = QListWidget()
+        self.topups = QListWidget()
+        for caption, listing, panel in (
+            (self.invoices_caption, self.invoices, "invoices"),
+            (self.topups_caption, self.topups, "topups"),
+        ):
+            caption.setStyleSheet("font-weight: 600; margin-top: 6px;")
+            listing.setMaximumHeight(112)
+            listing.setToolTip("Double-click (or Enter) to open it")
+            listing.itemActivated.connect(
+                lambda item, name=panel: self.open_requested.emit(name, item.data(_ID))
+            )
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
         layout.addLayout(id_row)
         layout.addLayout(form)
         layout.addWidget(self.grant_button)
+        layout.addWidget(self.invoices_caption)
+        layout.addWidget(self.invoices)
+        layout.addWidget(self.topups_caption)
+        layout.addWidget(self.topups)
         layout.addStretch(1)
         self.detail: CustomerDetail | None = None
 
@@ -100,10 +127,13 @@ class CustomerDetailPane(QFrame):
             self.stripe_id.setText("")
             for label in self.fields.values():
                 label.setText("—")
+            self.invoices.clear()
+            self.topups.clear()
+            self.invoices_caption.setText("Invoices")
+            self.topups_caption.setText("Top-ups")
             return
         self.title.setText(d.name or d.email or d.stripe_id)
         self.stripe_id.setText(d.stripe_id)
-        open_invoices = [i for i in d.invoices if i.status == "open"]
         values = {
             "Email": d.email or "—",
             "Phone": d.phone or "—",
@@ -115,14 +145,49 @@ class CustomerDetailPane(QFrame):
             "Metadata": ", ".join(f"{k}={v}" for k, v in sorted(d.metadata.items())) or "—",
             "Tags": ", ".join(d.tags) or "—",
             "Notes": d.notes or "—",
-            "Invoices": f"{len(d.invoices)} ({len(open_invoices)} open)" if d.invoices else "none",
-            "Top-ups": f"{d.topups} ({d.open_topups} open)" if d.topups else "none",
             "Synced": format_datetime(d.synced_at),
         }
         if d.deleted:
             values["Synced"] += " — deleted in Stripe"
         for key, value in values.items():
             self.fields[key].setText(value)
+        self._show_lists(d)
+
+    def _show_lists(self, d: CustomerDetail) -> None:
+        open_invoices = sum(1 for i in d.invoices if i.status == "open")
+        latest = " — latest 50" if len(d.invoices) >= 50 else ""
+        self.invoices_caption.setText(
+            f"Invoices: {_plural(len(d.invoices), 'invoice', 'invoices')}, "
+            f"{open_invoices:,} open{latest}"
+            if d.invoices
+            else "Invoices: none"
+        )
+        self.invoices.clear()
+        for inv in d.invoices:
+            item = QListWidgetItem(
+                f"{inv.number or '(draft)'} · {inv.status.capitalize()} · "
+                f"{format_amount(inv.total, inv.currency)} · {format_date(inv.created)}"
+            )
+            item.setData(_ID, inv.stripe_id)
+            item.setToolTip(f"{inv.stripe_id} — double-click to open it in Invoices")
+            self.invoices.addItem(item)
+        self.topups_caption.setText(
+            f"Top-ups: {_plural(d.topups, 'link', 'links')}, {d.open_topups:,} open"
+            if d.topups
+            else "Top-ups: none"
+        )
+        self.topups.clear()
+        for t in d.recent_topups:
+            item = QListWidgetItem(
+                f"{format_date(t.issued_at)} · {t.status} · {t.credits:,} credits · "
+                f"{format_amount(t.amount, t.currency)}"
+            )
+            item.setData(_ID, t.topup_id)
+            item.setToolTip(f"{t.topup_id} — double-click to open it in Top-ups")
+            self.topups.addItem(item)
+        # An empty box reads as "still loading": say "none" in the caption instead.
+        self.invoices.setVisible(bool(d.invoices))
+        self.topups.setVisible(bool(d.recent_topups))
 
     def _on_copy_id_clicked(self) -> None:
         if self.detail is not None:
@@ -140,7 +205,7 @@ class CustomersPanel(ListPanel[CustomerRow]):
     )
 
     def __init__(self, ctx: AppContext, tasks: TaskRunner, parent: QWidget | None = None) -> None:
-        super().__init__(tasks, ctx.browse.customers, COLUMNS, _search_text, parent)
+        super().__init__(tasks, ctx.browse.customers, COLUMNS, customer_search_text, parent)
         self._ctx = ctx
         self.new_button = QPushButton("New customer")
         self.new_button.setShortcut(QKeySequence("Ctrl+N"))
@@ -151,6 +216,9 @@ class CustomersPanel(ListPanel[CustomerRow]):
         self.topup_button = QPushButton("Top-up link")
         self.topup_button.setShortcut(QKeySequence("Ctrl+T"))
         self.topup_button.clicked.connect(self.topup_link_for_selected)
+        self.invoice_button = QPushButton("New invoice…")
+        self.invoice_button.setShortcut(QKeySequence("Ctrl+I"))
+        self.invoice_button.clicked.connect(self.new_invoice_for_selected)
         self.new_button.clicked.connect(self.new_customer)
         self.edit_button.clicked.connect(self.edit_selected)
         self.portal_button.clicked.connect(self.portal_link_for_selected)
@@ -159,6 +227,7 @@ class CustomersPanel(ListPanel[CustomerRow]):
             (self.edit_button, "Ctrl+E"),
             (self.portal_button, "Ctrl+L"),
             (self.topup_button, "Ctrl+T"),
+            (self.invoice_button, "Ctrl+I"),
         )
         for button, shortcut in buttons:
             button.setToolTip(f"{button.text()} ({shortcut})")
@@ -166,6 +235,11 @@ class CustomersPanel(ListPanel[CustomerRow]):
         self._can_edit = ctx.authority.can(Permission.EDIT_CUSTOMER)
         self._can_portal = ctx.authority.can(Permission.ISSUE_PORTAL_LINK)
         self._can_topup = ctx.authority.can(Permission.ISSUE_TOPUP_LINK)
+        self._can_invoice = ctx.authority.can(Permission.CREATE_INVOICE)
+        if not self._can_invoice:
+            self.invoice_button.setToolTip(
+                denied_tooltip(ctx.actor.role, Permission.CREATE_INVOICE)
+            )
         if not self._can_topup:
             self.topup_button.setToolTip(
                 denied_tooltip(ctx.actor.role, Permission.ISSUE_TOPUP_LINK)
@@ -181,6 +255,7 @@ class CustomersPanel(ListPanel[CustomerRow]):
             )
 
         self.detail = CustomerDetailPane()
+        self.detail.open_requested.connect(self.open_requested)
         self._can_grant = ctx.authority.can(Permission.GRANT_CREDITS)
         self.detail.grant_button.clicked.connect(self.grant_to_selected)
         if not self._can_grant:
@@ -198,11 +273,16 @@ class CustomersPanel(ListPanel[CustomerRow]):
         splitter.setSizes([860, 300])
         layout.addWidget(splitter, 1)
         self.row_selected.connect(self._on_self_row_selected)
+        # Credits, invoices and top-ups may change without the row: reload the detail in place.
+        self.selection_kept.connect(lambda row, _changed: self._load_detail(row.stripe_id))
         self.row_activated.connect(lambda _row: self.edit_selected())
         self._update_buttons(None)
 
     def column_widths(self) -> Sequence[int]:
         return (170, 235, 125, 105, 90, 170)
+
+    def row_key(self, row: CustomerRow) -> object:
+        return row.stripe_id
 
     # ---- actions
     def new_customer(self) -> None:
@@ -231,9 +311,24 @@ class CustomersPanel(ListPanel[CustomerRow]):
         detail = self.detail.detail
         if not self._can_topup or detail is None or detail.deleted:
             return
-        TopUpDialog(
+        dialog = TopUpDialog(
             self._ctx, self._tasks, detail.stripe_id, detail.name or detail.email, self
-        ).open()
+        )
+        dialog.issued.connect(lambda _link: self.changed_elsewhere.emit())  # the tracker, live
+        dialog.open()
+
+    def new_invoice_for_selected(self) -> None:
+        """A draft invoice for the selected customer; the new draft then opens in Invoices."""
+        detail = self.detail.detail
+        if not self._can_invoice or detail is None or detail.deleted:
+            return
+        dialog = NewInvoiceDialog(self._ctx, self._tasks, detail.stripe_id, self)
+        dialog.created.connect(self._on_invoice_created)
+        dialog.open()
+
+    def _on_invoice_created(self, invoice: InvoiceDetail) -> None:
+        self.changed_elsewhere.emit()
+        self.open_requested.emit("invoices", invoice.stripe_id)
 
     def grant_to_selected(self) -> None:
         detail = self.detail.detail
@@ -242,7 +337,7 @@ class CustomersPanel(ListPanel[CustomerRow]):
         dialog = GrantDialog(
             self._ctx, self._tasks, detail.stripe_id, detail.name or detail.email, self
         )
-        dialog.granted.connect(lambda _entry: self._on_self_row_selected(self.current_row()))
+        dialog.granted.connect(lambda _entry: self.changed_elsewhere.emit())
         dialog.open()
 
     # ---- slots
@@ -251,8 +346,11 @@ class CustomersPanel(ListPanel[CustomerRow]):
         if row is None:
             self.detail.show_detail(None)
             return
+        self._load_detail(row.stripe_id)
+
+    def _load_detail(self, customer_id: str) -> None:
         self._tasks.run(
-            self, lambda: self._ctx.customers.detail(row.stripe_id), self._on_detail_loaded,
+            self, lambda: self._ctx.customers.detail(customer_id), self._on_detail_loaded,
             self._on_detail_failed,
         )  # fmt: skip
 
@@ -277,4 +375,5 @@ class CustomersPanel(ListPanel[CustomerRow]):
         self.edit_button.setEnabled(self._can_edit and has)
         self.portal_button.setEnabled(self._can_portal and has)
         self.topup_button.setEnabled(self._can_topup and has)
+        self.invoice_button.setEnabled(self._can_invoice and has)
         self.detail.grant_button.setEnabled(self._can_grant and has)

@@ -117,9 +117,13 @@ class EventsPanel(ListPanel[EventRow]):
         layout.insertLayout(1, row)
         layout.addWidget(splitter, 1)
         self.row_selected.connect(self._on_self_row_selected)
+        self.selection_kept.connect(self._on_self_selection_kept)
 
     def column_widths(self) -> Sequence[int]:
         return (140, 230, 170, 70, 70, 60, 200)
+
+    def row_key(self, row: EventRow) -> object:
+        return row.evt_id
 
     def show_listener(self, text: str) -> None:
         self.listener_label.setText(text)
@@ -170,6 +174,10 @@ class EventsPanel(ListPanel[EventRow]):
     def _on_status_combo_changed(self, text: str) -> None:
         self._status = None if text == ANY else text
         self.refresh()
+
+    def _on_self_selection_kept(self, row: EventRow, changed: bool) -> None:
+        if changed:
+            self._on_self_row_selected(row)
 
     def _on_self_row_selected(self, row: EventRow | None) -> None:
         self.replay_button.setEnabled(self._can_replay and row is not None)

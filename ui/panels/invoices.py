@@ -227,7 +227,8 @@ class InvoiceDetailPane(QFrame):
 
         status = "Open — overdue" if d.overdue else d.status.capitalize()
         if d.status == "open" and d.attempt_count:
-            status += f" ({d.attempt_count} failed payment attempt(s))"
+            tries = "attempt" if d.attempt_count == 1 else "attempts"
+            status += f" ({d.attempt_count} failed payment {tries})"
         values = {
             "Customer": f"{d.customer_name or '(no name)'} ({d.customer_id})",
             "Status": status,
@@ -312,6 +313,9 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
         self.max_total.setPlaceholderText("max total")
         for edit in (self.customer_filter, self.since, self.until, self.min_total, self.max_total):
             edit.setClearButtonEnabled(True)
+            # As you type, like search; a half-typed date or amount is said wrong only once
+            # the field is left (or Enter).
+            edit.textChanged.connect(lambda _text: self._on_filters_changed(typing=True))
             edit.editingFinished.connect(self._on_filters_changed)
         for edit in (self.since, self.until):
             edit.setFixedWidth(130)
@@ -386,16 +390,26 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
         layout.addWidget(self.action_status)
         self.filter_error.setVisible(False)
         self.row_selected.connect(self._on_self_row_selected)
+        self.selection_kept.connect(self._on_self_selection_kept)
         self._update_buttons()
 
     def column_widths(self) -> Sequence[int]:
         return (118, 125, 112, 86, 82, 86, 86, 86, 200)
 
+    def row_key(self, row: InvoiceListRow) -> object:
+        return row.stripe_id
+
+    def clear_filters(self) -> None:
+        for edit in (self.customer_filter, self.since, self.until, self.min_total, self.max_total):
+            edit.clear()
+        self.status_combo.setCurrentIndex(0)
+        super().clear_filters()
+
     # ---- loading
     def _load_rows(self) -> list[InvoiceListRow]:
         return self._ctx.invoices.invoices(self._filter)
 
-    def _on_filters_changed(self, *_args: object) -> None:
+    def _on_filters_changed(self, *_args: object, typing: bool = False) -> None:
         try:
             since = _parse_day(self.since.text(), "From")
             until = _parse_day(self.until.text(), "To")
@@ -410,8 +424,9 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
                 max_total=amount_in_minor_units(high, "usd") if high else None,
             )
         except AppError as exc:
-            self.filter_error.setText(str(exc))
-            self.filter_error.setVisible(True)
+            if not typing:
+                self.filter_error.setText(str(exc))
+                self.filter_error.setVisible(True)
             return
         self.filter_error.setVisible(False)
         if flt != self._filter:
@@ -440,6 +455,10 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
             return
         self.detail.show_loading(row)
         self._load_detail(row.stripe_id)
+
+    def _on_self_selection_kept(self, row: InvoiceListRow, changed: bool) -> None:
+        if changed:  # its own invoice changed (an event, or our own action): refresh in place
+            self._load_detail(row.stripe_id)
 
     def _load_detail(self, invoice_id: str) -> None:
         self._tasks.run(
@@ -608,6 +627,10 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
 
     def _on_action_done(self, detail: InvoiceDetail, done: str) -> None:
         self.action_status.setText(f"Invoice {detail.number or detail.stripe_id} {done}.")
+        current = self.current_row()
+        if current is not None and current.stripe_id == detail.stripe_id:
+            self.detail.show_detail(detail)  # what Stripe answered, at once and in place
+            self._update_buttons()
         self._on_changed(detail)
 
     def _on_action_failed(self, exc: BaseException) -> None:
@@ -619,6 +642,7 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
 
     def _on_changed(self, detail: InvoiceDetail) -> None:
         self.refresh_then_select(lambda r: r.stripe_id == detail.stripe_id)
+        self.changed_elsewhere.emit()  # e.g. the customer's invoices in the Customers panel
 
     def _on_charge_started(self, invoice_id: str) -> None:
         self._charging.add(invoice_id)

@@ -104,6 +104,7 @@ class ProductsPanel(ListPanel[ProductRow]):
                 button.setEnabled(False)
                 button.setToolTip(reason)
         self.row_selected.connect(self._on_self_row_selected)
+        self.selection_kept.connect(lambda row, _changed: self._on_self_row_selected(row))
         self.row_activated.connect(lambda _row: self.edit_selected())
         self._on_self_row_selected(None)
 
@@ -147,3 +148,6 @@ class ProductsPanel(ListPanel[ProductRow]):
 
     def column_widths(self) -> Sequence[int]:
         return (240, 80, 80, 100, 60, 100, 200)
+
+    def row_key(self, row: ProductRow) -> object:
+        return row.stripe_id

@@ -5,13 +5,25 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication
-from PySide6.QtWidgets import QComboBox, QPushButton, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QFrame,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from services.context import AppContext
 from services.credits import TopUpRow
 from services.errors import AppError
 from services.permissions import Permission
+from services.topup_attempts import TopUpAttempts
 from ui.dialogs import denied_tooltip
 from ui.formatting import format_amount, format_datetime
 from ui.panels.base import ListPanel
@@ -22,9 +34,21 @@ ANY = "Any status"
 _GREEN = QColor("#1b7a34")
 _RED = QColor("#b3261e")
 _GREY = QColor("#7a7a7a")
+_AMBER = QColor("#8a6100")
 _STATUS_COLOUR = {
     "credited": _GREEN, "failed": _RED, "refunded": _RED, "disputed": _RED, "expired": _GREY,
+    "pending": _AMBER,
 }  # fmt: skip
+#: What each status means, in the words a finance clerk would use.
+STATUS_MEANING = {
+    "open": "Waiting for the customer to pay; the link works.",
+    "pending": "Paid by bank debit, still settling: no credits until the bank confirms.",
+    "credited": "Paid; the credits were added.",
+    "expired": "Not paid; the link no longer works.",
+    "failed": "The bank debit failed: nothing was paid, no credits.",
+    "refunded": "Paid, then refunded; the credits were taken back.",
+    "disputed": "Paid, then lost to a dispute; the credits were taken back.",
+}
 
 
 def _age(row: TopUpRow) -> str:
@@ -47,7 +71,7 @@ COLUMNS: list[Column[TopUpRow]] = [
         "Status",
         lambda r: r.status + (" ⚑" if r.flagged else ""),
         foreground=lambda r: _STATUS_COLOUR.get(r.status),
-        tooltip=lambda r: r.flagged or r.status,
+        tooltip=lambda r: r.flagged or STATUS_MEANING.get(r.status, r.status),
     ),
     Column("Age", _age, sort_key=lambda r: -r.issued_at),
     Column("Issued by", lambda r: r.issued_by),
@@ -58,6 +82,80 @@ COLUMNS: list[Column[TopUpRow]] = [
 
 def _search_text(row: TopUpRow) -> str:
     return f"{row.customer_name} {row.customer_id} {row.status} {row.topup_id} {row.issued_by}"
+
+
+class TopUpDetailPane(QFrame):
+    """The selected link: what it is for, what its status means, and every payment attempt."""
+
+    FIELDS = ("Customer", "Credits", "Amount", "Status", "Issued", "Paid", "Link", "Flag")
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("detailPane")
+        self.setMinimumWidth(300)
+        self.title = QLabel("Select a top-up link")
+        self.title.setObjectName("detailTitle")
+        self.title.setWordWrap(True)
+        self.fields: dict[str, QLabel] = {}
+        form = QFormLayout()
+        for key in self.FIELDS:
+            label = QLabel("—")
+            label.setWordWrap(True)
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.fields[key] = label
+            form.addRow(f"{key}:", label)
+        caption = QLabel("Payment attempts")
+        caption.setStyleSheet("font-weight: 600; margin-top: 8px;")
+        self.attempts = QLabel("—")
+        self.attempts.setWordWrap(True)
+        self.attempts.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title)
+        layout.addLayout(form)
+        layout.addWidget(caption)
+        layout.addWidget(self.attempts)
+        layout.addStretch(1)
+        self.row: TopUpRow | None = None
+
+    def show_row(self, row: TopUpRow | None) -> None:
+        self.row = row
+        if row is None:
+            self.title.setText("Select a top-up link")
+            for label in (*self.fields.values(), self.attempts):
+                label.setText("—")
+            return
+        self.title.setText(f"Top-up {row.topup_id}")
+        values = {
+            "Customer": f"{row.customer_name or '(no name)'} ({row.customer_id})",
+            "Credits": f"{row.credits:,}",
+            "Amount": format_amount(row.amount, row.currency),
+            "Status": f"{row.status} — {STATUS_MEANING.get(row.status, '')}".rstrip(" —"),
+            "Issued": f"{format_datetime(row.issued_at)} by {row.issued_by}",
+            "Paid": format_datetime(row.paid_at),
+            "Link": row.url or "—",
+            "Flag": f"⚑ {row.flagged}" if row.flagged else "—",
+        }
+        for key, value in values.items():
+            self.fields[key].setText(value)
+
+    def show_attempts_loading(self) -> None:
+        self.attempts.setText("Loading from Stripe…")
+
+    def show_attempts(self, found: TopUpAttempts) -> None:
+        lines = []
+        for a in found.attempts:
+            outcome = {"succeeded": "paid", "failed": "DECLINED", "pending": "settling"}.get(
+                a.status, a.status
+            )
+            line = f"{format_datetime(a.at)} — {outcome}: {format_amount(a.amount, a.currency)}"
+            if a.method:
+                line += f" by {a.method}"
+            if a.reason:
+                line += f" — {a.reason}"
+            lines.append(line)
+        if found.last_error and not any(a.reason for a in found.attempts):
+            lines.append(f"Last error: {found.last_error}")
+        self.attempts.setText("\n".join(lines) or "No attempt to pay yet.")
 
 
 class TopUpsPanel(ListPanel[TopUpRow]):
@@ -76,7 +174,7 @@ class TopUpsPanel(ListPanel[TopUpRow]):
         super().__init__(tasks, self._load_rows, COLUMNS, _search_text, parent)
         self.status_combo = QComboBox()
         self.status_combo.addItems(
-            [ANY, "open", "credited", "expired", "failed", "refunded", "disputed", "paid"]
+            [ANY, "open", "pending", "credited", "expired", "failed", "refunded", "disputed"]
         )
         self.status_combo.currentTextChanged.connect(self._on_status_combo_changed)
         self.copy_button = QPushButton("Copy link")
@@ -90,24 +188,60 @@ class TopUpsPanel(ListPanel[TopUpRow]):
             )
         for widget in (self.status_combo, self.copy_button, self.expire_button):
             self.toolbar.addWidget(widget)
+        self.detail = TopUpDetailPane()
+        splitter = QSplitter()
+        layout = self.layout()
+        assert isinstance(layout, QVBoxLayout)
+        layout.removeWidget(self.stack)
+        splitter.addWidget(self.stack)
+        splitter.addWidget(self.detail)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([800, 330])
+        layout.addWidget(splitter, 1)
         self.row_selected.connect(self._on_self_row_selected)
+        self.selection_kept.connect(self._on_self_selection_kept)
         self._on_self_row_selected(None)
 
     def column_widths(self) -> Sequence[int]:
         return (130, 170, 70, 90, 90, 60, 90, 130, 180)
 
+    def row_key(self, row: TopUpRow) -> object:
+        return row.topup_id
+
     def expire_selected(self) -> None:
         row = self.current_row()
         if row is None or row.status != "open" or not self._can_expire:
             return
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Expire link",
+            f"Expire the top-up link {row.topup_id} for {row.customer_name or row.customer_id} "
+            f"({row.credits:,} credits, {format_amount(row.amount, row.currency)})?\n\n"
+            "The customer can no longer pay with it. This cannot be undone: a new link would "
+            "have to be issued.",
+            QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        yes = box.addButton("Expire link", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        self.confirm_box = box
+        box.buttonClicked.connect(lambda button: self._expire(row) if button is yes else None)
+        box.open()
+
+    def _expire(self, row: TopUpRow) -> None:
         self.expire_button.setEnabled(False)
         key = None  # the request journal picks it (re-used after an unknown outcome)
         self._tasks.run(
             self,
             lambda: self._ctx.credits.expire_topup(row.topup_id, key),
-            lambda _row: self.refresh(),
+            lambda _row: self.changed_elsewhere.emit(),
             self._on_expire_failed,
         )
+
+    def clear_filters(self) -> None:
+        self.status_combo.setCurrentText(ANY)
+        super().clear_filters()
 
     def _load_rows(self) -> list[TopUpRow]:
         return self._ctx.credits.topups(status=self._status)
@@ -131,3 +265,31 @@ class TopUpsPanel(ListPanel[TopUpRow]):
         is_open = row is not None and row.status == "open"
         self.expire_button.setEnabled(self._can_expire and is_open)
         self.copy_button.setEnabled(is_open and bool(row and row.url))
+        self.detail.show_row(row)
+        if row is not None:
+            self._load_attempts(row)
+
+    def _on_self_selection_kept(self, row: TopUpRow, changed: bool) -> None:
+        is_open = row.status == "open"
+        self.expire_button.setEnabled(self._can_expire and is_open)
+        self.copy_button.setEnabled(is_open and bool(row.url))
+        if changed:
+            self.detail.show_row(row)
+            self._load_attempts(row)
+
+    def _load_attempts(self, row: TopUpRow) -> None:
+        """Read from Stripe on demand: the mirror keeps outcomes, not each declined try."""
+        self.detail.show_attempts_loading()
+        session = row.checkout_session_id
+
+        def shown(found: TopUpAttempts) -> None:
+            if self.detail.row is not None and self.detail.row.topup_id == row.topup_id:
+                self.detail.show_attempts(found)
+
+        def failed(exc: BaseException) -> None:
+            if not isinstance(exc, AppError):
+                raise exc
+            if self.detail.row is not None and self.detail.row.topup_id == row.topup_id:
+                self.detail.attempts.setText(f"Not known right now: {exc}")
+
+        self._tasks.run(self, lambda: self._ctx.topup_attempts.attempts(session), shown, failed)
