@@ -24,6 +24,7 @@ import peewee
 
 from services.errors import AppError, PermissionDenied, StripeRefused, ValidationError
 from services.models import AuditRecord, tuples
+from services.money import format_amount
 from services.permissions import Permission, Role, allowed, why_not
 from services.redaction import redact
 
@@ -57,6 +58,42 @@ class ActionRecord:
     params: dict[str, Any] = field(default_factory=dict)
     stripe_request_id: str | None = None
     idempotency_key: str | None = None
+
+
+#: Parameter names holding money in minor units (formatted with the row's `currency`).
+_MONEY_KEYS = frozenset(
+    {"amount", "unit_amount", "total", "amount_due", "amount_paid", "amount_remaining",
+     "refunded_amount"}
+)  # fmt: skip
+#: Parameter names holding a time in seconds since the epoch.
+_TIME_KEYS = frozenset({"expires_at", "due_date", "paid_at", "issued_at", "created", "since",
+                        "until", "at"})  # fmt: skip
+
+
+def describe_params(params: Mapping[str, Any], currency: str | None = None) -> str:
+    """An audit row's parameters as a person reads them: money formatted in its currency (never
+    raw cents), times as local date and time, nested values in brackets; keys sorted."""
+    currency = str(params.get("currency") or currency or "") or None
+    parts = []
+    for key in sorted(params):
+        value = params[key]
+        label = key.replace("_", " ")
+        if isinstance(value, Mapping):
+            parts.append(f"{label}: [{describe_params(value, currency)}]")
+        elif key in _MONEY_KEYS and isinstance(value, int) and not isinstance(value, bool):
+            parts.append(f"{label}: {format_amount(value, currency) if currency else value}")
+        elif key in _TIME_KEYS and isinstance(value, int) and value > 10**8:
+            seconds = value / 1000 if value > 10**11 else value
+            parts.append(f"{label}: {datetime.fromtimestamp(seconds):%Y-%m-%d %H:%M}")
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 1000:
+            parts.append(f"{label}: {value:,}")
+        elif isinstance(value, list | tuple):
+            parts.append(f"{label}: {', '.join(str(v) for v in value)}")
+        elif value is None or value == "":
+            continue
+        else:
+            parts.append(f"{label}: {value}")
+    return " · ".join(parts)
 
 
 class AuditRow(NamedTuple):

@@ -278,3 +278,26 @@ def test_postgres_identity_is_the_database_login() -> None:
             cur.execute(f'DROP OWNED BY "{role}"')
             cur.execute(f'DROP ROLE "{role}"')
         admin.close()
+
+
+def test_audit_parameters_read_as_money_and_dates_not_raw_json() -> None:
+    from datetime import datetime
+
+    from services.audit import describe_params
+
+    expires = int(datetime(2026, 12, 4, 9, 30).timestamp())
+    assert describe_params(
+        {"credits": 1500, "amount": 15000, "currency": "usd", "expires_at": expires,
+         "checkout_session": "cs_test_1"}
+    ) == (
+        "amount: $150.00 · checkout session: cs_test_1 · credits: 1,500 · currency: usd · "
+        "expires at: 2026-12-04 09:30"
+    )  # fmt: skip
+    assert describe_params({"amount": 5000, "currency": "jpy"}) == "amount: ¥5,000 · currency: jpy"
+    assert describe_params(
+        {"before": {"unit_amount": 10, "currency": "usd", "minimum": 100, "maximum": 100000},
+         "after": {"unit_amount": 25, "currency": "usd", "minimum": 100, "maximum": 50000}}
+    ) == (
+        "after: [currency: usd · maximum: 50,000 · minimum: 100 · unit amount: $0.25] · "
+        "before: [currency: usd · maximum: 100,000 · minimum: 100 · unit amount: $0.10]"
+    )  # fmt: skip

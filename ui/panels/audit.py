@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -22,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from services.audit import AuditFilter, AuditRow
+from services.audit import AuditFilter, AuditRow, describe_params
 from services.context import AppContext
 from services.errors import AppError
 from services.permissions import Permission
@@ -51,7 +50,7 @@ def _outcome_colour(row: AuditRow) -> QColor | None:
 
 
 def _details(row: AuditRow) -> str:
-    parts = [json.dumps(row.params, sort_keys=True)] if row.params else []
+    parts = [describe_params(row.params)] if row.params else []
     if row.reason:
         parts.append(f"reason: {row.reason}")
     if row.error:
