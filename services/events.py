@@ -464,6 +464,13 @@ class EventPipeline:
             record.params = {"type": row.type, "previous_status": row.status}
         raw = row.raw if isinstance(row.raw, Mapping) else {}
         result = self._apply(evt_id, row.type, raw, _malformed(raw, evt_id, row.type))
+        if row.status == Status.APPLIED.value and result is Result.IGNORED:
+            # Nothing left to do is what a replay of an applied event finds (its effect is
+            # there): it stays `applied`, never turned into `ignored`.
+            WebhookEvent.update(status=Status.APPLIED.value, last_error=None).where(
+                WebhookEvent.evt_id == evt_id
+            ).execute()
+            result = Result.APPLIED
         self._tell(evt_id, result)
         return result
 

@@ -871,3 +871,21 @@ def test_the_sandboxs_new_shapes_settle_through_the_pipeline(
     assert [c.stripe_id for c in Customer.select()] == [customer.id]
     assert not Invoice.select().where(Invoice.stripe_id == draft.id).exists()
     assert WebhookEvent.select().where(WebhookEvent.status.in_(["failed", "rejected"])).count() == 0
+
+
+def test_replaying_an_applied_event_keeps_it_applied(
+    database: peewee.Database, gateway: StripeGateway, authority: Authority
+) -> None:
+    """A replay finds the effect already there (e.g. the credit is in the ledger): the handler
+    says "nothing to do", and the event stays `applied`, never `ignored`."""
+    runs: list[int] = []
+
+    def apply(_ctx: Any, _event: Mapping[str, Any], _fetched: Any) -> Status:
+        runs.append(1)
+        return Status.APPLIED if len(runs) == 1 else Status.IGNORED
+
+    pipe = EventPipeline(database, gateway, [("test.once", Handler(lambda _c, _e: None, apply))])
+    assert pipe.receive(_event("evt_once", "test.once"), Source.RECEIVER) is Result.APPLIED
+    assert pipe.replay("evt_once", authority) is Result.APPLIED
+    assert len(runs) == 2
+    assert WebhookEvent.get(WebhookEvent.evt_id == "evt_once").status == "applied"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import stripe
+from PySide6.QtWidgets import QMessageBox
 from pytestqt.qtbot import QtBot
 
 from admin_app.wiring import Runtime
@@ -61,6 +62,11 @@ def test_replay_from_the_panel(qtbot: QtBot, runtime: Runtime, tasks: TaskRunner
         window.start(sync_first=False)
     panel.table.selectRow(0)
     qtbot.waitUntil(panel.replay_button.isEnabled, timeout=5000)
+    panel.replay_button.click()  # asks first; Cancel changes nothing
+    panel.confirm_box.button(QMessageBox.StandardButton.Cancel).click()
+    assert panel.model.visible_rows()[0].source == "receiver"
+    panel.replay_button.click()
+    replay = next(b for b in panel.confirm_box.buttons() if b.text() == "Replay")
     with qtbot.waitSignal(panel.rows_loaded, timeout=10_000):
-        panel.replay_button.click()
+        replay.click()
     assert panel.model.visible_rows()[0].source == "replay"

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -129,9 +130,25 @@ class EventsPanel(ListPanel[EventRow]):
         self.listener_label.setText(text)
 
     def replay_selected(self) -> None:
+        """Asks first: a replay re-runs the event's handler (it cannot apply anything twice)."""
         row = self.current_row()
         if row is None or not self._can_replay:
             return
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Replay event",
+            f"Apply {row.type} ({row.evt_id}) again?\n\nIts handler runs again with what "
+            "Stripe says now. Nothing is applied twice: an event already applied stays applied.",
+            QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        yes = box.addButton("Replay", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        self.confirm_box = box
+        box.buttonClicked.connect(lambda button: self._replay(row) if button is yes else None)
+        box.open()
+
+    def _replay(self, row: EventRow) -> None:
         self.replay_button.setEnabled(False)
         self._tasks.run(
             self,
