@@ -23,6 +23,7 @@ from admin_app import (
     invoice_commands,
     journal_commands,
     pricing_commands,
+    reconcile_commands,
 )
 from admin_app import commands as cmd
 from admin_app.logging_setup import setup_logging
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     journal_commands.add_parsers(commands, _Parser)
     db_commands.add_parsers(commands, _Parser)
     pricing_commands.add_parsers(commands, _Parser)
+    reconcile_commands.add_parsers(commands, _Parser)
     return parser
 
 

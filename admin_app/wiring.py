@@ -31,6 +31,7 @@ from services.operators import OperatorService, sign_in
 from services.pg_security import can_write
 from services.pricing import PricingService
 from services.private_files import make_private_dir
+from services.reconcile import Reconciler
 from services.redaction import redact
 from services.secrets import SecretName, SecretStore
 from services.settings import Settings, SettingsStore, validate_api_base, validate_database_url
@@ -222,8 +223,11 @@ def build_context(
     # One journal for every service, so a re-used key is announced wherever it happens.
     journal = Journal(database, authority, scope=gateway.mode.value)
     pricing = PricingService(database, authority)
+    # Credits first: their checkout/charge routes are more specific than the mirror's.
+    events = EventPipeline(database, gateway, [*CREDIT_ROUTES, *ROUTES])
     return AppContext(
         pricing=pricing,
+        reconcile=Reconciler(database, gateway, authority, events),
         mode=gateway.mode,
         database_label=database_label,
         authority=authority,
@@ -238,8 +242,7 @@ def build_context(
             database, authority, single_seat=None if is_shared(database) else os_login()
         ),
         audit=AuditLog(database, authority),
-        # Credits first: their checkout/charge routes are more specific than the mirror's.
-        events=EventPipeline(database, gateway, [*CREDIT_ROUTES, *ROUTES]),
+        events=events,
         credits=CreditService(database, gateway, authority, settings_store.load(), journal),
         invoices=InvoiceService(database, gateway, authority, journal),
         journal=journal,

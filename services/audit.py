@@ -205,10 +205,19 @@ class Authority:
             raise
 
     def record(
-        self, action: str, *, target: str | None = None, params: Mapping[str, Any] | None = None
+        self,
+        action: str,
+        *,
+        target: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        reason: str | None = None,
     ) -> None:
-        """Record a change the system made on the operator's behalf (e.g. the first sign-in)."""
-        self._write(action, Outcome.OK, ActionRecord(target=target, params=dict(params or {})))
+        """Record a change made on the operator's behalf outside `action()` (e.g. the first
+        sign-in, or a repair whose steps each have their own transaction)."""
+        self._write(
+            action, Outcome.OK, ActionRecord(target=target, params=dict(params or {})),
+            reason=reason,
+        )  # fmt: skip
 
     def record_failure(self, action: str, exc: AppError, *, target: str | None = None) -> None:
         """Record an action that failed outside `action()` (e.g. a long, paged sync)."""

@@ -15,6 +15,7 @@ from services.invoices import InvoiceService
 from services.journal import Journal
 from services.operators import OperatorService
 from services.pricing import PricingService
+from services.reconcile import Reconciler
 from services.stripe_gateway import StripeGateway, StripeMode
 from services.sync import SyncService
 from services.topup_attempts import TopUpAttemptReader
@@ -40,6 +41,7 @@ class AppContext:
     invoices: InvoiceService
     journal: Journal
     pricing: PricingService
+    reconcile: Reconciler
     topup_attempts: TopUpAttemptReader
 
     @property

@@ -696,6 +696,27 @@ def _settle(_ctx: HandlerContext, event: Mapping[str, Any], truth: _TopUpTruth) 
 
 SESSION = Handler(_fetch_from_session, _settle)
 CHARGE = Handler(_fetch_from_charge, _settle)
+
+
+def settle_topup(ctx: HandlerContext, topup_id: str) -> Status:
+    """Settle one top-up from what Stripe says now, outside any event (reconcile's repair).
+
+    Exactly the webhook path — the session and its refunds and disputes re-read, then `_settle`
+    in one transaction — so a repair racing a late webhook still credits once (the ledger's
+    unique index decides)."""
+    topup = TopUp.get_or_none(TopUp.topup_id == topup_id)
+    if topup is None:
+        raise NotFound(f"No top-up {topup_id}.")
+    event = {
+        "id": None,  # no stored event to flag
+        "type": "reconcile.repair",
+        "data": {"object": {"id": topup.checkout_session_id, "object": "checkout.session"}},
+    }
+    truth = _fetch_from_session(ctx, event)
+    with ctx.db.atomic():
+        return _settle(ctx, event, truth)
+
+
 DISPUTE = Handler(_fetch_from_dispute, _settle)
 
 # ---- credit packs sold on invoices

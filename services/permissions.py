@@ -39,6 +39,8 @@ class Permission(enum.Enum):
     MANAGE_SETTINGS = "manage settings"
     MANAGE_OPERATORS = "manage operators"
     RESOLVE_REQUESTS = "resolve unconfirmed requests"
+    RECONCILE = "reconcile with Stripe"
+    REPAIR_BOOKS = "repair the books"
 
 
 _ALL = frozenset(Permission)
@@ -47,7 +49,13 @@ _ALL = frozenset(Permission)
 #: paid links and keeps customer details current. Nobody but admins moves money or grants credits.
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.FINANCE: frozenset(
-        {Permission.BROWSE, Permission.EXPORT, Permission.SYNC, Permission.VIEW_AUDIT}
+        {
+            Permission.BROWSE,
+            Permission.EXPORT,
+            Permission.SYNC,
+            Permission.VIEW_AUDIT,
+            Permission.RECONCILE,
+        }
     ),
     Role.SUPPORT: frozenset(
         {
