@@ -11,6 +11,7 @@ from services.configuration import ConfigService
 from services.credits import CreditService
 from services.customers import CustomerService
 from services.events import EventPipeline
+from services.export import ExportService
 from services.invoices import InvoiceService
 from services.journal import Journal
 from services.operators import OperatorService
@@ -39,6 +40,7 @@ class AppContext:
     invoices: InvoiceService
     journal: Journal
     pricing: PricingService
+    exports: ExportService
 
     @property
     def actor(self) -> Actor:
