@@ -13,12 +13,13 @@ import sys
 from dataclasses import asdict, replace
 from typing import Any
 
-from admin_app import argtypes
+from admin_app import argtypes, output
 from services.browse import ProductRow
 from services.catalog import ProductDraft
 from services.context import AppContext
 from services.customers import CustomerDetail, CustomerDraft
 from services.errors import ValidationError
+from services.export import CREDIT_BALANCES, CREDIT_LEDGER, CUSTOMERS, PRODUCTS, TOPUPS
 from services.money import format_amount
 from services.sync import SyncProgress, SyncTarget
 from services.validation import currency, parse_metadata_lines
@@ -72,9 +73,12 @@ def sync(args: argparse.Namespace, ctx: AppContext) -> int:
 
 
 def customers_list(args: argparse.Namespace, ctx: AppContext) -> int:
-    found = ctx.customers.search(args.search or "", limit=args.limit)
+    csv = output.wants_csv(args)
+    found = output.limited(args, ctx.browse.find_customers(args.search or ""), "customers")
+    if csv:
+        return output.write_csv(args, ctx, CUSTOMERS, found)
     if args.json:
-        _print_json([customer_json(c) for c in found])
+        _print_json([customer_json(ctx.customers.detail(c.stripe_id)) for c in found])
         return 0
     for c in found:
         print(f"{c.stripe_id}  {c.name or '(no name)':<28}  {c.email}")
@@ -82,7 +86,10 @@ def customers_list(args: argparse.Namespace, ctx: AppContext) -> int:
 
 
 def customers_show(args: argparse.Namespace, ctx: AppContext) -> int:
+    csv = output.wants_csv(args)
     d = ctx.customers.detail(args.id)
+    if csv:
+        return output.write_csv(args, ctx, CUSTOMERS, [d])
     if args.json:
         _print_json(customer_json(d))
         return 0
@@ -131,7 +138,10 @@ def customers_edit(args: argparse.Namespace, ctx: AppContext) -> int:
 
 
 def products_list(args: argparse.Namespace, ctx: AppContext) -> int:
-    rows = ctx.browse.products()
+    csv = output.wants_csv(args)
+    rows = output.limited(args, ctx.browse.products(), "products")
+    if csv:
+        return output.write_csv(args, ctx, PRODUCTS, rows)
     if args.json:
         _print_json([product_json(p) for p in rows])
         return 0
@@ -177,12 +187,11 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
                               parser_class=parser_class)  # fmt: skip
     p = sub.add_parser("list", help="customers in the local mirror, newest first")
     p.add_argument("--search", metavar="TEXT", help="name, email or Stripe id contains TEXT")
-    p.add_argument("--limit", type=argtypes.positive, default=200)
-    p.add_argument("--json", action="store_true")
+    output.add_output_options(p, limit=True)
     p.set_defaults(handler=customers_list)
     p = sub.add_parser("show", help="one customer's details")
     p.add_argument("id", metavar="ID", help="Stripe customer id (cus_…)")
-    p.add_argument("--json", action="store_true")
+    output.add_output_options(p)
     p.set_defaults(handler=customers_show)
     p = sub.add_parser("add", help="create a customer in Stripe (support, admins)")
     p.add_argument("--email", required=True)
@@ -206,7 +215,7 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
     sub = prod.add_subparsers(dest="products_command", metavar="ACTION", required=True,
                               parser_class=parser_class)  # fmt: skip
     p = sub.add_parser("list", help="products and their prices from the local mirror")
-    p.add_argument("--json", action="store_true")
+    output.add_output_options(p, limit=True)
     p.set_defaults(handler=products_list)
     p = sub.add_parser("add", help="create a product with a one-time price (admins)")
     p.add_argument("--name", required=True)
@@ -260,7 +269,11 @@ def topup_create(args: argparse.Namespace, ctx: AppContext) -> int:
 
 
 def topups_list(args: argparse.Namespace, ctx: AppContext) -> int:
-    rows = ctx.credits.topups(status=args.status, customer_id=args.customer)
+    csv = output.wants_csv(args)
+    found = ctx.credits.topups(status=args.status, customer_id=args.customer, limit=None)
+    rows = output.limited(args, found, "top-ups")
+    if csv:
+        return output.write_csv(args, ctx, TOPUPS, rows)
     if args.json:
         _print_json([_topup_json(r) for r in rows])
         return 0
@@ -276,9 +289,25 @@ def topups_expire(args: argparse.Namespace, ctx: AppContext) -> int:
     return 0
 
 
+def credits_list(args: argparse.Namespace, ctx: AppContext) -> int:
+    csv = output.wants_csv(args)
+    rows = output.limited(args, ctx.browse.credit_balances(), "customers with credits")
+    if csv:
+        return output.write_csv(args, ctx, CREDIT_BALANCES, rows)
+    if args.json:
+        _print_json([r._asdict() for r in rows])
+        return 0
+    for r in rows:
+        print(f"{r.customer_id}  {r.customer_name or r.email:<28}  {r.balance:>10,} credits")
+    return 0
+
+
 def credits_show(args: argparse.Namespace, ctx: AppContext) -> int:
+    csv = output.wants_csv(args)
     entries = ctx.credits.ledger(args.customer)
     balance = sum(e.amount for e in entries)
+    if csv:
+        return output.write_csv(args, ctx, CREDIT_LEDGER, entries)
     if args.json:
         _print_json({"customer": args.customer, "balance": balance,
                      "entries": [e._asdict() for e in entries]})  # fmt: skip
@@ -328,7 +357,7 @@ def add_credit_parsers(commands: Any, parser_class: type[argparse.ArgumentParser
         ],
     )
     p.add_argument("--customer", metavar="ID")
-    p.add_argument("--json", action="store_true")
+    output.add_output_options(p, limit=True)
     p.set_defaults(handler=topups_list)
     p = sub.add_parser("expire", help="expire an open link in Stripe (support, admins)")
     p.add_argument("id", metavar="TOPUP_ID")
@@ -338,9 +367,12 @@ def add_credit_parsers(commands: Any, parser_class: type[argparse.ArgumentParser
     credits = commands.add_parser("credits", help="credit balances and grants")
     sub = credits.add_subparsers(dest="credits_command", metavar="ACTION", required=True,
                                  parser_class=parser_class)  # fmt: skip
+    p = sub.add_parser("list", help="every customer's credit balance, latest change first")
+    output.add_output_options(p, limit=True)
+    p.set_defaults(handler=credits_list)
     p = sub.add_parser("show", help="a customer's balance and ledger")
     p.add_argument("--customer", required=True, metavar="ID")
-    p.add_argument("--json", action="store_true")
+    output.add_output_options(p)
     p.set_defaults(handler=credits_show)
     p = sub.add_parser("grant", help="free credits with a reason (admins; audited)")
     p.add_argument("--customer", required=True, metavar="ID")

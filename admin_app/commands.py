@@ -16,12 +16,14 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
+from admin_app import output
 from admin_app.journal_commands import announce_reuse
 from admin_app.paths import AppPaths
 from admin_app.wiring import Options, Runtime, build_runtime
 from services.audit import AuditFilter, AuditRow
 from services.context import AppContext
 from services.errors import ValidationError
+from services.export import AUDIT
 from services.operators import OperatorInfo, parse_role
 
 Handler = Callable[[argparse.Namespace, AppContext], int]
@@ -132,7 +134,6 @@ def _audit_filter(args: argparse.Namespace) -> AuditFilter:
         action=getattr(args, "action", None),
         target=getattr(args, "target", None),
         since_ms=int(datetime.combine(since, time(), UTC).timestamp() * 1000) if since else None,
-        limit=getattr(args, "limit", None),
     )
 
 
@@ -143,7 +144,10 @@ def _audit_json(row: AuditRow) -> dict[str, Any]:
 
 
 def audit_list(args: argparse.Namespace, ctx: AppContext) -> int:
-    rows = ctx.audit.records(_audit_filter(args))
+    csv = output.wants_csv(args)
+    rows = output.limited(args, ctx.audit.records(_audit_filter(args)), "audit records")
+    if csv:
+        return output.write_csv(args, ctx, AUDIT, rows)
     if args.json:
         _print_json([_audit_json(r) for r in rows])
         return 0
@@ -217,6 +221,5 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
         p.add_argument("--target", metavar="ID", help="customer, invoice or top-up id (substring)")
         p.add_argument("--since", metavar="DATE", type=parse_day, help="YYYY-MM-DD (UTC)")
         if name == "list":
-            p.add_argument("--limit", type=int, metavar="N")
-            p.add_argument("--json", action="store_true")
+            output.add_output_options(p, limit=True)
         p.set_defaults(handler=handler)

@@ -11,10 +11,11 @@ from datetime import datetime
 from types import FrameType
 from typing import Any
 
-from admin_app import argtypes
+from admin_app import argtypes, output
 from admin_app.wiring import Runtime
 from services.context import AppContext
 from services.errors import ValidationError
+from services.export import EVENTS
 from services.listener import ListenerState
 from services.webhook_receiver import DEFAULT_PORT
 
@@ -54,9 +55,13 @@ def listen(args: argparse.Namespace, runtime: Runtime) -> int:
 
 
 def events_list(args: argparse.Namespace, ctx: AppContext) -> int:
-    rows = ctx.events.events(
-        ctx.authority, status=args.status, event_type=args.type, flagged=args.flagged
+    csv = output.wants_csv(args)
+    found = ctx.events.events(
+        ctx.authority, status=args.status, event_type=args.type, flagged=args.flagged, limit=None
     )
+    rows = output.limited(args, found, "events")
+    if csv:
+        return output.write_csv(args, ctx, EVENTS, rows)
     if args.json:
         print(json.dumps([r._asdict() | {"id": r.evt_id} for r in rows], indent=2))
         return 0
@@ -101,7 +106,7 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
     p.add_argument("--status", choices=["received", "applied", "failed", "rejected", "ignored"])
     p.add_argument("--flagged", action="store_true", help="only events flagged for a person")
     p.add_argument("--type", metavar="T", help="event type, e.g. customer.updated or invoice.*")
-    p.add_argument("--json", action="store_true")
+    output.add_output_options(p, limit=True)
     p.set_defaults(handler=events_list)
     p = sub.add_parser("replay", help="apply a stored event again, or all failed ones (admins)")
     p.add_argument("id", metavar="EVT_ID", nargs="?")

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from admin_app import argtypes
+from admin_app import argtypes, output
 from services.context import AppContext
 from services.errors import ValidationError
+from services.export import INVOICES
 from services.invoices import (
     OVERDUE,
     STATUSES,
@@ -27,6 +28,7 @@ from services.invoices import (
     InvoiceFilter,
     InvoiceListRow,
     InvoiceService,
+    totals,
 )
 from services.money import format_amount
 from services.validation import currency
@@ -95,18 +97,22 @@ def detail_json(d: InvoiceDetail) -> dict[str, Any]:
 
 
 def invoices_list(args: argparse.Namespace, ctx: AppContext) -> int:
-    listing = ctx.invoices.listing(InvoiceFilter(status=args.status, customer=args.customer))
+    csv = output.wants_csv(args)
+    flt = InvoiceFilter(status=args.status, customer=args.customer, limit=None)
+    rows = output.limited(args, ctx.invoices.invoices(flt), "invoices")
+    if csv:
+        return output.write_csv(args, ctx, INVOICES, rows)
     if args.json:
-        _print_json([row_json(r) for r in listing.rows])
+        _print_json([row_json(r) for r in rows])
         return 0
-    for r in listing.rows:
+    for r in rows:
         status = "overdue" if r.overdue else r.status
         print(
             f"{r.stripe_id}  {r.number or '(draft)':<14}  {status:<13}  "
             f"{format_amount(r.total, r.currency):>12}  due {_day(r.due_date)}  "
             f"{r.customer_name or r.customer_id}"
         )
-    for t in listing.totals:
+    for t in totals(rows):  # of the invoices shown
         print(t.describe())
     return 0
 
@@ -138,10 +144,13 @@ def _print_detail(d: InvoiceDetail) -> None:
 
 
 def invoices_show(args: argparse.Namespace, ctx: AppContext) -> int:
+    csv = output.wants_csv(args)
     d = ctx.invoices.detail(args.id)
     if d.note:
         print(f"admin-app: {d.note}", file=sys.stderr)
-    if args.json:
+    if csv:
+        output.write_csv(args, ctx, INVOICES, [d])
+    elif args.json:
         _print_json(detail_json(d))
     else:
         _print_detail(d)
@@ -209,12 +218,12 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
     p = sub.add_parser("list", help="invoices in the local mirror, newest first, with totals")
     p.add_argument("--status", choices=[*STATUSES, OVERDUE])
     p.add_argument("--customer", metavar="ID", help="a customer id (or part of a name/email)")
-    p.add_argument("--json", action="store_true")
+    output.add_output_options(p, limit=True)
     p.set_defaults(handler=invoices_list)
 
     p = sub.add_parser("show", help="one invoice: lines, payments, history (read from Stripe)")
     p.add_argument("id", metavar="ID", help="Stripe invoice id (in_…)")
-    p.add_argument("--json", action="store_true")
+    output.add_output_options(p)
     p.set_defaults(handler=invoices_show, needs_stripe=True)
 
     p = sub.add_parser("create", help="create a draft invoice in Stripe (admins)")

@@ -23,6 +23,7 @@ from services.customers import CustomerService
 from services.database import open_database, sqlite_url
 from services.errors import ConfigurationError, DatabaseDenied, NotAnOperator
 from services.events import ROUTES, EventPipeline
+from services.export import ExportService
 from services.identity import current_login, is_shared, os_login
 from services.invoices import InvoiceService
 from services.journal import Journal
@@ -247,6 +248,7 @@ def build_context(
         invoices=InvoiceService(database, gateway, authority, journal),
         journal=journal,
         topup_attempts=TopUpAttemptReader(gateway, authority),
+        exports=ExportService(authority),
     )
 
 

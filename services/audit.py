@@ -8,7 +8,6 @@ leaves neither the change nor an "ok" row), or `denied` / `refused` / `failed` a
 
 from __future__ import annotations
 
-import csv
 import enum
 import json
 import logging
@@ -16,13 +15,13 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import peewee
 
-from services.errors import AppError, PermissionDenied, StripeRefused, ValidationError
+from services.errors import AppError, PermissionDenied, StripeRefused
 from services.models import AuditRecord, tuples
 from services.money import format_amount
 from services.permissions import Permission, Role, allowed, why_not
@@ -119,21 +118,6 @@ class AuditFilter:
     since_ms: int | None = None
     until_ms: int | None = None
     limit: int | None = None
-
-
-CSV_COLUMNS = (
-    "time_utc",
-    "operator",
-    "role",
-    "action",
-    "target",
-    "outcome",
-    "reason",
-    "params",
-    "stripe_request_id",
-    "idempotency_key",
-    "error",
-)
 
 
 def _clean_params(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -271,7 +255,10 @@ class AuditLog:
         with self._authority.action(Permission.EXPORT, "audit.export", target=str(path)) as record:
             self._authority.require(Permission.VIEW_AUDIT, "audit.export", str(path))
             rows = self._query(flt or AuditFilter())
-            write_csv(path, rows)
+            # Imported here: services.export reads rows of this module's types.
+            from services.export import AUDIT, write_file
+
+            write_file(path, AUDIT, rows)
             record.params = {"rows": len(rows)}
         return len(rows)
 
@@ -312,30 +299,3 @@ class AuditLog:
                 params = json.loads(params)
             rows.append(AuditRow._make((*t[:6], params or {}, *t[7:])))
         return rows
-
-
-def write_csv(path: Path, rows: list[AuditRow]) -> None:
-    """CSV for spreadsheets: UTC ISO times, params as JSON."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(CSV_COLUMNS)
-            for r in rows:
-                writer.writerow(
-                    [
-                        datetime.fromtimestamp(r.at / 1000, UTC).isoformat(timespec="seconds"),
-                        r.operator,
-                        r.role,
-                        r.action,
-                        r.target,
-                        r.outcome,
-                        r.reason,
-                        json.dumps(r.params, sort_keys=True),
-                        r.stripe_request_id,
-                        r.idempotency_key,
-                        r.error,
-                    ]
-                )
-    except OSError as exc:
-        raise ValidationError(f"Cannot write {path}: {exc.strerror or exc}") from None

@@ -11,6 +11,7 @@ from typing import NamedTuple
 import peewee
 
 from services.audit import Authority
+from services.errors import ValidationError
 from services.models import CreditEntry, Customer, Price, Product, tuples
 from services.permissions import Permission
 
@@ -25,6 +26,30 @@ class CustomerRow(NamedTuple):
     created: int
     deleted: bool
     metadata_text: str  # the metadata as stored (JSON text), for search
+
+
+#: Longer search text is a mistake (a pasted file), not a name: refused before any query.
+MAX_SEARCH_CHARS = 1000
+
+
+def fold(text: str) -> str:
+    """Unicode case folding, the same whichever database holds the rows.
+
+    SQLite's LIKE and lower() fold ASCII only (`'Ü' LIKE 'ü'` is false) while PostgreSQL's ILIKE
+    folds by its collation; Python's casefold() treats Ünïcödé, ÅSA, ǅemal and Straße alike
+    on both.
+    """
+    return text.casefold()
+
+
+def search_needle(text: str) -> str:
+    """The folded search text, or `ValidationError` when it cannot be a real search."""
+    text = text.strip()
+    if len(text) > MAX_SEARCH_CHARS:
+        raise ValidationError(
+            f"The search text is too long ({len(text):,} characters; at most {MAX_SEARCH_CHARS:,})."
+        )
+    return fold(text)
 
 
 class PriceRow(NamedTuple):
@@ -97,6 +122,18 @@ class BrowseService:
         if not include_deleted:
             query = query.where(Customer.deleted == False)  # noqa: E712
         return [CustomerRow._make((*t[:7], bool(t[7]), t[8])) for t in tuples(query)]
+
+    def find_customers(self, text: str) -> list[CustomerRow]:
+        """Customers (newest first) whose name, email or Stripe id contains `text`, in any case.
+
+        Matched in Python with Unicode case folding rather than in SQL, so SQLite and
+        PostgreSQL find the same customers (and no LIKE pattern can be too complex).
+        """
+        needle = search_needle(text)
+        rows = self.customers()
+        if not needle:
+            return rows
+        return [r for r in rows if needle in fold(f"{r.name}\n{r.email}\n{r.stripe_id}")]
 
     def products(self) -> list[ProductRow]:
         self._authority.require(Permission.BROWSE, "products.list")

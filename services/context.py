@@ -11,6 +11,7 @@ from services.configuration import ConfigService
 from services.credits import CreditService
 from services.customers import CustomerService
 from services.events import EventPipeline
+from services.export import ExportService
 from services.invoices import InvoiceService
 from services.journal import Journal
 from services.operators import OperatorService
@@ -43,6 +44,7 @@ class AppContext:
     pricing: PricingService
     reconcile: Reconciler
     topup_attempts: TopUpAttemptReader
+    exports: ExportService
 
     @property
     def actor(self) -> Actor:

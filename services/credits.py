@@ -154,10 +154,19 @@ class CreditService:
             .where(CreditEntry.customer_id == customer_id)
             .order_by(CreditEntry.created_at.desc(), CreditEntry.id.desc())
         )
-        return [LedgerRow._make(t) for t in tuples(query)]
+        rows = [LedgerRow._make(t) for t in tuples(query)]
+        if not rows and not Customer.select().where(Customer.stripe_id == customer_id).exists():
+            raise NotFound(
+                f"No customer {customer_id} in the local mirror. Sync from Stripe first."
+            )
+        return rows
 
     def topups(
-        self, *, status: str | None = None, customer_id: str | None = None, limit: int = 5000
+        self,
+        *,
+        status: str | None = None,
+        customer_id: str | None = None,
+        limit: int | None = 5000,
     ) -> list[TopUpRow]:
         self._authority.require(Permission.BROWSE, "topups.list")
         query = (

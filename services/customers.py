@@ -233,20 +233,6 @@ class CustomerService:
             )
         return matches[0]
 
-    def search(self, text: str, limit: int = 200) -> list[CustomerDetail]:
-        """Customers whose name, email or Stripe id contains `text` (the CLI's --search)."""
-        self._authority.require(Permission.BROWSE, "customers.list")
-        query = Customer.select(Customer.stripe_id).where(Customer.deleted == False)  # noqa: E712
-        if text.strip():
-            needle = text.strip()
-            query = query.where(
-                Customer.name.contains(needle)
-                | Customer.email.contains(needle)
-                | Customer.stripe_id.contains(needle)
-            )
-        query = query.order_by(Customer.created.desc()).limit(limit)
-        return [self.detail(c.stripe_id) for c in query]
-
     # ---- changing
     @staticmethod
     def validate(draft: CustomerDraft) -> CustomerDraft:

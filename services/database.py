@@ -87,6 +87,10 @@ def open_database(url: str, *, run_migrations: bool = True) -> peewee.Database:
         raise DatabaseError(
             f"Cannot open the database {redact(url)}: {redact(str(exc)).strip()}"
         ) from None
+    except peewee.DatabaseError as exc:  # e.g. "file is not a database", from the first pragma
+        raise ValidationError(
+            f"Cannot use {redact(url)} as the database: {redact(str(exc)).strip()}"
+        ) from None
     db.bind(ALL_MODELS, bind_refs=False, bind_backrefs=False)
     if run_migrations:
         migrate(db)
@@ -104,8 +108,11 @@ def _database_for_url(url: str) -> peewee.Database:
         # Keep the file on disk: each thread gets its own connection, which :memory: cannot share.
         if path in ("/:memory:", ":memory:"):
             raise ValidationError("An in-memory SQLite database cannot be shared between threads.")
+        if "\x00" in path:
+            raise ValidationError("The database path contains a null byte (%00).")
         # sqlite:////abs/path gives "//abs/path", which POSIX may treat as special: one slash.
         file = Path("/" + path.lstrip("/") if path.startswith("//") else path)
+        _refuse_non_sqlite(file)
         try:
             make_private_dir(file.parent)
             create_private_file(file)  # 0600 before SQLite makes it (its -wal/-shm copy the mode)
@@ -123,11 +130,35 @@ def _database_for_url(url: str) -> peewee.Database:
             options["password"] = unquote(parts.password)
         if parts.hostname:
             options["host"] = parts.hostname
-        if parts.port:
-            options["port"] = parts.port
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValidationError(
+                f"The port in {redact(url)!r} must be a number from 1 to 65535."
+            ) from None
+        if port:
+            options["port"] = port
         options.setdefault("connect_timeout", 5)
         options.setdefault("application_name", "billing-admin")
         return GuardedPostgresqlDatabase(unquote(parts.path.strip("/")), **options)
     raise ValidationError(
         f"Unsupported database URL {redact(url)!r}: use sqlite:///PATH or postgresql://HOST/DB."
     )
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _refuse_non_sqlite(file: Path) -> None:
+    """Refuse an existing, non-empty file that is not SQLite, before SQLite writes to it."""
+    try:
+        with file.open("rb") as fh:
+            head = fh.read(len(_SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except IsADirectoryError:
+        raise ValidationError(f"{file} is a folder, not a SQLite database file.") from None
+    except OSError as exc:
+        raise DatabaseError(f"Cannot read {file}: {exc.strerror or exc}") from None
+    if head and head != _SQLITE_HEADER:
+        raise ValidationError(f"{file} is not a SQLite database (a different kind of file).")

@@ -578,7 +578,7 @@ class EventPipeline:
         status: str | None = None,
         event_type: str | None = None,
         flagged: bool = False,
-        limit: int = 5000,
+        limit: int | None = 5000,
     ) -> list[EventRow]:
         authority.require(Permission.BROWSE, "events.list")
         query = WebhookEvent.select(

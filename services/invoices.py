@@ -147,7 +147,7 @@ class InvoiceFilter:
     until: int | None = None  # created before (seconds)
     min_total: int | None = None  # minor units
     max_total: int | None = None
-    limit: int = 20_000
+    limit: int | None = 20_000  # None: all
 
 
 @dataclass(frozen=True)

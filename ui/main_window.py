@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
+    QFileDialog,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -24,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from services.context import AppContext
 from services.errors import AppError
+from services.export import PANEL_TABLES
 from services.listener import ListenerService, ListenerState
 from services.permissions import Permission
 from services.stripe_gateway import StripeMode
@@ -88,6 +92,8 @@ class MainWindow(QMainWindow):
     connection_checked = Signal(object)
     #: Emitted when a sync finished, with its summary or error message.
     sync_finished = Signal(object)
+    #: Emitted when File ▸ Export finished, with what the status bar says.
+    export_finished = Signal(str)
 
     def __init__(self, ctx: AppContext, tasks: TaskRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -95,6 +101,8 @@ class MainWindow(QMainWindow):
         self.tasks = tasks
         self._sync_token: CancelToken | None = None
         self._may_sync = ctx.sync.may_write()
+        #: Asks where to save an export (a file dialog; tests put a function returning a path).
+        self.choose_export_path: Callable[[str], Path | None] = self._ask_export_path
         self._checking = False
         self.setWindowTitle(f"Billing Admin — {ctx.mode.label}")
         self.fit_to_screen()
@@ -213,6 +221,13 @@ class MainWindow(QMainWindow):
             "&Sync from Stripe", QKeySequence("Ctrl+R"), self.start_sync, menu_file
         )
         self.sync_action.setStatusTip("Pull customers, products and prices from Stripe")
+        self.export_action = self._action(
+            "&Export…", QKeySequence("Ctrl+Shift+E"), self.export_current, menu_file
+        )
+        self.export_action.setStatusTip("Save the list shown, as filtered, to a CSV file")
+        if not self.ctx.authority.can(Permission.EXPORT):
+            self.export_action.setEnabled(False)
+            self.export_action.setToolTip(denied_tooltip(self.ctx.actor.role, Permission.EXPORT))
         menu_file.addSeparator()
         self._action(
             "S&ettings…",
@@ -362,6 +377,30 @@ class MainWindow(QMainWindow):
 
         self.tasks.run(self, work, self._on_sync_ok, self._on_sync_err)
 
+    def export_current(self) -> None:
+        """Save the current list, exactly as shown (filters, search, order), to a CSV file.
+
+        The rows are taken on the GUI thread (a list copy); the file is written by a worker.
+        """
+        name = PANEL_NAMES[self.stack.currentIndex()]
+        panel = self.panels.get(name)
+        if panel is None or not self.export_action.isEnabled():
+            return
+        table = PANEL_TABLES[name]
+        path = self.choose_export_path(f"{table.name}.csv")
+        if path is None:
+            return
+        rows = panel.model.visible_rows()
+        noun = panel.noun[0] if len(rows) == 1 else panel.noun[1]
+        self.export_action.setEnabled(False)
+        self.statusBar().showMessage(f"Exporting {len(rows):,} {noun} to {path}…")
+        self.tasks.run(
+            self,
+            lambda: self.ctx.exports.to_file(path, table, rows),
+            lambda count: self._on_export_ok(f"Exported {count:,} {noun} to {path}"),
+            self._on_export_err,
+        )
+
     def open_operators(self) -> None:
         dialog = OperatorsDialog(self.ctx, self.tasks, self)
         dialog.setModal(True)
@@ -435,6 +474,25 @@ class MainWindow(QMainWindow):
             raise exc
         self.statusBar().showMessage(f"Sync failed: {exc}", 15_000)
         self.sync_finished.emit(str(exc))
+
+    def _ask_export_path(self, suggested: str) -> Path | None:
+        name, _ = QFileDialog.getSaveFileName(
+            self, "Export to CSV", suggested, "CSV files (*.csv);;All files (*)"
+        )
+        return Path(name) if name else None
+
+    def _on_export_ok(self, message: str) -> None:
+        self.export_action.setEnabled(True)
+        self.statusBar().showMessage(message, 15_000)
+        self.export_finished.emit(message)
+
+    def _on_export_err(self, exc: BaseException) -> None:
+        self.export_action.setEnabled(True)
+        if not isinstance(exc, AppError):
+            raise exc
+        message = f"Export failed: {exc}"
+        self.statusBar().showMessage(message, 15_000)
+        self.export_finished.emit(message)
 
     def _on_listener_state_changed(self, state: ListenerState) -> None:
         forwarding = state.listen.state is ListenState.FORWARDING

@@ -58,12 +58,12 @@ class RowTableModel(QAbstractTableModel, Generic[R]):
     def set_rows(self, rows: Sequence[R]) -> None:
         self.beginResetModel()
         self._all = list(rows)
-        self._haystack = [self._search_text(r).lower() for r in self._all]
+        self._haystack = [self._search_text(r).casefold() for r in self._all]
         self._apply()
         self.endResetModel()
 
     def set_filter(self, text: str) -> None:
-        text = text.strip().lower()
+        text = text.strip().casefold()  # as services.browse.fold: Straße finds STRASSE
         if text == self._filter:
             return
         self.beginResetModel()

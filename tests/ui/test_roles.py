@@ -57,6 +57,10 @@ def test_main_window_per_role(
         assert "view audit log" in audit_item.toolTip()
     manages = role is Role.ADMIN
     assert ("(view)" in window.operators_action.text()) != manages
+    exports = role in (Role.FINANCE, Role.ADMIN)
+    assert window.export_action.isEnabled() == exports
+    if not exports:
+        assert "'export' is needed" in window.export_action.toolTip()
 
 
 @pytest.mark.parametrize("role", list(Role), ids=lambda r: r.name)
