@@ -9,9 +9,10 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 from admin_app.commands import parse_day
+from services import export
 from services.context import AppContext
 from services.errors import ValidationError
-from services.reconcile import ReconcileReport
+from services.reconcile import FINDINGS_TABLE, ReconcileReport
 
 EXIT_FINDINGS = 6
 
@@ -20,9 +21,12 @@ def _progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _print(report: ReconcileReport, as_json: bool) -> None:
+def _print(report: ReconcileReport, as_json: bool, as_csv: bool) -> None:
     if as_json:
         print(json.dumps(report.to_json(), indent=2, sort_keys=True))
+        return
+    if as_csv:
+        sys.stdout.write(export.to_text(FINDINGS_TABLE, report.findings))
         return
     since = datetime.fromtimestamp(report.since, UTC).strftime("%Y-%m-%d")
     checked = ", ".join(f"{n:,} {what}" for what, n in report.checked.items())
@@ -52,7 +56,7 @@ def reconcile(args: argparse.Namespace, ctx: AppContext) -> int:
         for line in done.failed:
             _progress(f"  failed: {line}")
         report = ctx.reconcile.run(since, progress=_progress)
-    _print(report, args.json)
+    _print(report, args.json, args.csv)
     return 0 if report.matches else EXIT_FINDINGS
 
 
@@ -63,7 +67,9 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
     )
     p.add_argument("--since", metavar="DATE", type=parse_day,
                    help="YYYY-MM-DD (UTC); default: the last 30 days")  # fmt: skip
-    p.add_argument("--json", action="store_true")
+    shape = p.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true")
+    shape.add_argument("--csv", action="store_true", help="the findings as CSV")
     p.add_argument("--repair", action="store_true",
                    help="fix what can be fixed safely, then compare again (admins)")  # fmt: skip
     p.add_argument("--claw-back", metavar="SOURCE",

@@ -32,7 +32,7 @@ from typing import Any
 
 import peewee
 
-from services import validation
+from services import export, validation
 from services.audit import Authority
 from services.catchup import CURSOR_KEY, CatchUp
 from services.credits import SYSTEM, settle_topup
@@ -153,6 +153,23 @@ class RepairReport:
     skipped: list[str]  # findings that need a person (credited, not paid)
     failed: list[str]
 
+
+#: The findings as a CSV table (`admin-app reconcile --csv`, the Reconcile view's export).
+FINDINGS_TABLE = export.Table(
+    "reconcile",
+    (
+        export.Field("severity", lambda f: f.severity.value),
+        export.Field("kind", lambda f: f.kind.value),
+        export.Field("target", lambda f: f.target),
+        export.Field("customer_id", lambda f: f.customer_id),
+        export.Field("credits", lambda f: f.credits, export.Kind.NUMBER),
+        export.Field("amount", lambda f: f.amount, export.Kind.MONEY,
+                     currency=lambda f: f.currency or ""),
+        export.Field("currency", lambda f: f.currency or ""),
+        export.Field("summary", lambda f: f.summary),
+        export.Field("fix", lambda f: f.fix),
+    ),
+)  # fmt: skip
 
 Progress = Callable[[str], None]
 

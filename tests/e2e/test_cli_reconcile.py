@@ -31,6 +31,11 @@ def test_reconcile_finds_repairs_and_exits_by_the_books(
     assert [(f["kind"], f["target"], f["severity"]) for f in report["findings"]] == [
         ("invoice differs from Stripe", invoice, "medium")
     ]
+    as_csv = _run(tmp_path, sandbox, "reconcile", "--csv")
+    assert as_csv.returncode == 6
+    header, row = as_csv.stdout.splitlines()
+    assert header == "severity,kind,target,customer_id,credits,amount,currency,summary,fix"
+    assert row.startswith(f"medium,invoice differs from Stripe,{invoice},")
     no_reason = _run(tmp_path, sandbox, "reconcile", "--repair")
     assert no_reason.returncode == 2
     assert "--reason" in no_reason.stderr
