@@ -26,7 +26,7 @@ import enum
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -450,8 +450,15 @@ class Reconciler:
         ).execute()
 
     # ---- repairing
-    def repair(self, report: ReconcileReport, reason: str) -> RepairReport:
-        """Fix every finding that can be fixed without judgement (admins; audited)."""
+    def last(self) -> Mapping[str, Any] | None:
+        """The last stored result ({at, findings, line}) for the status bar, if any."""
+        return last_result(self._db)
+
+    def repair(
+        self, report: ReconcileReport, reason: str, only: Collection[str] | None = None
+    ) -> RepairReport:
+        """Fix every finding (or those whose target is in `only`) that can be fixed without
+        judgement (admins; audited)."""
         reason = validation.text(reason, "A reason", max_len=500, required=True)
         repaired: list[str] = []
         skipped: list[str] = []
@@ -462,6 +469,8 @@ class Reconciler:
         self._authority.require(Permission.REPAIR_BOOKS, "reconcile.repair")
         caught_up = False
         for finding in report.findings:
+            if only is not None and finding.target not in only:
+                continue
             try:
                 if finding.kind in (Kind.PAID_NOT_CREDITED, Kind.NOT_CLAWED_BACK,
                                     Kind.TOPUP_STATUS):  # fmt: skip

@@ -45,6 +45,7 @@ from ui.panels.events import EventsPanel
 from ui.panels.invoices import InvoicesPanel
 from ui.panels.products import ProductsPanel
 from ui.panels.topups import TopUpsPanel
+from ui.reconcile_dialog import ReconcileIndicator
 from ui.settings_dialog import SettingsDialog
 from ui.tasks import CancelToken, TaskRunner
 
@@ -205,7 +206,11 @@ class MainWindow(QMainWindow):
         # Stripe requests with a lost answer: shown until someone re-runs or resolves them.
         self.journal_indicator = JournalIndicator(self.ctx, self.tasks, self)
         self.data_changed.connect(self.journal_indicator.refresh)
+        # The last reconcile ("Books match · 07:00"), for finance and admins.
+        self.reconcile_indicator = ReconcileIndicator(self.ctx, self.tasks, self)
+        self.reconcile_indicator.repaired.connect(self.data_changed)
         for widget in (
+            self.reconcile_indicator,
             self.journal_indicator,
             self.mode_label,
             self.connection_label,
@@ -228,6 +233,18 @@ class MainWindow(QMainWindow):
         if not self.ctx.authority.can(Permission.EXPORT):
             self.export_action.setEnabled(False)
             self.export_action.setToolTip(denied_tooltip(self.ctx.actor.role, Permission.EXPORT))
+        self.reconcile_action = self._action(
+            "&Reconcile with Stripe…", QKeySequence("Ctrl+Shift+R"), self.open_reconcile,
+            menu_file,
+        )  # fmt: skip
+        self.reconcile_action.setStatusTip(
+            "Compare the credits, top-ups, invoices and events with Stripe"
+        )
+        if not self.ctx.authority.can(Permission.RECONCILE):
+            self.reconcile_action.setEnabled(False)
+            self.reconcile_action.setToolTip(
+                denied_tooltip(self.ctx.actor.role, Permission.RECONCILE)
+            )
         menu_file.addSeparator()
         self._action(
             "S&ettings…",
@@ -279,6 +296,10 @@ class MainWindow(QMainWindow):
         return action
 
     # ---- public
+    def open_reconcile(self) -> None:
+        if self.ctx.authority.can(Permission.RECONCILE):
+            self.reconcile_indicator.open_dialog()
+
     def show_team_listener(self) -> None:
         """This login reads events; the team's listener (admin-app listen) receives them."""
         events = self.panels["events"]
@@ -308,6 +329,7 @@ class MainWindow(QMainWindow):
         self.check_connection()
         self._connection_timer.start()
         self.journal_indicator.start()
+        self.reconcile_indicator.refresh()
         if not self._may_sync:
             self.sync_action.setEnabled(False)
             self.sync_action.setStatusTip(LISTENER_KEEPS_MIRROR)
