@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sys
 import threading
@@ -14,10 +15,16 @@ from typing import Any
 from admin_app import argtypes, output
 from admin_app.wiring import Runtime
 from services.context import AppContext
-from services.errors import ValidationError
+from services.errors import AppError, ValidationError
 from services.export import EVENTS
 from services.listener import ListenerState
+from services.permissions import Permission
 from services.webhook_receiver import DEFAULT_PORT
+
+log = logging.getLogger(__name__)
+
+#: The headless listener compares the books with Stripe on start and then once a day.
+RECONCILE_EVERY_S = 24 * 3600
 
 
 def listen(args: argparse.Namespace, runtime: Runtime) -> int:
@@ -48,10 +55,34 @@ def listen(args: argparse.Namespace, runtime: Runtime) -> int:
         print(f"admin-app: {listener.state.receiver_problem}", file=sys.stderr)
         return 2
     print(f"Listening on {listener.receiver.url if listener.receiver else '?'}", flush=True)
+    daily = threading.Thread(
+        target=_reconcile_daily, args=(runtime.require_context(), stop), name="reconcile",
+        daemon=True,
+    )  # fmt: skip
+    daily.start()
     while not stop.wait(0.5):
         pass
     listener.stop()
     return 0
+
+
+def _reconcile_daily(ctx: AppContext, stop: threading.Event) -> None:
+    """The books against Stripe on start and once a day; the result goes to the status bar of
+    every window (stored) and to stderr here."""
+    if not ctx.authority.can(Permission.RECONCILE):
+        return
+    while not stop.is_set():
+        try:
+            report = ctx.reconcile.run()
+            line = report.line()
+        except AppError as exc:
+            line = f"could not compare with Stripe: {exc}"
+        except Exception:
+            log.exception("Reconcile failed")
+            line = "reconcile failed (see the log)"
+        print(f"{datetime.now():%H:%M:%S} reconcile: {line}", file=sys.stderr, flush=True)
+        if stop.wait(RECONCILE_EVERY_S):
+            return
 
 
 def events_list(args: argparse.Namespace, ctx: AppContext) -> int:

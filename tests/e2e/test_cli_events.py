@@ -39,16 +39,23 @@ def test_headless_listener_receives_and_stops_cleanly(
         # Wait until `stripe listen` (the sandbox's) is forwarding, then make an event.
         assert proc.stderr is not None
         deadline = time.monotonic() + 30
-        while "forwarding" not in proc.stderr.readline():
+        seen = [proc.stderr.readline()]
+        while "forwarding" not in seen[-1]:
             assert time.monotonic() < deadline
+            seen.append(proc.stderr.readline())
         client = stripe.StripeClient(TEST_KEY, base_addresses={"api": sandbox.url})
         made = client.v1.customers.create({"email": "headless@example.com"})
         line = proc.stdout.readline()
         assert line.split()[2] == "applied"
+        # It compares the books with Stripe on start (and again once a day).
+        while not any("reconcile:" in s for s in seen):
+            assert time.monotonic() < deadline + 30
+            seen.append(proc.stderr.readline())
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
     assert proc.returncode == 0
+    assert any("reconcile: Books match" in s for s in seen), seen
 
     listed = subprocess.run(
         [sys.executable, "-m", "admin_app", "--api-base", sandbox.url, "events", "list", "--json"],
