@@ -216,27 +216,29 @@ class Reconciler:
         return report
 
     def _listed(self, what: str, since: int, say: Progress) -> dict[str, dict[str, Any]]:
-        """Everything of one kind Stripe has created since `since`, by id, page by page."""
+        """Everything of one kind Stripe has created since `since`, by id, page by page.
+
+        Read as plain JSON (`raw_request`): building 10,000 typed stripe-python objects to
+        compare a few fields costs more than Stripe's answers themselves."""
+        path = {"checkout.sessions": "/v1/checkout/sessions"}.get(what, f"/v1/{what}")
         found: dict[str, dict[str, Any]] = {}
         starting_after: str | None = None
         while True:
-            params: dict[str, Any] = {"limit": 100, "created": {"gte": since}}
+            params: dict[str, Any] = {"limit": 100, "created[gte]": since}
             if starting_after:
                 params["starting_after"] = starting_after
 
             def fetch(c: Any, p: dict[str, Any] = params) -> Any:
-                service = (
-                    c.v1.checkout.sessions if what == "checkout.sessions" else getattr(c.v1, what)
-                )
-                return service.list(p)
+                return c.raw_request("get", path, **p)
 
-            page = self._gateway.call(fetch)
-            for obj in page.data:
-                found[obj.id] = obj.to_dict(for_json=True)
+            page = json.loads(self._gateway.call(fetch).body)
+            data = page.get("data") or []
+            for obj in data:
+                found[str(obj["id"])] = obj
             say(f"reconcile: read {len(found):,} {what.split('.')[-1]} from Stripe")
-            if not page.has_more or not page.data:
+            if not page.get("has_more") or not data:
                 return found
-            starting_after = page.data[-1].id
+            starting_after = str(data[-1]["id"])
 
     def _topups(
         self,
