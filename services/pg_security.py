@@ -162,7 +162,14 @@ BEGIN
        -- credit packs sold on an invoice: the paid invoice, as the listener mirrored it
        AND NOT (NEW.kind = 'purchase' AND NEW.topup_id IS NULL AND NEW.amount > 0
                 AND EXISTS (SELECT 1 FROM {s}.invoice i WHERE i.stripe_id = NEW.source
-                            AND i.customer_id = NEW.customer_id AND i.status = 'paid')) THEN
+                            AND i.customer_id = NEW.customer_id AND i.status = 'paid'))
+       -- reconcile's explicit clawback of a purchase nothing paid for (admins)
+       AND NOT (NEW.kind = 'clawback' AND NEW.source LIKE 'unpaid:%'
+                AND pg_has_role(session_user, 'billing_admin', 'MEMBER')
+                AND EXISTS (SELECT 1 FROM {s}.credit_entry p WHERE p.kind = 'purchase'
+                            AND 'unpaid:' || p.source = NEW.source
+                            AND p.customer_id = NEW.customer_id
+                            AND p.amount = -NEW.amount)) THEN
       PERFORM {s}.billing_deny('a ' || NEW.kind || ' must match its top-up or paid invoice');
     END IF;
   ELSIF NEW.kind = 'grant' THEN

@@ -302,6 +302,14 @@ ATTACKS = [
     ("lst", "UPDATE operator SET role = 'admin'", "denied"),
     ("lst", "INSERT INTO credit_entry (customer_id, amount, kind, source, operator, created_at)"
             " VALUES ('cus_team', 5000, 'purchase', 'in_unpaid', 's', 0)", "denied"),
+    ("lst", "INSERT INTO credit_entry (customer_id, amount, kind, source, operator, created_at)"
+            " VALUES ('cus_team', -700, 'clawback', 'unpaid:tu_paid', 's', 0)", "denied"),
+    ("fin", "INSERT INTO credit_entry (customer_id, amount, kind, source, operator, created_at)"
+            " VALUES ('cus_team', -700, 'clawback', 'unpaid:tu_paid', 's', 0)", "denied"),
+    ("adm", "INSERT INTO credit_entry (customer_id, amount, kind, source, operator, created_at)"
+            " VALUES ('cus_team', -700, 'clawback', 'unpaid:tu_paid', 's', 0)", "allowed"),
+    ("adm", "INSERT INTO credit_entry (customer_id, amount, kind, source, operator, created_at)"
+            " VALUES ('cus_team', -9999, 'clawback', 'unpaid:tu_paid', 's', 0)", "denied"),
     ("outsider", "SELECT count(*) FROM {s}.credit_entry", "denied"),
 ]  # fmt: skip
 
