@@ -14,6 +14,7 @@ from services.events import EventPipeline
 from services.invoices import InvoiceService
 from services.journal import Journal
 from services.operators import OperatorService
+from services.overview import OverviewService
 from services.pricing import PricingService
 from services.stripe_gateway import StripeGateway, StripeMode
 from services.sync import SyncService
@@ -39,6 +40,7 @@ class AppContext:
     credits: CreditService
     invoices: InvoiceService
     journal: Journal
+    overview: OverviewService
     pricing: PricingService
     topup_attempts: TopUpAttemptReader
 
