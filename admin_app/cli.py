@@ -22,6 +22,7 @@ from admin_app import (
     event_commands,
     invoice_commands,
     journal_commands,
+    overview_commands,
     pricing_commands,
 )
 from admin_app import commands as cmd
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     journal_commands.add_parsers(commands, _Parser)
     db_commands.add_parsers(commands, _Parser)
     pricing_commands.add_parsers(commands, _Parser)
+    overview_commands.add_parsers(commands, _Parser)
     return parser
 
 
