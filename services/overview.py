@@ -362,6 +362,22 @@ class OverviewService:
             funnel_before=self._funnel(code, start_prev, prev_end),
         )
 
+    def customers_with(self, kind: str, period: Period) -> frozenset[str]:
+        """Customers with a ledger entry of `kind` (purchase, grant, clawback) in `period`."""
+        self._authority.require(Permission.BROWSE, "overview.show")
+        start = day_start(period.first, self._tz)
+        end = day_start(period.last + timedelta(days=1), self._tz)
+        query = (
+            CreditEntry.select(CreditEntry.customer_id)
+            .where(
+                (CreditEntry.kind == kind)
+                & (CreditEntry.created_at >= start)
+                & (CreditEntry.created_at < end)
+            )
+            .distinct()
+        )
+        return frozenset(str(t[0]) for t in tuples(query))
+
     # ---- the queries (each one statement, over an index)
     def _sum_by_day(self, model: type[peewee.Model], at: peewee.Field, amount: peewee.Field,
                     currency: str, start: int, end: int) -> list[tuple[int, int, int]]:  # fmt: skip
