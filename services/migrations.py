@@ -276,9 +276,13 @@ def _v8_overview_indexes(db: peewee.Database) -> None:
                 (int(paid_at), row_id),
             )
     migrate_schema(
-        migrator.add_index("invoice", ("currency", "paid_at"), False),
-        migrator.add_index("invoice", ("status", "currency"), False),
+        # Covering indexes: the Overview reads them alone, never the wide rows (raw JSON).
+        migrator.add_index("invoice", ("currency", "paid_at", "amount_paid"), False),
+        migrator.add_index(
+            "invoice", ("status", "currency", "due_date", "amount_remaining"), False
+        ),
         migrator.add_index("credit_entry", ("created_at", "kind", "amount"), False),
+        migrator.add_index("top_up", ("currency", "paid_at", "amount"), False),
     )
 
 

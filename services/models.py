@@ -102,9 +102,10 @@ class Invoice(StripeMirror):
     paid_at = peewee.BigIntegerField(null=True)
 
     class Meta:
+        # Covering the Overview's queries: read from the index alone, never the wide rows.
         indexes = (
-            (("currency", "paid_at"), False),
-            (("status", "currency"), False),
+            (("currency", "paid_at", "amount_paid"), False),
+            (("status", "currency", "due_date", "amount_remaining"), False),
         )
 
 
@@ -153,6 +154,9 @@ class TopUp(BaseModel):
     credited_at = peewee.BigIntegerField(null=True)
     refunded_amount = peewee.BigIntegerField(default=0)
     flagged = peewee.TextField(null=True)
+
+    class Meta:
+        indexes = ((("currency", "paid_at", "amount"), False),)
 
 
 ALL_MODELS: list[type[peewee.Model]] = [Customer, Product, Price, Invoice, CreditEntry]

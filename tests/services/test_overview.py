@@ -202,7 +202,7 @@ def test_each_currency_alone(overview: OverviewService) -> None:
     assert jpy.revenue_by_day[1].invoices == 1_200  # the 25th, in yen (no minor unit)
     assert jpy.receivables_total == 0
 
-    assert overview.currencies() == ("usd", "eur", "jpy")  # most used first
+    assert overview.currencies() == ("usd", "eur", "jpy")  # the most recently paid in first
     default = overview.overview(period_for(PeriodKind.DAYS_7, TODAY), now=NOW)
     assert default.currency == "usd"
 
