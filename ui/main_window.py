@@ -339,8 +339,13 @@ class MainWindow(QMainWindow):
         index = self.stack.currentIndex()
         return self.panels.get(PANEL_NAMES[index - 1]) if index > 0 else None
 
+    @staticmethod
+    def nav_row(name: str) -> int:
+        """The row of a page in the navigation (and the stack): the Overview first."""
+        return 0 if name == OVERVIEW else PANEL_NAMES.index(name) + 1
+
     def show_panel(self, name: str) -> None:
-        self.nav.setCurrentRow(0 if name == OVERVIEW else PANEL_NAMES.index(name) + 1)
+        self.nav.setCurrentRow(self.nav_row(name))
 
     def refresh(self) -> None:
         self.overview.refresh()
