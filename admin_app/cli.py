@@ -22,6 +22,7 @@ from admin_app import (
     event_commands,
     invoice_commands,
     journal_commands,
+    overview_commands,
     pricing_commands,
     reconcile_commands,
 )
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands.add_parsers(commands, _Parser)
     pricing_commands.add_parsers(commands, _Parser)
     reconcile_commands.add_parsers(commands, _Parser)
+    overview_commands.add_parsers(commands, _Parser)
     return parser
 
 

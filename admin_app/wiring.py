@@ -29,6 +29,7 @@ from services.invoices import InvoiceService
 from services.journal import Journal
 from services.listener import ListenerService
 from services.operators import OperatorService, sign_in
+from services.overview import OverviewService
 from services.pg_security import can_write
 from services.pricing import PricingService
 from services.private_files import make_private_dir
@@ -247,6 +248,7 @@ def build_context(
         credits=CreditService(database, gateway, authority, settings_store.load(), journal),
         invoices=InvoiceService(database, gateway, authority, journal),
         journal=journal,
+        overview=OverviewService(database, authority),
         topup_attempts=TopUpAttemptReader(gateway, authority),
         exports=ExportService(authority),
     )

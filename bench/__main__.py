@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import intake, reconcile, sandbox_throughput, soak, table_filter
+from bench import intake, overview, reconcile, sandbox_throughput, soak, table_filter
 
 
 def main(argv: list[str]) -> int:
@@ -17,7 +17,7 @@ def main(argv: list[str]) -> int:
         for line in soak.run(argv):
             print(line, flush=True)
         return 0
-    for bench in (sandbox_throughput, table_filter, intake, reconcile, soak):
+    for bench in (sandbox_throughput, table_filter, overview, intake, reconcile, soak):
         name = bench.__name__.rsplit(".", 1)[-1]
         print(f"== {name}", flush=True)
         for line in bench.run():

@@ -15,6 +15,7 @@ from services.export import ExportService
 from services.invoices import InvoiceService
 from services.journal import Journal
 from services.operators import OperatorService
+from services.overview import OverviewService
 from services.pricing import PricingService
 from services.reconcile import Reconciler
 from services.stripe_gateway import StripeGateway, StripeMode
@@ -41,6 +42,7 @@ class AppContext:
     credits: CreditService
     invoices: InvoiceService
     journal: Journal
+    overview: OverviewService
     pricing: PricingService
     reconcile: Reconciler
     topup_attempts: TopUpAttemptReader

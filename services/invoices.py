@@ -148,6 +148,12 @@ class InvoiceFilter:
     min_total: int | None = None  # minor units
     max_total: int | None = None
     limit: int | None = 20_000  # None: all
+    # The Overview's drill-downs: one currency, paid in [paid_since, paid_until), and open
+    # invoices whose days overdue (services.overview.days_overdue) are in [low, high or ∞].
+    currency: str | None = None
+    paid_since: int | None = None
+    paid_until: int | None = None
+    days_overdue: tuple[int, int | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -351,6 +357,24 @@ def _request_id(obj: Any) -> str | None:
     return getattr(getattr(obj, "last_response", None), "request_id", None)
 
 
+def _overdue_between(low: int, high: int | None, now: int) -> Any:
+    """Open invoices `low` to `high` days overdue, a started day counting as one (0: not due)."""
+    day = 86_400
+    is_open = Invoice.status == "open"
+    if low <= 0:
+        not_due = Invoice.due_date.is_null() | (Invoice.due_date >= now)
+        if high == 0:
+            return is_open & not_due
+        low = 1
+    else:
+        not_due = None
+    # days overdue >= low  <=>  due < now - (low - 1) days; <= high  <=>  due >= now - high days
+    late = Invoice.due_date.is_null(False) & (Invoice.due_date < now - (low - 1) * day)
+    if high is not None:
+        late = late & (Invoice.due_date >= now - high * day)
+    return is_open & (late if not_due is None else (late | not_due))
+
+
 def _get(obj: Any, *path: str) -> Any:
     for key in path:
         if not isinstance(obj, Mapping):
@@ -485,6 +509,14 @@ class InvoiceService:
             query = query.where(Invoice.total >= flt.min_total)
         if flt.max_total is not None:
             query = query.where(Invoice.total <= flt.max_total)
+        if flt.currency:
+            query = query.where(Invoice.currency == flt.currency.lower())
+        if flt.paid_since is not None:
+            query = query.where(Invoice.paid_at >= flt.paid_since)
+        if flt.paid_until is not None:
+            query = query.where(Invoice.paid_at < flt.paid_until)
+        if flt.days_overdue is not None:
+            query = query.where(_overdue_between(*flt.days_overdue, now))
         return [
             InvoiceListRow._make((*t, t[4] == "open" and t[11] is not None and int(t[11]) < now))
             for t in tuples(query)

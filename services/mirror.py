@@ -114,7 +114,14 @@ def invoice_row(obj: StripeDict, now: int) -> dict[str, Any]:
         "amount_remaining": int(obj.get("amount_remaining") or 0),
         "due_date": obj.get("due_date"),
         "hosted_invoice_url": obj.get("hosted_invoice_url"),
+        "paid_at": _paid_at(obj),
     }
+
+
+def _paid_at(obj: StripeDict) -> int | None:
+    transitions = obj.get("status_transitions")
+    paid_at = transitions.get("paid_at") if isinstance(transitions, Mapping) else None
+    return int(paid_at) if isinstance(paid_at, int | float) and paid_at else None
 
 
 def subscription_row(obj: StripeDict, now: int) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from ui.banner import ModeBanner
 from ui.crash_dialog import CrashHandler
 from ui.invoice_dialogs import NewInvoiceDialog
 from ui.journal_dialog import JournalDialog
-from ui.main_window import PANEL_NAMES, MainWindow
+from ui.main_window import OVERVIEW, PANEL_NAMES, MainWindow
 from ui.operators_dialog import OperatorsDialog
 from ui.panels.base import EmptyState
 from ui.qt_binding import reference_leaks
@@ -236,6 +236,14 @@ def take_screenshots(window: MainWindow, tasks: TaskRunner, out_dir: Path) -> in
     # The sync refreshes the panels when it finishes; wait for those loads too.
     tasks.wait_idle()
     written = []
+    window.show_panel(OVERVIEW)
+    tasks.wait_idle()
+    QApplication.processEvents()
+    path = out_dir / "overview.png"
+    if not window.grab().save(str(path)):
+        log.error("Could not write %s", path)
+        return 1
+    written.append(path)
     for name in PANEL_NAMES:
         if name not in window.panels:
             continue

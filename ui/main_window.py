@@ -43,6 +43,7 @@ from ui.panels.credits import CreditsPanel
 from ui.panels.customers import CustomersPanel
 from ui.panels.events import EventsPanel
 from ui.panels.invoices import InvoicesPanel
+from ui.panels.overview import DrillDown, OverviewPanel
 from ui.panels.products import ProductsPanel
 from ui.panels.topups import TopUpsPanel
 from ui.reconcile_dialog import ReconcileIndicator
@@ -52,6 +53,7 @@ from ui.tasks import CancelToken, TaskRunner
 log = logging.getLogger(__name__)
 
 PANEL_NAMES = ("customers", "products", "invoices", "credits", "topups", "events", "audit")
+OVERVIEW = "overview"  # the first page (Ctrl+0); the list panels follow it, Ctrl+1 … Ctrl+7
 CONNECTION_CHECK_MS = 120_000  # the status bar's "Connected" should not go stale
 DEFAULT_SIZE = QSize(1280, 800)
 DB_LABEL_PX = 230  # the database label's width; the rest of the bar is for messages
@@ -124,6 +126,14 @@ class MainWindow(QMainWindow):
         self.nav.setObjectName("nav")
         self.nav.setFixedWidth(170)
         self.stack = QStackedWidget()
+        self.overview = OverviewPanel(ctx, tasks)
+        overview_item = QListWidgetItem(self.overview.title)
+        overview_item.setToolTip(f"{self.overview.title} (Ctrl+0)")
+        self.nav.addItem(overview_item)
+        self.stack.addWidget(self.overview)
+        self.overview.load_failed.connect(self._on_panel_load_failed)
+        self.overview.drill_requested.connect(self._on_overview_drill_requested)
+        self.data_changed.connect(self.overview.refresh)
         for number, name in enumerate(PANEL_NAMES, start=1):
             panel = self.panels.get(name)
             title = panel.title if panel is not None else "Audit log"
@@ -265,9 +275,15 @@ class MainWindow(QMainWindow):
         self._action("&Quit", QKeySequence(QKeySequence.StandardKey.Quit), self.close, menu_file)
 
         menu_view = self.menuBar().addMenu("&View")
+        self._action(
+            self.overview.title,
+            QKeySequence("Ctrl+0"),
+            lambda: self.show_panel(OVERVIEW),
+            menu_view,
+        )
         for number, name in enumerate(PANEL_NAMES, start=1):
             action = self._action(
-                self.nav.item(number - 1).text(),
+                self.nav.item(number).text(),
                 QKeySequence(f"Ctrl+{number}"),
                 lambda n=name: self.show_panel(n),
                 menu_view,
@@ -356,12 +372,20 @@ class MainWindow(QMainWindow):
         return bytes(self.saveGeometry().data())
 
     def current_panel(self) -> ListPanel[Any] | None:
-        return self.panels.get(PANEL_NAMES[self.stack.currentIndex()])
+        """The list panel shown (None on the Overview)."""
+        index = self.stack.currentIndex()
+        return self.panels.get(PANEL_NAMES[index - 1]) if index > 0 else None
+
+    @staticmethod
+    def nav_row(name: str) -> int:
+        """The row of a page in the navigation (and the stack): the Overview first."""
+        return 0 if name == OVERVIEW else PANEL_NAMES.index(name) + 1
 
     def show_panel(self, name: str) -> None:
-        self.nav.setCurrentRow(PANEL_NAMES.index(name))
+        self.nav.setCurrentRow(self.nav_row(name))
 
     def refresh(self) -> None:
+        self.overview.refresh()
         for panel in self.panels.values():
             panel.refresh()
 
@@ -439,6 +463,8 @@ class MainWindow(QMainWindow):
         panel = self.current_panel()
         if panel is not None:
             panel.focus_search()
+        elif self.stack.currentWidget() is self.overview:
+            self.overview.focus_search()
 
     def _on_connection_result(self, problem: str | None) -> None:
         self._checking = False
@@ -541,6 +567,16 @@ class MainWindow(QMainWindow):
 
     def _on_listener_event_arrived(self, _evt_id: str) -> None:
         self._refresh_soon.start()
+
+    def _on_overview_drill_requested(self, drill: DrillDown) -> None:
+        panel = self.panels.get(drill.panel)
+        if panel is None:
+            return
+        self.show_panel(drill.panel)
+        if isinstance(panel, InvoicesPanel) and drill.invoice_filter is not None:
+            panel.show_filtered(drill.label, drill.invoice_filter)
+        else:
+            panel.show_only(drill.label, drill.predicate)
 
     def _on_panel_open_requested(self, name: str, key: object) -> None:
         panel = self.panels.get(name)

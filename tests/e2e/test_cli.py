@@ -140,3 +140,18 @@ def test_pricing_is_shown_and_set_by_admins_only(tmp_path: Path) -> None:
     assert json.loads(_admin_app(tmp_path, "pricing", "show", "--json").stdout) == {
         "currency": "usd", "maximum": 50000, "minimum": 100, "unit_amount": 25,
     }  # fmt: skip
+
+
+def test_overview_prints_the_panels_figures(tmp_path: Path) -> None:
+    shown = _admin_app(tmp_path, "overview", "--period", "7d", "--json")
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    assert len(data["revenue"]["by_day"]) == 7
+    assert data["revenue"]["total"] == {"now": 0, "before": 0, "change_percent": None}
+    text = _admin_app(tmp_path, "overview", "--period", "2026-11-01..2026-11-30")
+    assert text.returncode == 0, text.stderr
+    assert "2026-11-01 to 2026-11-30" in text.stdout
+    assert "Receivables" in text.stdout
+    bad = _admin_app(tmp_path, "overview", "--period", "last week")
+    assert bad.returncode == 2
+    assert "use 7d, 30d, 90d, month" in bad.stderr

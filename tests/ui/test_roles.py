@@ -16,7 +16,7 @@ from services.permissions import Role
 from services.secrets import SecretStore
 from services.stripe_gateway import StripeMode
 from ui.dialogs import LIVE_CONFIRM_WORD, LiveConfirmDialog, confirm_money_move
-from ui.main_window import PANEL_NAMES, MainWindow
+from ui.main_window import MainWindow
 from ui.operators_dialog import OperatorsDialog
 from ui.settings_dialog import SettingsDialog
 from ui.tasks import TaskRunner
@@ -49,7 +49,7 @@ def test_main_window_per_role(
     window = MainWindow(ctx, tasks)
     qtbot.addWidget(window)
     assert window.operator_label.text().endswith(f"· {role.label}")
-    audit_item = window.nav.item(PANEL_NAMES.index("audit"))
+    audit_item = window.nav.item(window.nav_row("audit"))
     sees_audit = role in (Role.FINANCE, Role.ADMIN)
     assert bool(audit_item.flags() & Qt.ItemFlag.ItemIsEnabled) == sees_audit
     assert ("audit" in window.panels) == sees_audit

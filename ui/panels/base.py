@@ -176,6 +176,23 @@ class ListPanel(QWidget, Generic[R]):
         self.model.modelAboutToBeReset.connect(self._on_model_about_to_be_reset)
         self.model.modelReset.connect(self._on_model_reset)
 
+        # "Only …" from an Overview chart: said above the list, with the way back.
+        self.scope_label = QLabel()
+        self.scope_label.setObjectName("scopeLabel")
+        self.scope_label.setStyleSheet("font-weight: 600;")
+        self.scope_clear = QPushButton("Show all")
+        self.scope_clear.setToolTip("Back to the whole list")
+        self.scope_clear.clicked.connect(self._on_scope_clear_clicked)
+        self.scope_bar = QWidget()
+        self.scope_bar.setObjectName("scopeBar")
+        scope_row = QHBoxLayout(self.scope_bar)
+        scope_row.setContentsMargins(0, 4, 0, 4)
+        scope_row.addWidget(QLabel("Showing only:"))
+        scope_row.addWidget(self.scope_label)
+        scope_row.addWidget(self.scope_clear)
+        scope_row.addStretch(1)
+        self.scope_bar.setVisible(False)
+
         self.empty = EmptyState()
         self.stack = QStackedWidget()
         self.stack.addWidget(self.table)
@@ -184,6 +201,7 @@ class ListPanel(QWidget, Generic[R]):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 12, 16, 12)
         layout.addLayout(header)
+        layout.addWidget(self.scope_bar)
         layout.addWidget(self.stack, 1)
         self.empty.show_message("Loading…", "")
         self.stack.setCurrentWidget(self.empty)
@@ -239,6 +257,26 @@ class ListPanel(QWidget, Generic[R]):
     def clear_filters(self) -> None:
         """Show every row (subclasses with filters of their own clear those too)."""
         self.search.clear()
+        self.clear_scope()
+
+    def show_only(self, label: str, predicate: Callable[[R], bool] | None) -> None:
+        """Show only the rows behind an Overview bar, saying so above the list (`label`)."""
+        self.search.clear()
+        self.scope_label.setText(label)
+        self.scope_bar.setVisible(True)
+        self.model.set_only(predicate)
+        self._update_view()
+
+    def clear_scope(self) -> None:
+        """Back from `show_only` to every row."""
+        if not self.scope_bar.isVisible():
+            return
+        self.scope_bar.setVisible(False)
+        self.model.set_only(None)
+        self._update_view()
+
+    def _on_scope_clear_clicked(self) -> None:
+        self.clear_scope()
 
     # ---- slots
     def _on_load_ok(self, rows: Any) -> None:
@@ -320,6 +358,13 @@ class ListPanel(QWidget, Generic[R]):
         if total == 0:
             self.count_label.setText(f"No {many}")
             self.empty.show_message(self.empty_title, self.empty_hint)
+            self.stack.setCurrentWidget(self.empty)
+        elif shown == 0 and self.scope_bar.isVisible() and not self.search.text().strip():
+            self.count_label.setText(f"0 of {total:,} {one if total == 1 else many}")
+            self.empty.show_message(
+                f"No {many} to show: {self.scope_label.text()}",
+                "“Show all” above lists every one again.",
+            )
             self.stack.setCurrentWidget(self.empty)
         elif shown == 0:
             self.count_label.setText(f"0 of {total:,} {one if total == 1 else many}")

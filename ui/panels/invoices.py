@@ -4,6 +4,7 @@ and history, and the admin actions (new draft, finalize, charge, void, uncollect
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from PySide6.QtCore import Qt, QUrl
@@ -279,6 +280,7 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
     def __init__(self, ctx: AppContext, tasks: TaskRunner, parent: QWidget | None = None) -> None:
         self._ctx = ctx
         self._filter = InvoiceFilter()
+        self._scope: InvoiceFilter | None = None  # an Overview drill-down, filtered in SQL
         self._charging: set[str] = set()
         super().__init__(tasks, self._load_rows, COLUMNS, _search_text, parent)
         self.search.setMinimumWidth(300)
@@ -407,7 +409,34 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
 
     # ---- loading
     def _load_rows(self) -> list[InvoiceListRow]:
-        return self._ctx.invoices.invoices(self._filter)
+        scope = self._scope
+        if scope is None:
+            return self._ctx.invoices.invoices(self._filter)
+        return self._ctx.invoices.invoices(
+            replace(
+                self._filter,
+                currency=scope.currency,
+                paid_since=scope.paid_since,
+                paid_until=scope.paid_until,
+                days_overdue=scope.days_overdue,
+            )
+        )
+
+    def show_filtered(self, label: str, scope: InvoiceFilter) -> None:
+        """Only the invoices behind an Overview bar (paid on a day, or aged), from the mirror."""
+        for edit in (self.customer_filter, self.since, self.until, self.min_total, self.max_total):
+            edit.clear()
+        self.status_combo.setCurrentIndex(0)
+        self._filter = InvoiceFilter()
+        self._scope = scope
+        self.show_only(label, None)
+        self.refresh()
+
+    def clear_scope(self) -> None:
+        if self._scope is not None:
+            self._scope = None
+            self.refresh()
+        super().clear_scope()
 
     def _on_filters_changed(self, *_args: object, typing: bool = False) -> None:
         try:
