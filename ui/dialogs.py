@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QVBoxLayout,
     QWidget,
 )
@@ -67,6 +68,31 @@ class LiveConfirmDialog(QDialog):
 
     def _on_typed_text_changed(self, text: str) -> None:
         self.ok.setEnabled(text.strip() == LIVE_CONFIRM_WORD)
+
+
+def ask_first(
+    parent: QWidget,
+    title: str,
+    text: str,
+    verb: str,
+    on_yes: Callable[[], None],
+    *,
+    warning: bool = False,
+) -> QMessageBox:
+    """A window-modal question with Cancel (the default) and `verb`; `on_yes` runs only for
+    `verb`. Returned so a caller (and a test) can keep and press it."""
+    box = QMessageBox(
+        QMessageBox.Icon.Warning if warning else QMessageBox.Icon.Question,
+        title,
+        text,
+        QMessageBox.StandardButton.Cancel,
+        parent,
+    )
+    yes = box.addButton(verb, QMessageBox.ButtonRole.AcceptRole)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    box.buttonClicked.connect(lambda button: on_yes() if button is yes else None)
+    box.open()
+    return box
 
 
 def confirm_money_move(mode: StripeMode, description: str, parent: QWidget | None) -> bool:

@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
-    QMessageBox,
     QPushButton,
     QTableView,
     QVBoxLayout,
@@ -34,7 +33,7 @@ from services.errors import AppError
 from services.money import format_amount
 from services.permissions import Permission
 from services.reconcile import Finding, Kind, ReconcileReport, RepairReport, Severity
-from ui.dialogs import denied_tooltip
+from ui.dialogs import ask_first, denied_tooltip
 from ui.formatting import format_datetime
 from ui.table_model import Column, RowTableModel
 from ui.tasks import TaskRunner
@@ -249,18 +248,6 @@ class ReconcileDialog(QDialog):
         reason = self._reason()
         if chosen is None or reason is None:
             return
-        box = QMessageBox(
-            QMessageBox.Icon.Warning,
-            "Claw back credits",
-            f"Take back {chosen.credits or 0:,} credits from {chosen.customer_id}?\n\n"
-            f"{chosen.summary}\n\nThe ledger keeps both entries; this is recorded in the audit "
-            "log with your reason.",
-            QMessageBox.StandardButton.Cancel,
-            self,
-        )
-        yes = box.addButton("Claw back", QMessageBox.ButtonRole.AcceptRole)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        self.confirm_box = box
 
         def go() -> None:
             self.run_button.setEnabled(False)
@@ -271,8 +258,13 @@ class ReconcileDialog(QDialog):
                 self._on_failed,
             )
 
-        box.buttonClicked.connect(lambda button: go() if button is yes else None)
-        box.open()
+        self.confirm_box = ask_first(
+            self, "Claw back credits",
+            f"Take back {chosen.credits or 0:,} credits from {chosen.customer_id}?\n\n"
+            f"{chosen.summary}\n\nThe ledger keeps both entries; this is recorded in the audit "
+            "log with your reason.",
+            "Claw back", go, warning=True,
+        )  # fmt: skip
 
 
 class ReconcileIndicator(QPushButton):

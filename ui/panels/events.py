@@ -10,7 +10,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
-    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -22,7 +21,7 @@ from services.context import AppContext
 from services.errors import AppError
 from services.events import MAX_ATTEMPTS, EventRow, ReplayReport
 from services.permissions import Permission
-from ui.dialogs import denied_tooltip
+from ui.dialogs import ask_first, denied_tooltip
 from ui.panels.base import ListPanel
 from ui.table_model import Column
 from ui.tasks import TaskRunner
@@ -134,19 +133,12 @@ class EventsPanel(ListPanel[EventRow]):
         row = self.current_row()
         if row is None or not self._can_replay:
             return
-        box = QMessageBox(
-            QMessageBox.Icon.Question,
-            "Replay event",
+        self.confirm_box = ask_first(
+            self, "Replay event",
             f"Apply {row.type} ({row.evt_id}) again?\n\nIts handler runs again with what "
             "Stripe says now. Nothing is applied twice: an event already applied stays applied.",
-            QMessageBox.StandardButton.Cancel,
-            self,
-        )
-        yes = box.addButton("Replay", QMessageBox.ButtonRole.AcceptRole)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        self.confirm_box = box
-        box.buttonClicked.connect(lambda button: self._replay(row) if button is yes else None)
-        box.open()
+            "Replay", lambda: self._replay(row),
+        )  # fmt: skip
 
     def _replay(self, row: EventRow) -> None:
         self.replay_button.setEnabled(False)

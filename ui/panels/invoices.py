@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QMessageBox,
     QPushButton,
     QScrollArea,
     QSplitter,
@@ -36,7 +35,7 @@ from services.invoices import (
 )
 from services.permissions import Permission
 from services.validation import amount_in_minor_units
-from ui.dialogs import denied_tooltip
+from ui.dialogs import ask_first, denied_tooltip
 from ui.formatting import format_amount, format_date, format_datetime
 from ui.invoice_dialogs import ChargeDialog, NewInvoiceDialog
 from ui.panels.base import ListPanel
@@ -627,22 +626,10 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
         d = self.detail.detail
         if d is None:
             return
-        box = QMessageBox(
-            QMessageBox.Icon.Question,
-            f"{verb} invoice",
-            f"Invoice {d.number or d.stripe_id} — {d.customer_name or d.customer_id}, "
-            f"{format_amount(d.total, d.currency)}.\n\n{question}",
-            QMessageBox.StandardButton.Cancel,
-            self,
-        )
-        yes = box.addButton(verb, QMessageBox.ButtonRole.AcceptRole)
-        self.confirm_box = box
         # No key of our own: the request journal re-uses an unconfirmed identical request's.
         invoice_id, key = d.stripe_id, None
 
-        def on_clicked(button: object) -> None:
-            if button is not yes:
-                return
+        def go() -> None:
             self.action_status.setText(f"{verb}: waiting for Stripe…")
             self._tasks.run(
                 self,
@@ -651,8 +638,12 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
                 self._on_action_failed,
             )
 
-        box.buttonClicked.connect(on_clicked)
-        box.open()
+        self.confirm_box = ask_first(
+            self, f"{verb} invoice",
+            f"Invoice {d.number or d.stripe_id} — {d.customer_name or d.customer_id}, "
+            f"{format_amount(d.total, d.currency)}.\n\n{question}",
+            verb, go,
+        )  # fmt: skip
 
     def _on_action_done(self, detail: InvoiceDetail, done: str) -> None:
         self.action_status.setText(f"Invoice {detail.number or detail.stripe_id} {done}.")

@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QFrame,
     QLabel,
-    QMessageBox,
     QPushButton,
     QSplitter,
     QVBoxLayout,
@@ -24,7 +23,7 @@ from services.credits import TopUpRow
 from services.errors import AppError
 from services.permissions import Permission
 from services.topup_attempts import TopUpAttempts
-from ui.dialogs import denied_tooltip
+from ui.dialogs import ask_first, denied_tooltip
 from ui.formatting import format_amount, format_datetime
 from ui.panels.base import ListPanel
 from ui.table_model import Column
@@ -213,21 +212,14 @@ class TopUpsPanel(ListPanel[TopUpRow]):
         row = self.current_row()
         if row is None or row.status != "open" or not self._can_expire:
             return
-        box = QMessageBox(
-            QMessageBox.Icon.Question,
-            "Expire link",
+        self.confirm_box = ask_first(
+            self, "Expire link",
             f"Expire the top-up link {row.topup_id} for {row.customer_name or row.customer_id} "
             f"({row.credits:,} credits, {format_amount(row.amount, row.currency)})?\n\n"
             "The customer can no longer pay with it. This cannot be undone: a new link would "
             "have to be issued.",
-            QMessageBox.StandardButton.Cancel,
-            self,
-        )
-        yes = box.addButton("Expire link", QMessageBox.ButtonRole.AcceptRole)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        self.confirm_box = box
-        box.buttonClicked.connect(lambda button: self._expire(row) if button is yes else None)
-        box.open()
+            "Expire link", lambda: self._expire(row),
+        )  # fmt: skip
 
     def _expire(self, row: TopUpRow) -> None:
         self.expire_button.setEnabled(False)
