@@ -428,10 +428,10 @@ class MainWindow(QMainWindow):
 
         The rows are taken on the GUI thread (a list copy); the file is written by a worker.
         """
-        name = PANEL_NAMES[self.stack.currentIndex()]
-        panel = self.panels.get(name)
+        panel = self.current_panel()  # None on the Overview: nothing to export there
         if panel is None or not self.export_action.isEnabled():
             return
+        name = next(n for n, p in self.panels.items() if p is panel)
         table = PANEL_TABLES[name]
         path = self.choose_export_path(f"{table.name}.csv")
         if path is None:

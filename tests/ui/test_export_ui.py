@@ -77,6 +77,7 @@ def test_an_export_that_cannot_be_written_says_why(
     qtbot: QtBot, runtime: Runtime, tasks: TaskRunner, tmp_path: Path
 ) -> None:
     window = _window(qtbot, runtime, tasks)
+    window.show_panel("customers")  # the window opens on the Overview, which has no list
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
     window.choose_export_path = lambda _suggested: blocker / "x.csv"
