@@ -84,6 +84,9 @@ class Result(enum.Enum):
     REJECTED = "rejected"  # signed but unusable, or a permanent error: flagged, answered 200
 
 
+#: Seconds since the epoch beyond any real event (the year 5138): larger is not a timestamp.
+MAX_CREATED = 10**11
+
 #: After this many failed attempts an event is flagged and `replay_failed` leaves it alone.
 MAX_ATTEMPTS = 5
 #: Stripe retries a failed delivery for up to three days (live mode); after that, nobody will.
@@ -174,9 +177,10 @@ def _created(event: Mapping[str, Any]) -> int:
         except ValueError:
             return 0
     try:
-        return int(value or 0)
-    except (TypeError, ValueError):
+        seconds = int(value or 0)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: 1e309 is inf
         return 0
+    return seconds if 0 <= seconds < MAX_CREATED else 0  # a 64-bit column holds it
 
 
 def is_thin(event: Mapping[str, Any]) -> bool:
@@ -324,7 +328,7 @@ def _malformed(event: Mapping[str, Any], evt_id: str, event_type: str) -> str:
             return "the thin event's related_object is not an object"
         return ""
     created = event.get("created")
-    if not isinstance(created, int) or isinstance(created, bool):
+    if not isinstance(created, int) or isinstance(created, bool) or not 0 <= created < MAX_CREATED:
         return f"the event's created {str(created)[:40]!r} is not a Unix timestamp"
     data = event.get("data")
     if not isinstance(data, Mapping) or not isinstance(data.get("object"), Mapping):

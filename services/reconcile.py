@@ -504,17 +504,27 @@ class Reconciler:
 
     def claw_back_unpaid(self, source: str, reason: str) -> int:
         """Take back credits added as a purchase with no payment behind them (admins; audited;
-        never automatic). Returns the credits taken back."""
+        never automatic). Returns the credits taken back.
+
+        Stripe is asked first: a purchase whose session (or invoice) is paid is not *credited,
+        not paid* and is refused; one that added more credits than its top-up's takes back only
+        the excess."""
         reason = validation.text(reason, "A reason", max_len=500, required=True)
+        self._authority.require(Permission.REPAIR_BOOKS, "reconcile.claw_back", source)
+        entry = CreditEntry.get_or_none(
+            (CreditEntry.kind == "purchase") & (CreditEntry.source == source)
+        )
+        if entry is None:
+            raise ValidationError(f"No purchase entry with source {source}.")
+        credits = self._unpaid_credits(entry)
+        if credits <= 0:
+            raise ValidationError(
+                f"{source} was paid for in Stripe: its credits are not 'credited, not paid', "
+                "so nothing is taken back."
+            )
         with self._authority.action(
             Permission.REPAIR_BOOKS, "reconcile.claw_back", target=source, reason=reason
         ) as record:
-            entry = CreditEntry.get_or_none(
-                (CreditEntry.kind == "purchase") & (CreditEntry.source == source)
-            )
-            if entry is None:
-                raise ValidationError(f"No purchase entry with source {source}.")
-            credits = int(entry.amount)
             try:
                 with self._db.atomic():
                     CreditEntry.insert(
@@ -527,6 +537,20 @@ class Reconciler:
                 raise ValidationError(f"{source} was already clawed back.") from None
             record.params = {"credits": credits, "customer": entry.customer_id}
         return credits
+
+    def _unpaid_credits(self, entry: CreditEntry) -> int:
+        """How many of a purchase's credits nothing paid for, as Stripe says now."""
+        amount = int(entry.amount)
+        topup = TopUp.get_or_none(TopUp.topup_id == (entry.topup_id or entry.source))
+        if topup is not None:
+            session = self._retrieve_session(topup.checkout_session_id)
+            if session is not None and session.get("payment_status") == "paid":
+                return max(0, amount - int(topup.credits))  # only what exceeds the top-up
+            return amount
+        source = str(entry.source or "")
+        if source.startswith("in_") and self._invoice_paid(source, entry.customer_id):
+            return 0
+        return amount
 
 
 def last_result(db: peewee.Database) -> Mapping[str, Any] | None:

@@ -184,3 +184,18 @@ def test_finance_reconciles_but_only_admins_repair(
     support = Authority(database, sign_in(database, "sup"))
     with pytest.raises(PermissionDenied, match="reconcile"):
         Reconciler(world.db, world.gateway, support, world.pipeline).run()
+
+
+def test_a_paid_purchase_cannot_be_clawed_back_as_unpaid(books: Reconciler, world: World) -> None:
+    """Only what nothing paid for: a paid top-up is refused; an over-credit loses the excess."""
+    [topup] = [t for t in world.credits.topups() if t.status == "credited"]
+    with pytest.raises(ValidationError, match="was paid for in Stripe"):
+        books.claw_back_unpaid(topup.topup_id, "trying it on a paid one")
+    CreditEntry.update(amount=3000).where(
+        (CreditEntry.kind == "purchase") & (CreditEntry.source == topup.topup_id)
+    ).execute()  # 300 credits paid for, 3,000 added (a hand edit)
+    [finding] = books.run().findings
+    assert finding.kind is Kind.CREDITED_NOT_PAID
+    assert books.claw_back_unpaid(topup.topup_id, "over-credited by hand") == 2700
+    assert world.balance(topup.customer_id) == 300  # exactly what was paid for
+    assert books.run().findings == []
