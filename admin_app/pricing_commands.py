@@ -8,6 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 from services.context import AppContext
+from services.errors import ValidationError
 from services.money import major_units_text
 from services.pricing import parse_pricing
 
@@ -22,6 +23,8 @@ def pricing_show(args: argparse.Namespace, ctx: AppContext) -> int:
 
 
 def pricing_set(args: argparse.Namespace, ctx: AppContext) -> int:
+    if not args.reason.strip():
+        raise ValidationError("--reason must say why, for the audit log.")
     now = ctx.pricing.current()
     wanted = parse_pricing(
         args.price if args.price is not None else major_units_text(now.unit_amount, now.currency),

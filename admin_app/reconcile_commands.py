@@ -12,6 +12,7 @@ from admin_app.commands import parse_day
 from services import export
 from services.context import AppContext
 from services.errors import ValidationError
+from services.permissions import Permission
 from services.reconcile import FINDINGS_TABLE, ReconcileReport
 
 EXIT_FINDINGS = 6
@@ -37,11 +38,17 @@ def _print(report: ReconcileReport, as_json: bool, as_csv: bool) -> None:
 
 
 def reconcile(args: argparse.Namespace, ctx: AppContext) -> int:
-    if (args.repair or args.claw_back) and not args.reason:
-        raise ValidationError("--repair and --claw-back need --reason, for the audit log.")
-    if args.repair and args.claw_back:
+    clawing = args.claw_back is not None
+    if args.repair and clawing:
         raise ValidationError("Use --repair or --claw-back, not both.")
-    if args.claw_back:
+    if args.repair or clawing:
+        if not (args.reason or "").strip():
+            raise ValidationError("--repair and --claw-back need --reason, for the audit log.")
+        # Said before anything is read, not only when there turns out to be something to do.
+        ctx.authority.require(Permission.REPAIR_BOOKS, "reconcile.repair")
+    if clawing:
+        if not args.claw_back.strip():
+            raise ValidationError("--claw-back needs the finding's source, e.g. tu_… .")
         credits = ctx.reconcile.claw_back_unpaid(args.claw_back, args.reason)
         print(f"Took back {credits:,} credits added for {args.claw_back}.")
         return 0

@@ -345,10 +345,13 @@ def migrate(db: peewee.Database, migrations: list[Migration] | None = None) -> l
             have = current_version(db)
             if have < (steps[-1].version if steps else 0) and not _may_create(db):
                 raise PermissionDenied("this login may not change the schema")
-        except PermissionDenied:
+        except (PermissionDenied, peewee.ProgrammingError):
+            # Denied, or no schema this login may use at all (PostgreSQL: "no schema has been
+            # selected to create in"): a login without its group role yet.
             raise DatabaseError(
-                "This shared database is not set up for this version of Billing Admin, and your "
-                "login may not change its schema: a database owner runs `admin-app db setup`."
+                "This shared database is not set up for this version of Billing Admin, or your "
+                "login has no role in it yet: a database owner runs `admin-app db setup`, and an "
+                "admin adds you (`admin-app operators add LOGIN --role …`)."
             ) from None
         newest = steps[-1].version if steps else 0
         if have > newest:

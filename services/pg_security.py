@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import peewee
 
-from services.errors import ValidationError
+from services.errors import DatabaseDenied, ValidationError
 from services.migrations import migrate
 from services.models import Operator
 from services.operators import sync_role, validate_login
@@ -228,6 +229,12 @@ BEGIN
       PERFORM {s}.billing_deny('a custom top-up costs its credits at the team''s price, '
                                'within the team''s limits');
     END IF;
+    IF NEW.product_id IS NOT NULL AND NOT EXISTS (
+         SELECT 1 FROM {s}.product pr JOIN {s}.price p ON p.product_id = pr.stripe_id
+         WHERE pr.stripe_id = NEW.product_id AND pr.credits = NEW.credits
+           AND p.unit_amount = NEW.amount AND p.currency = NEW.currency) THEN
+      PERFORM {s}.billing_deny('a credit pack top-up costs one of that pack''s prices');
+    END IF;
     NEW.issued_by := session_user;
     RETURN NEW;
   END IF;
@@ -356,6 +363,25 @@ def can_write(db: peewee.Database, table: str) -> bool:
     return bool(cursor.fetchone()[0])
 
 
+class _OwnerCursor:
+    """Runs setup's SQL without parameters (the plpgsql bodies have their own % signs); a
+    refusal says who may run it instead of a driver traceback."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    def execute(self, sql: str) -> None:
+        try:
+            self._cursor.execute(sql)
+        except Exception as exc:
+            if getattr(exc, "pgcode", None) == "42501":
+                raise DatabaseDenied(
+                    "db setup must be run by the database's owner (a superuser, or the role "
+                    f"that owns the database): {str(exc).strip().splitlines()[0]}"
+                ) from None
+            raise
+
+
 def setup(db: peewee.Database, *, admin: str, listeners: list[str] | None = None) -> list[str]:
     """Create or bring up to date the schema, the group roles, grants and guards; make `admin`
     the first admin (if there is none) with its group role, and give `listeners` the listener
@@ -371,7 +397,7 @@ def setup(db: peewee.Database, *, admin: str, listeners: list[str] | None = None
     cursor = db.execute_sql("SELECT quote_ident(current_schema())")  # type: ignore[no-untyped-call]
     schema = cursor.fetchone()[0]
     with db.atomic():
-        cursor = db.cursor()  # type: ignore[no-untyped-call]  # no parameters: the plpgsql bodies have their own % signs
+        cursor = _OwnerCursor(db.cursor())  # type: ignore[no-untyped-call]
         cursor.execute(_ROLES_SQL)
         cursor.execute(_GRANTS_SQL.format(s=schema))
         defaults = CreditPricing()

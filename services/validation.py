@@ -47,10 +47,26 @@ def country(value: str) -> str:
     return value
 
 
+_ISO_4217 = (
+    "aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bhd bif bmd bnd bob brl bsd btn "
+    "bwp byn bzd cad cdf chf clp cny cop crc cuc cup cve czk djf dkk dop dzd egp ern etb eur "
+    "fjd fkp gbp gel ghs gip gmd gnf gtq gyd hkd hnl htg huf idr ils inr iqd irr isk jmd jod "
+    "jpy kes kgs khr kmf kpw krw kwd kyd kzt lak lbp lkr lrd lsl lyd mad mdl mga mkd mmk mnt "
+    "mop mru mur mvr mwk mxn myr mzn nad ngn nio nok npr nzd omr pab pen pgk php pkr pln pyg "
+    "qar ron rsd rub rwf sar sbd scr sdg sek sgd shp sle sll sos srd ssp stn svc syp szl thb "
+    "tjs tmt tnd top try ttd twd tzs uah ugx usd uyu uzs ves vnd vuv wst xaf xcd xof xpf yer "
+    "zar zmw zwl"
+)
+#: ISO 4217 currency codes in use: anything else is not a currency.
+CURRENCIES = frozenset(_ISO_4217.split())
+
+
 def currency(value: str) -> str:
     value = value.strip().lower()
     if not _CURRENCY_RE.match(value):
         raise ValidationError(f"Currency must be a three-letter code such as usd, not {value!r}.")
+    if value not in CURRENCIES:
+        raise ValidationError(f"{value.upper()} is not a currency (ISO 4217), e.g. usd or eur.")
     return value
 
 

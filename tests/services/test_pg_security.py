@@ -276,6 +276,10 @@ ATTACKS = [
             " checkout_session_id, issued_by, issued_at, expires_at, refunded_amount)"
             " VALUES ('tu_fair', 'cus_team', 1000, 10000, 'usd', 'open', 'cs_f', 'x', 0, 0, 0)",
      "allowed"),
+    ("sup", "INSERT INTO top_up (topup_id, customer_id, credits, amount, currency, status,"
+            " checkout_session_id, issued_by, issued_at, expires_at, refunded_amount,"
+            " product_id) VALUES ('tu_pack', 'cus_team', 100000, 1, 'usd', 'open', 'cs_p', 'x',"
+            " 0, 0, 0, 'prod_whatever')", "denied"),
     ("sup", "INSERT INTO team_setting (key, value, set_by, set_at)"
             " VALUES ('credit_unit_amount', '1', 'x', 0)", "denied"),
     ("fin", "INSERT INTO team_setting (key, value, set_by, set_at)"
@@ -454,3 +458,22 @@ def test_each_roles_commands_work_or_are_refused_in_one_line(
             if result.returncode != expected or (expected and len(lines) != 1):
                 wrong.append((who, args, result.returncode, result.stderr[-300:]))
     assert wrong == []
+
+
+def test_a_login_without_a_role_and_a_staff_db_setup_get_one_line(
+    team: Team, tmp_path: Path
+) -> None:
+    def run(who: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "admin_app", "--db", team.url(who), *args],
+            env=_env(tmp_path), capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+    stranger = run("outsider", "whoami")
+    assert stranger.returncode in (1, 3)
+    assert len(stranger.stderr.strip().splitlines()) == 1, stranger.stderr
+    assert "operators add" in stranger.stderr
+    setup_as_staff = run("fin", "db", "setup", "--admin", team.logins["fin"])
+    assert setup_as_staff.returncode == 3, setup_as_staff.stderr
+    assert len(setup_as_staff.stderr.strip().splitlines()) == 1, setup_as_staff.stderr
+    assert "owner" in setup_as_staff.stderr
