@@ -442,9 +442,16 @@ class OverviewPanel(QWidget):
         cats = QBarCategoryAxis()
         cats.append(categories)
         values = QValueAxis()
-        values.setRange(0, _nice_max(top))
         values.setLabelFormat(label_format)
-        values.applyNiceNumbers()
+        high = _nice_max(top)
+        if label_format == "%.0f" and high <= 5:
+            # Whole-number labels on a short axis: one tick per unit, never "0, 0, 1, 1".
+            high = float(max(1, math.ceil(top)))
+            values.setRange(0, high)
+            values.setTickCount(int(high) + 1)
+        else:
+            values.setRange(0, high)
+            values.applyNiceNumbers()
         small = QFont()
         small.setPointSize(8)
         for axis in (cats, values):
