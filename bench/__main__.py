@@ -1,5 +1,6 @@
 """`make bench`: every benchmark, each printing absolute numbers and a ratio to a baseline measured
-in the same run (these machines are shared and noisy: compare ratios, not seconds).
+in the same run (these machines are shared and noisy: compare ratios, not seconds). Next to the
+text, `build/bench.json` holds one record per measured line (see `bench.results`).
 
 `python -m bench --soak [MINUTES]` (`make bench ARGS=--soak`) runs only the long soak of the
 window (30 minutes by default)."""
@@ -7,8 +8,12 @@ window (30 minutes by default)."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from bench import intake, overview, reconcile, sandbox_throughput, soak, table_filter
+from bench import intake, overview, reconcile, sandbox_throughput, soak, sync, table_filter
+from bench.results import Line, write_json
+
+JSON_PATH = Path("build") / "bench.json"
 
 
 def main(argv: list[str]) -> int:
@@ -17,11 +22,15 @@ def main(argv: list[str]) -> int:
         for line in soak.run(argv):
             print(line, flush=True)
         return 0
-    for bench in (sandbox_throughput, table_filter, overview, intake, reconcile, soak):
+    measured: list[tuple[str, Line]] = []
+    for bench in (sandbox_throughput, table_filter, overview, intake, reconcile, sync, soak):
         name = bench.__name__.rsplit(".", 1)[-1]
         print(f"== {name}", flush=True)
         for line in bench.run():
             print(line, flush=True)
+            measured.append((name, line))
+    count = write_json(JSON_PATH, measured)
+    print(f"{count} measured lines written to {JSON_PATH}", flush=True)
     return 0
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import stripe
 
 from bench.delivery import Sender
+from bench.results import Line, Result
 from services.database import open_database
 from services.events import EventPipeline, Handler, Status
 from services.stripe_gateway import StripeGateway
@@ -123,9 +124,9 @@ def _measure(
         stop()
 
 
-def run() -> list[str]:
+def run() -> list[Line]:
     logging.getLogger("services.webhook_receiver").setLevel(logging.ERROR)
-    lines = []
+    lines: list[Line] = []
     with tempfile.TemporaryDirectory(prefix="billing-admin-intake-") as tmp:
         root = Path(tmp)
         db = open_database(f"sqlite:///{root / 'ours.sqlite3'}")
@@ -159,12 +160,17 @@ def run() -> list[str]:
                 for what, event_type in (("ignored", "bench.intake"), ("applied", "bench.applied")):
                     o_rate, o_p95, o_err = _measure(ours, senders, f"{what}{senders}", event_type)
                     ok = o_rate >= max(300, 0.5 * b_rate) and o_err == 0
-                    lines.append(
+                    text = (
                         f"intake {what}, {senders:2d} senders: {o_rate:6.0f} events/s, p95 "
                         f"{o_p95:6.1f} ms, {o_err} errors  (bare construct_event+INSERT: "
                         f"{b_rate:6.0f}/s, p95 {b_p95:6.1f} ms, {b_err} errors; ratio "
                         f"{o_rate / b_rate:.2f}x){'' if ok else '  BELOW GOAL'}"
                     )
+                    lines.append(
+                        Result(f"intake {what}, {senders} senders", round(o_rate, 1),
+                               "events/s", round(b_rate, 1), round(o_rate / b_rate, 3),
+                               ">= 300 events/s, ratio >= 0.5x, 0 errors", ok, text)
+                    )  # fmt: skip
         finally:
             db.close()
     return lines

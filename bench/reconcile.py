@@ -20,6 +20,7 @@ from pathlib import Path
 
 import stripe
 
+from bench.results import Line, Result
 from services.audit import Authority
 from services.database import open_database
 from services.events import EventPipeline
@@ -93,7 +94,7 @@ def _bare_reads(client: stripe.StripeClient) -> int:
     return read
 
 
-def run() -> list[str]:
+def run() -> list[Line]:
     logging.getLogger("stripe_sandbox").setLevel(logging.WARNING)
     srv = SandboxServer(port=0)
     srv.start()
@@ -117,8 +118,12 @@ def run() -> list[str]:
     finally:
         srv.stop()
     ok = report.matches and ours < 30 and ours < 2 * bare
-    return [
+    text = (
         f"reconcile, {TOPUPS:,} top-ups: {ours:5.1f} s, {len(report.findings)} findings  "
         f"(bare paging of the same {read:,} objects: {bare:5.1f} s; ratio "
         f"{ours / bare:.2f}x){'' if ok else '  BELOW GOAL'}"
-    ]
+    )
+    return [
+        Result(f"reconcile, {TOPUPS:,} top-ups", round(ours, 3), "s", round(bare, 3),
+               round(ours / bare, 3), "books match, < 30 s and ratio < 2x", ok, text)
+    ]  # fmt: skip

@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import requests
 import stripe
 
+from bench.results import Line, Result
 from stripe_sandbox import SandboxServer
 
 TARGET_RPS = 500
@@ -119,7 +120,7 @@ def _sandbox_rates(duration: float, threads: int) -> dict[str, float]:
         }
 
 
-def run(duration: float = 2.0, threads: int = 4) -> list[str]:
+def run(duration: float = 2.0, threads: int = 4) -> list[Line]:
     """Measure and return printable result lines.
 
     Args:
@@ -129,17 +130,22 @@ def run(duration: float = 2.0, threads: int = 4) -> list[str]:
     base_single = _baseline(duration, 1)
     base_multi = _baseline(duration, threads)
     rates = _sandbox_rates(duration, threads)
-    lines = [
+    lines: list[Line] = [
         f"baseline (stdlib server + requests.Session), 1 thread: {base_single:8.0f} req/s",
         f"baseline (stdlib server + requests.Session), {threads} threads: {base_multi:8.0f} req/s",
     ]
     for label, rate in rates.items():
         base = base_multi if "threads" in label else base_single
         verdict = "ok" if rate >= TARGET_RPS else f"BELOW TARGET {TARGET_RPS}"
-        lines.append(
+        text = (
             f"sandbox via stripe-python, {label}: {rate:8.0f} req/s "
             f"({rate / base:.2f}x baseline) {verdict}"
         )
+        lines.append(
+            Result(f"sandbox via stripe-python, {label}", round(rate, 1), "req/s",
+                   round(base, 1), round(rate / base, 3), f">= {TARGET_RPS} req/s",
+                   rate >= TARGET_RPS, text)
+        )  # fmt: skip
     return lines
 
 

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import QApplication
 from admin_app.paths import AppPaths, resources_dir
 from admin_app.wiring import Options, build_runtime
 from bench.delivery import Sender
+from bench.results import Line, Result
 from services.sync import SyncTarget
 from stripe_sandbox import SandboxServer
 from stripe_sandbox.resources import customers
@@ -174,7 +175,7 @@ def _idle(seconds: float) -> None:
     loop.exec()
 
 
-def run_soak(soak: Soak) -> list[str]:
+def run_soak(soak: Soak) -> list[Line]:
     secret = "whsec_" + secrets.token_hex(24)
     key = "sk_test_soak"
     with tempfile.TemporaryDirectory(prefix="billing-admin-soak-") as tmp:
@@ -275,8 +276,10 @@ def run_soak(soak: Soak) -> list[str]:
         f"  {elapsed / 60:.1f} min: {soak.keystrokes:,} keystrokes, {deliverer.sent:,} events "
         f"applied ({deliverer.failed} refused), {soak.syncs} syncs",
         f"  references at the end vs start: {change}  (steady: within a few hundred)",
-        f"  RSS {start_rss:.0f} MB -> {end_rss:.0f} MB (ratio {end_rss / start_rss:.2f}x)",
-    ]
+        Result("soak RSS at the end", round(end_rss, 1), "MB", round(start_rss, 1),
+               round(end_rss / start_rss, 3), "", None,
+               f"  RSS {start_rss:.0f} MB -> {end_rss:.0f} MB (ratio {end_rss / start_rss:.2f}x)"),
+    ]  # fmt: skip
 
 
 def _progress(soak: Soak, elapsed: float, start: dict[str, int], start_rss: float) -> str:
@@ -288,7 +291,7 @@ def _progress(soak: Soak, elapsed: float, start: dict[str, int], start_rss: floa
     )
 
 
-def run(argv: list[str] | None = None) -> list[str]:
+def run(argv: list[str] | None = None) -> list[Line]:
     """The short soak of `make bench`, or the long one with `--soak [MINUTES] [--customers N]`."""
     args = list(argv or [])
     if "--soak" not in args:

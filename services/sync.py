@@ -2,20 +2,24 @@
 
 Pages of 100, one transaction per page, progress after each page, and a cancel check between
 pages: a cancelled pull keeps the pages it finished and is safe to run again.
+
+Stripe's pages are read as plain JSON (`raw_request`, as the reconciler does): building typed
+stripe-python objects only to turn them back into dicts cost more than the HTTP itself. The next
+page is fetched on a worker thread while the current one is written, never more than one ahead.
 """
 
 from __future__ import annotations
 
 import enum
+import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any
 
 import peewee
-import stripe
 
 from services.audit import Authority
 from services.errors import AppError
@@ -62,6 +66,7 @@ class SyncSummary:
 
 
 ProgressFn = Callable[[SyncProgress], None]
+_Page = tuple[list[dict[str, Any]], str | None]  # a page's objects, and the id to continue after
 CancelFn = Callable[[], bool]
 
 
@@ -114,54 +119,78 @@ class SyncService:
         progress: ProgressFn | None,
         cancelled: CancelFn | None,
     ) -> SyncSummary:
-        plan: list[tuple[str, type[StripeMirror], Callable[[stripe.StripeClient], Any]]] = []
+        plan: list[tuple[str, type[StripeMirror], str]] = []
         if target in (SyncTarget.CUSTOMERS, SyncTarget.ALL):
-            plan.append(
-                ("customers", Customer, lambda c: c.v1.customers.list({"limit": PAGE_SIZE}))
-            )
+            plan.append(("customers", Customer, "/v1/customers"))
         if target in (SyncTarget.INVOICES, SyncTarget.ALL):
-            plan.append(("invoices", Invoice, lambda c: c.v1.invoices.list({"limit": PAGE_SIZE})))
+            plan.append(("invoices", Invoice, "/v1/invoices"))
         if target in (SyncTarget.PRODUCTS, SyncTarget.ALL):
-            plan.append(("products", Product, lambda c: c.v1.products.list({"limit": PAGE_SIZE})))
-            plan.append(("prices", Price, lambda c: c.v1.prices.list({"limit": PAGE_SIZE})))
+            plan.append(("products", Product, "/v1/products"))
+            plan.append(("prices", Price, "/v1/prices"))
         seen: dict[str, int] = {}
         changed: dict[str, int] = {}
         marked = 0
-        for kind, model, lister in plan:
+        for kind, model, path in plan:
             seen[kind] = changed[kind] = 0
             # Stripe gives no totals; last time's count is a fair estimate ("n of ~total").
             estimate = model.select().count() or None
             ids: set[str] = set()
-            for page in self._pages(lister):
-                if cancelled is not None and cancelled():
-                    return SyncSummary(seen, changed, marked, cancelled=True)
-                with self._db.atomic():
-                    changed[kind] += upsert(model, page)
-                seen[kind] += len(page)
-                ids.update(obj["id"] for obj in page)
-                if progress is not None:
-                    total = max(estimate, seen[kind]) if estimate else None
-                    progress(SyncProgress(kind, seen[kind], total))
+            pages = self._pages(path)
+            try:
+                for page in pages:
+                    if cancelled is not None and cancelled():
+                        return SyncSummary(seen, changed, marked, cancelled=True)
+                    with self._db.atomic():
+                        changed[kind] += upsert(model, page)
+                    seen[kind] += len(page)
+                    ids.update(obj["id"] for obj in page)
+                    if progress is not None:
+                        total = max(estimate, seen[kind]) if estimate else None
+                        progress(SyncProgress(kind, seen[kind], total))
+            finally:
+                pages.close()  # stops the prefetch now, not whenever the generator is collected
             if model is Customer:
                 marked = self._mark_missing_customers_deleted(ids)
         summary = SyncSummary(seen, changed, marked, cancelled=False)
         log.info("Sync finished: %s", summary.line())
         return summary
 
-    def _pages(
-        self, lister: Callable[[stripe.StripeClient], Any]
-    ) -> Iterator[list[Mapping[str, Any]]]:
-        """stripe-python's auto_paging_iter, cut back into pages of 100 (one transaction each).
+    def _page(self, path: str, starting_after: str | None) -> _Page:
+        """One list page as plain JSON, and the id to continue after (None on the last page).
 
-        Network errors surface while iterating, so the iteration itself goes through the
-        gateway's error translation.
+        Goes through the gateway, so a Stripe error comes out typed, on whichever thread."""
+        params: dict[str, Any] = {"limit": PAGE_SIZE}
+        if starting_after:
+            params["starting_after"] = starting_after
+        response = self._gateway.call(lambda c: c.raw_request("get", path, **params))
+        page = json.loads(response.body)
+        data: list[dict[str, Any]] = page.get("data") or []
+        more = bool(page.get("has_more")) and bool(data)
+        return data, (str(data[-1]["id"]) if more else None)
+
+    def _pages(self, path: str) -> Generator[list[dict[str, Any]]]:
+        """Every page of a Stripe list, page N+1 fetched on a worker while page N is written.
+
+        At most one page is in flight ahead of the caller. Closing the generator (a cancelled
+        pull, an error while writing) waits for that one request and fetches nothing more; an
+        error fetching a page is raised here, where the caller asks for that page.
         """
-        objects = self._gateway.call(lambda c: iter(lister(c).auto_paging_iter()))
-        while True:
-            page = self._gateway.call(lambda _c: list(islice(objects, PAGE_SIZE)))
-            if not page:
-                return
-            yield [obj.to_dict(for_json=True) for obj in page]
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-prefetch") as pool:
+            ahead: Future[_Page] | None = None
+            try:
+                data, after = self._page(path, None)
+                while True:
+                    if after is not None:
+                        ahead = pool.submit(self._page, path, after)
+                    if data:
+                        yield data
+                    if ahead is None:
+                        return
+                    data, after = ahead.result()
+                    ahead = None
+            finally:
+                if ahead is not None:
+                    ahead.cancel()
 
     def _mark_missing_customers_deleted(self, present: set[str]) -> int:
         """Customers gone from Stripe are marked deleted, not silently kept as if alive."""
