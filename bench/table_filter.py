@@ -16,7 +16,8 @@ from PySide6.QtWidgets import QApplication
 
 from bench.results import Line, Result
 from services.browse import CustomerRow
-from ui.panels.customers import COLUMNS, _search_text
+from ui.customer_picker import customer_search_text as _search_text
+from ui.panels.customers import COLUMNS
 from ui.table_model import RowTableModel
 
 ROWS = 100_000
