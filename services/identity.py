@@ -5,7 +5,8 @@ so renaming a local account cannot claim a colleague's role. `session_user` is u
 `current_user` so that `SET ROLE` cannot change it either.
 
 On SQLite the login comes from the process's real uid (the access token on Windows), never from
-`LOGNAME`/`USER`/`USERNAME`: anyone can set those, and `getpass.getuser()` reads them first.
+`LOGNAME`/`USER`/`USERNAME`: anyone can set those, and the standard library's `getuser()` reads them
+first.
 """
 
 from __future__ import annotations
