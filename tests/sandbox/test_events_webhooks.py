@@ -115,9 +115,17 @@ def test_failed_delivery_is_retried_and_logged(
         stripe_client.v1.webhook_endpoints.create({"url": receiver.url, "enabled_events": ["*"]})
         created = stripe_client.v1.customers.create({"name": "Retry me"})
         assert receiver.got_one.wait(timeout=10)
+        # The receiver has its event; the sandbox logs the attempt once it has read the answer,
+        # a moment later on its own thread: wait for that, not a fixed time.
+        deadline = time.monotonic() + 10
+        attempts: list[dict[str, object]] = []
+        while time.monotonic() < deadline:
+            attempts = [d for d in sandbox.deliveries() if d["event_type"] == "customer.created"]
+            if any(d["succeeded"] for d in attempts):
+                break
+            time.sleep(0.02)
     finally:
         receiver.close()
-    attempts = [d for d in sandbox.deliveries() if d["event_type"] == "customer.created"]
     assert [(d["attempt"], d["succeeded"]) for d in attempts] == [(1, False), (2, True)]
     assert attempts[0]["status"] == 500
     deadline = time.monotonic() + 5
