@@ -35,11 +35,12 @@ from services.events import (
     Ignore,
     Status,
     event_object,
+    flag_event,
     via,
 )
 from services.journal import Journal
 from services.mirror import parse_credits
-from services.models import CreditEntry, Customer, Price, Product, TopUp, WebhookEvent, tuples
+from services.models import CreditEntry, Customer, Price, Product, TopUp, tuples
 from services.money import format_amount
 from services.permissions import Permission
 from services.pricing import pricing_at
@@ -453,8 +454,7 @@ def _price_problem(topup: TopUp) -> str:
 
 
 def _flag_event(event: Mapping[str, Any], why: str) -> None:
-    log.warning("Event %s flagged: %s", event.get("id"), why)
-    WebhookEvent.update(flagged=why).where(WebhookEvent.evt_id == event.get("id")).execute()
+    flag_event(str(event.get("id") or ""), why)
 
 
 @dataclass(frozen=True)

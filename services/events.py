@@ -344,7 +344,8 @@ def _give_up_reason(attempts: int, created: int, now: float) -> str:
     return ""
 
 
-def _flag(evt_id: str, why: str) -> None:
+def flag_event(evt_id: str, why: str) -> None:
+    """Mark a stored event as needing a person, with why (the Events panel's ⚑)."""
     log.warning("Event %s flagged: %s", evt_id, why)
     WebhookEvent.update(flagged=why).where(WebhookEvent.evt_id == evt_id).execute()
 
@@ -501,7 +502,7 @@ class EventPipeline:
         for evt_id, attempts, created in failed:
             why = _give_up_reason(attempts or 0, created or 0, now)
             if why:
-                _flag(evt_id, why)
+                flag_event(evt_id, why)
                 flagged.append(evt_id)
                 continue
             results[evt_id] = self.replay(evt_id, authority)
@@ -557,12 +558,12 @@ class EventPipeline:
                 row = WebhookEvent.get_or_none(WebhookEvent.evt_id == evt_id)
                 give_up = row and _give_up_reason(row.attempts or 0, row.created or 0, time.time())
                 if give_up:
-                    _flag(evt_id, give_up)
+                    flag_event(evt_id, give_up)
                 return Result.FAILED
             if not isinstance(exc, (Reject, AppError)):
                 log.exception("Handler for %s (%s) failed for good", evt_id, event_type)
             self._settle_as(evt_id, claimable, Status.REJECTED, message)
-            _flag(evt_id, f"rejected: {message}"[:2000])
+            flag_event(evt_id, f"rejected: {message}"[:2000])
             return Result.REJECTED
         return Result.APPLIED if status is Status.APPLIED else Result.IGNORED
 
