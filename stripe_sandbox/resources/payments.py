@@ -1,7 +1,7 @@
 """PaymentIntents, Charges and Refunds.
 
-PaymentIntents are created by Checkout and invoices (there is no ``POST
-/v1/payment_intents``); ``attempt`` charges a PaymentMethod for one and records the events
+PaymentIntents are created by Checkout, invoices and ``POST /v1/payment_intents``
+(``payment_intents.py``); ``attempt`` charges a PaymentMethod for one and records the events
 Stripe sends, in Stripe's order:
 
 - card succeeds: ``charge.succeeded``, ``payment_intent.succeeded``
@@ -238,7 +238,7 @@ def settle(ctx: Ctx, intent: JsonDict, succeeded: bool) -> JsonDict:
     return charge
 
 
-def cancel(ctx: Ctx, intent: JsonDict, reason: str) -> None:
+def cancel(ctx: Ctx, intent: JsonDict, reason: str | None) -> None:
     """Cancel an unfinished PaymentIntent (``payment_intent.canceled``)."""
     intent.update(
         {
