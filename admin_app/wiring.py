@@ -13,6 +13,7 @@ import peewee
 
 from admin_app.paths import AppPaths
 from services.audit import Actor, AuditLog, Authority
+from services.auto_topup import AUTO_TOPUP_ROUTES, AutoTopUpService
 from services.browse import BrowseService
 from services.catalog import CatalogService
 from services.catchup import CatchUp
@@ -119,6 +120,8 @@ class Runtime:
             receiver,
             supervisor if use_cli else None,
             [configured] if configured else [],
+            # Spends made by other systems (the SQL function) are caught here.
+            scanners=[ctx.auto_topup.scan],
         )
         return listener
 
@@ -225,8 +228,10 @@ def build_context(
     # One journal for every service, so a re-used key is announced wherever it happens.
     journal = Journal(database, authority, scope=gateway.mode.value)
     pricing = PricingService(database, authority)
-    # Credits first: their checkout/charge routes are more specific than the mirror's.
-    events = EventPipeline(database, gateway, [*CREDIT_ROUTES, *ROUTES])
+    # Credits first: their checkout/charge routes are more specific than the mirror's; auto
+    # top-ups before them (their payment intents and charges, then the rest go on).
+    events = EventPipeline(database, gateway, [*AUTO_TOPUP_ROUTES, *CREDIT_ROUTES, *ROUTES])
+    credits = CreditService(database, gateway, authority, settings_store.load(), journal)
     return AppContext(
         pricing=pricing,
         reconcile=Reconciler(database, gateway, authority, events),
@@ -245,7 +250,8 @@ def build_context(
         ),
         audit=AuditLog(database, authority),
         events=events,
-        credits=CreditService(database, gateway, authority, settings_store.load(), journal),
+        credits=credits,
+        auto_topup=AutoTopUpService(database, gateway, authority, credits),
         invoices=InvoiceService(database, gateway, authority, journal),
         journal=journal,
         overview=OverviewService(database, authority),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.audit import Actor, AuditLog, Authority
+from services.auto_topup import AutoTopUpService
 from services.browse import BrowseService
 from services.catalog import CatalogService
 from services.configuration import ConfigService
@@ -47,6 +48,7 @@ class AppContext:
     reconcile: Reconciler
     topup_attempts: TopUpAttemptReader
     exports: ExportService
+    auto_topup: AutoTopUpService
 
     @property
     def actor(self) -> Actor:

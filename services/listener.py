@@ -60,6 +60,9 @@ class ListenerService:
         | None,
         configured_secrets: list[str],
         interval_s: float = INTERVAL_S,
+        *,
+        scanners: list[Callable[[], object]] | None = None,
+        scan_interval_s: float = 60.0,
     ) -> None:
         self._pipeline = pipeline
         self._catch_up = catch_up
@@ -68,6 +71,10 @@ class ListenerService:
         self._interval = interval_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Periodic checks that need no event (auto top-up: a balance below its threshold).
+        self._scanners = list(scanners or [])
+        self._scan_interval = scan_interval_s
+        self._scan_thread: threading.Thread | None = None
         self._listeners: list[Callable[[ListenerState], None]] = []
         self._supervisor_factory = supervisor_factory
         self.supervisor: ListenSupervisor | None = None
@@ -116,6 +123,10 @@ class ListenerService:
                 target=self._catch_up_loop, name="catch-up", daemon=True
             )
             self._thread.start()
+        if self._scanners:
+            self._stop.clear()
+            self._scan_thread = threading.Thread(target=self._scan_loop, name="scan", daemon=True)
+            self._scan_thread.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -126,6 +137,9 @@ class ListenerService:
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
+        if self._scan_thread is not None:
+            self._scan_thread.join(timeout=30)
+            self._scan_thread = None
         self._update(receiving=False, receiver_problem="stopped")
 
     def catch_up_now(self) -> CatchUpSummary:
@@ -147,6 +161,18 @@ class ListenerService:
             except Exception:
                 log.exception("Catch-up failed unexpectedly")
             if self._stop.wait(self._interval):
+                return
+
+    def _scan_loop(self) -> None:
+        while not self._stop.is_set():
+            for scan in self._scanners:
+                try:
+                    scan()
+                except AppError as exc:
+                    log.warning("Scan failed: %s", exc)
+                except Exception:
+                    log.exception("Scan failed unexpectedly")
+            if self._stop.wait(self._scan_interval):
                 return
 
     def _on_listen_status(self, status: ListenStatus) -> None:

@@ -286,6 +286,47 @@ def _v8_overview_indexes(db: peewee.Database) -> None:
     )
 
 
+def _v11_auto_topup(db: peewee.Database) -> None:
+    text, big, char = peewee.TextField, peewee.BigIntegerField, peewee.CharField
+    tables: dict[str, dict[str, peewee.Field]] = {
+        "auto_topup_setting": {
+            "customer_id": char(max_length=255, unique=True),
+            "enabled": peewee.BooleanField(default=False),
+            "threshold": big(default=0),
+            "pack_product_id": char(max_length=255, null=True),
+            "failure_limit": peewee.IntegerField(default=3),
+            "failures": peewee.IntegerField(default=0),
+            "attention": text(null=True),
+            "attention_at": big(null=True),
+            "updated_by": text(),
+            "updated_at": big(),
+        },
+        "auto_topup_trigger": {
+            "trigger_id": char(max_length=64, unique=True),
+            "customer_id": char(max_length=255, index=True),
+            "status": char(max_length=16, index=True),
+            "pack_product_id": char(max_length=255),
+            "credits": big(),
+            "amount": big(),
+            "currency": char(max_length=3),
+            "balance": big(),
+            "idempotency_key": char(max_length=255, unique=True),
+            "payment_method_id": char(max_length=255, null=True),
+            "payment_intent_id": char(max_length=255, null=True, unique=True),
+            "created_at": big(),
+            "settled_at": big(null=True),
+            "failure": text(null=True),
+        },
+    }
+    db.create_tables([_frozen_table(db, name, cols) for name, cols in tables.items()])
+    # Never two charges in flight for one customer: the database decides, not a check in code
+    # (a burst of spends on several threads or machines makes one trigger; the rest conflict).
+    db.execute_sql(  # type: ignore[no-untyped-call]
+        "CREATE UNIQUE INDEX auto_topup_one_in_flight ON auto_topup_trigger (customer_id) "
+        "WHERE status = 'in_flight'"
+    )
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "customers, products, prices, invoices, credit ledger", _v1_initial),
     Migration(2, "operators and the audit log", _v2_operators_and_audit),
@@ -295,6 +336,9 @@ MIGRATIONS: list[Migration] = [
     Migration(6, "the request journal: intent and outcome of Stripe requests", _v6_request_journal),
     Migration(7, "team settings (credit prices and limits), append-only", _v7_team_settings),
     Migration(8, "invoices' paid date as a column; indexes for the Overview", _v8_overview_indexes),
+    Migration(
+        11, "automatic top-ups: settings per customer, one trigger in flight", _v11_auto_topup
+    ),
 ]
 
 

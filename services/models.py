@@ -273,3 +273,47 @@ ALL_MODELS.extend(
         TeamSetting,
     ]
 )
+
+
+class AutoTopUpSetting(BaseModel):
+    """A customer's low-balance threshold and automatic top-up (services.auto_topup)."""
+
+    customer_id = peewee.CharField(max_length=255, unique=True)
+    enabled = peewee.BooleanField(default=False)
+    threshold = peewee.BigIntegerField(default=0)  # credits
+    pack_product_id = peewee.CharField(max_length=255, null=True)
+    failure_limit = peewee.IntegerField(default=3)
+    failures = peewee.IntegerField(default=0)  # in a row, since the last success or enabling
+    attention = peewee.TextField(null=True)  # why a person should look (the decline), or None
+    attention_at = peewee.BigIntegerField(null=True)
+    updated_by = peewee.TextField()
+    updated_at = peewee.BigIntegerField()
+
+    class Meta:
+        table_name = "auto_topup_setting"
+
+
+class AutoTopUpTrigger(BaseModel):
+    """One automatic top-up: made when a balance fell below its threshold, with its one
+    idempotency key; at most one `in_flight` per customer (a partial unique index)."""
+
+    trigger_id = peewee.CharField(max_length=64, unique=True)
+    customer_id = peewee.CharField(max_length=255, index=True)
+    status = peewee.CharField(max_length=16, index=True)  # in_flight, succeeded, failed
+    pack_product_id = peewee.CharField(max_length=255)
+    credits = peewee.BigIntegerField()
+    amount = peewee.BigIntegerField()
+    currency = peewee.CharField(max_length=3)
+    balance = peewee.BigIntegerField()  # the available balance that set it off
+    idempotency_key = peewee.CharField(max_length=255, unique=True)
+    payment_method_id = peewee.CharField(max_length=255, null=True)
+    payment_intent_id = peewee.CharField(max_length=255, null=True, unique=True)
+    created_at = peewee.BigIntegerField()
+    settled_at = peewee.BigIntegerField(null=True)
+    failure = peewee.TextField(null=True)
+
+    class Meta:
+        table_name = "auto_topup_trigger"
+
+
+ALL_MODELS.extend([AutoTopUpSetting, AutoTopUpTrigger])

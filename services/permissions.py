@@ -28,6 +28,7 @@ class Permission(enum.Enum):
     VIEW_AUDIT = "view audit log"
     ISSUE_TOPUP_LINK = "issue top-up link"
     ISSUE_PORTAL_LINK = "issue portal link"
+    MANAGE_AUTO_TOPUP = "manage auto top-up"
     EDIT_CUSTOMER = "edit customer"
     MANAGE_CATALOG = "manage catalog"
     CREATE_INVOICE = "create invoice"
@@ -64,6 +65,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.ISSUE_TOPUP_LINK,
             Permission.ISSUE_PORTAL_LINK,
             Permission.EDIT_CUSTOMER,
+            Permission.MANAGE_AUTO_TOPUP,
         }
     ),
     Role.ADMIN: _ALL,

@@ -34,6 +34,7 @@ import peewee
 
 from services import export, validation
 from services.audit import Authority
+from services.auto_topup import auto_topup_paid
 from services.catchup import CURSOR_KEY, CatchUp
 from services.credits import SYSTEM, settle_topup
 from services.errors import NotFound, ValidationError
@@ -361,6 +362,10 @@ class Reconciler:
             source = str(entry.source or "")
             if source.startswith("in_") and self._invoice_paid(source, entry.customer_id):
                 continue
+            if source.startswith("pi_") and auto_topup_paid(
+                self._gateway, source, entry.customer_id
+            ):
+                continue  # an automatic top-up, paid
             yield Finding(
                 Kind.CREDITED_NOT_PAID, source or f"entry {entry.id}",
                 f"{entry.amount:,} credits added as a purchase ({source or 'no source'}) with no "
@@ -549,6 +554,8 @@ class Reconciler:
             return amount
         source = str(entry.source or "")
         if source.startswith("in_") and self._invoice_paid(source, entry.customer_id):
+            return 0
+        if source.startswith("pi_") and auto_topup_paid(self._gateway, source, entry.customer_id):
             return 0
         return amount
 

@@ -41,7 +41,7 @@ _SUPPORTED_CREATE = frozenset(
         "description",
         "metadata",
         "payment_method",
-        "payment_method_types",
+        "allowed_payment_method_types",
         "confirm",
         "off_session",
         "setup_future_usage",
@@ -142,10 +142,10 @@ def create(ctx: Ctx, params: JsonDict, _id: str) -> JsonDict:
         pm = _payment_method(ctx, params["payment_method"], customer_id)
     if confirm and pm is None:
         raise _no_payment_method()
-    types = params.get("payment_method_types") or ["card"]
+    types = params.get("allowed_payment_method_types") or ["card"]
     for kind in types:
         if kind not in ("card", "us_bank_account"):
-            raise _unsupported(f"payment_method_types[{kind}]")
+            raise _unsupported(f"allowed_payment_method_types[{kind}]")
     intent = payments.new_intent(
         ctx,
         amount=amount,
