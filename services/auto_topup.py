@@ -318,8 +318,13 @@ class AutoTopUpService:
     # ---- the trigger
     def after_spend(self, customer_id: str) -> ScanReport:
         """Call after every spend the app makes: charges once if the spend crossed the
-        threshold. Never raises for Stripe trouble (the listener's scan retries)."""
-        return self.scan(customer_id)
+        threshold. Never raises: the spend is done, and the listener's scan catches up on
+        what this could not do (Stripe unreachable, a login that may not charge)."""
+        try:
+            return self.scan(customer_id)
+        except (AppError, peewee.DatabaseError) as exc:
+            log.warning("Auto top-up check after a spend by %s failed: %s", customer_id, exc)
+            return ScanReport(problems=[str(exc)])
 
     def scan(self, customer_id: str | None = None) -> ScanReport:
         """Trigger and charge every customer (or one) below their threshold with nothing in
@@ -602,16 +607,18 @@ def _apply_intent(ctx: HandlerContext, event: Mapping[str, Any], intent: dict[st
 
 def _credit(trigger: AutoTopUpTrigger, pi_id: str) -> bool:
     now = int(time.time())
-    wrote = _write_purchase(
-        trigger.customer_id, int(trigger.credits), pi_id, trigger.trigger_id,
-        f"Automatic top-up {trigger.trigger_id}: {pi_id} paid", now,
-    )  # fmt: skip
+    # The trigger names its payment first: on a shared PostgreSQL the ledger's guard checks
+    # the purchase against it.
     AutoTopUpTrigger.update(
         status=SUCCEEDED,
         payment_intent_id=pi_id,
         settled_at=peewee.fn.COALESCE(AutoTopUpTrigger.settled_at, now),
         failure=None,
     ).where(AutoTopUpTrigger.id == trigger.id).execute()
+    wrote = _write_purchase(
+        trigger.customer_id, int(trigger.credits), pi_id, trigger.trigger_id,
+        f"Automatic top-up {trigger.trigger_id}: {pi_id} paid", now,
+    )  # fmt: skip
     if wrote:  # paid: the failures in a row are over
         AutoTopUpSetting.update(failures=0, attention=None, attention_at=None).where(
             AutoTopUpSetting.customer_id == trigger.customer_id

@@ -116,6 +116,13 @@ GRANT USAGE ON ALL SEQUENCES IN SCHEMA {s} TO billing_listener;
 
 -- a product backend reads balances
 GRANT SELECT ON credit_entry, customer TO billing_product;
+
+-- automatic top-ups: support and admins set them; the listener charges and settles them
+GRANT SELECT ON auto_topup_setting, auto_topup_trigger TO billing_staff, billing_listener;
+GRANT INSERT, UPDATE ON auto_topup_setting TO billing_support, billing_admin;
+GRANT USAGE ON SEQUENCE auto_topup_setting_id_seq TO billing_support;
+GRANT UPDATE ON auto_topup_setting TO billing_listener;
+GRANT INSERT, UPDATE ON auto_topup_trigger TO billing_listener;
 """
 
 _FUNCTIONS_SQL = """
@@ -164,6 +171,13 @@ BEGIN
        AND NOT (NEW.kind = 'purchase' AND NEW.topup_id IS NULL AND NEW.amount > 0
                 AND EXISTS (SELECT 1 FROM {s}.invoice i WHERE i.stripe_id = NEW.source
                             AND i.customer_id = NEW.customer_id AND i.status = 'paid'))
+       -- an automatic top-up: its trigger's PaymentIntent, or a clawback of one
+       AND NOT EXISTS (SELECT 1 FROM {s}.auto_topup_trigger a WHERE a.trigger_id = NEW.topup_id
+                       AND a.customer_id = NEW.customer_id
+                       AND ((NEW.kind = 'purchase' AND NEW.amount = a.credits
+                             AND NEW.source = a.payment_intent_id)
+                            OR (NEW.kind = 'clawback' AND NEW.amount < 0
+                                AND -NEW.amount <= a.credits)))
        -- reconcile's explicit clawback of a purchase nothing paid for (admins)
        AND NOT (NEW.kind = 'clawback' AND NEW.source LIKE 'unpaid:%'
                 AND pg_has_role(session_user, 'billing_admin', 'MEMBER')

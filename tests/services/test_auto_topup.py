@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 import peewee
+import psycopg2
 import pytest
 import stripe
 
@@ -44,6 +45,7 @@ from services.stripe_gateway import StripeGateway
 from services.sync import SyncService, SyncTarget
 from stripe_sandbox import SandboxServer
 from tests.conftest import TEST_KEY
+from tests.services.test_pg_security import Team, _open_as, team  # noqa: F401 (a fixture)
 
 
 def _spend(customer: str, credits: int) -> None:
@@ -339,3 +341,60 @@ def test_finance_may_look_but_not_change(world: World, database: peewee.Database
     assert finance.config(customer).enabled is False
     with pytest.raises(PermissionDenied):
         finance.configure(customer, enabled=False, threshold=5, pack_product_id=None)
+
+
+@pytest.mark.postgres
+def test_a_shared_postgresql_lets_the_listener_charge_and_credit(
+    team: Team,  # noqa: F811 (the fixture imported above)
+    sandbox: SandboxServer,
+    stripe_client: stripe.StripeClient,
+) -> None:
+    """`db setup`'s grants and ledger guard: support sets auto top-up, the listener charges
+    and credits it; a staff member cannot make a trigger or a purchase with psql."""
+    sandbox.seed_demo()
+    gateway = StripeGateway(TEST_KEY, api_base=sandbox.url, sandbox=True)
+    demo = {e.id for e in stripe_client.v1.events.list({"limit": 100}).auto_paging_iter()}
+    db, adm = _open_as(team, "adm")
+    try:
+        SyncService(db, gateway, adm).pull(SyncTarget.PRODUCTS)
+        customer = (
+            CustomerService(db, gateway, adm)
+            .create(CustomerDraft(email="pg-auto@example.com"), None)
+            .stripe_id
+        )
+        pm = stripe_client.v1.payment_methods.attach("pm_card_visa", {"customer": customer})
+        stripe_client.v1.customers.update(
+            customer, {"invoice_settings": {"default_payment_method": pm.id}}
+        )
+        CreditService(db, gateway, adm, Settings()).grant(customer, 100, "start")
+    finally:
+        db.close()
+    db, sup = _open_as(team, "sup")
+    try:
+        credits = CreditService(db, gateway, sup, Settings())
+        pack = next(p for p in credits.credit_packs() if p[2] == 500)
+        auto = AutoTopUpService(db, gateway, sup, credits)
+        auto.configure(customer, enabled=True, threshold=300, pack_product_id=pack[0])
+        assert auto.after_spend(customer).triggered == []  # support may not charge: denied
+    finally:
+        db.close()
+    db, lst = _open_as(team, "lst")
+    try:
+        credits = CreditService(db, gateway, lst, Settings())
+        report = AutoTopUpService(db, gateway, lst, credits).scan()
+        assert len(report.charged) == 1, report
+        pipeline = EventPipeline(db, gateway, [*AUTO_TOPUP_ROUTES, *CREDIT_ROUTES, *ROUTES])
+        listed = stripe_client.v1.events.list({"limit": 100}).auto_paging_iter()
+        for event in reversed([e.to_dict(for_json=True) for e in listed]):
+            if event["id"] not in demo:
+                pipeline.receive(event, Source.CATCH_UP)
+        assert credits.balance(customer) == 600
+    finally:
+        db.close()
+    conn = team.sql("sup")
+    with conn.cursor() as cur, pytest.raises(psycopg2.Error):
+        cur.execute(
+            "INSERT INTO credit_entry (customer_id, amount, kind, source, topup_id, operator,"
+            f" created_at) VALUES ('{customer}', 500, 'purchase', 'pi_x', 'atu_x', 'x', 0)"
+        )
+    conn.close()
