@@ -13,7 +13,7 @@ import sys
 from dataclasses import asdict, replace
 from typing import Any
 
-from admin_app import argtypes, output
+from admin_app import argtypes, auto_topup_commands, output
 from services.browse import ProductRow
 from services.catalog import ProductDraft
 from services.context import AppContext
@@ -259,8 +259,9 @@ def _topup_json(row: Any) -> dict[str, Any]:
 
 def topup_create(args: argparse.Namespace, ctx: AppContext) -> int:
     link = ctx.credits.issue_topup(
-        args.customer, args.idempotency_key, pack_product_id=args.pack, credits=args.credits
-    )
+        args.customer, args.idempotency_key, pack_product_id=args.pack, credits=args.credits,
+        save_card=args.save_card,
+    )  # fmt: skip
     if args.json:
         _print_json(_topup_json(link.topup))
     else:
@@ -335,6 +336,11 @@ def add_credit_parsers(commands: Any, parser_class: type[argparse.ArgumentParser
     what.add_argument(
         "--credits", type=argtypes.positive, metavar="N", help="a custom number of credits"
     )
+    p.add_argument(
+        "--save-card",
+        action="store_true",
+        help="keep the card the customer pays with, for automatic top-ups",
+    )
     p.add_argument("--json", action="store_true")
     argtypes.add_idempotency_key(p)
     p.set_defaults(handler=topup_create, needs_stripe=True)
@@ -379,3 +385,4 @@ def add_credit_parsers(commands: Any, parser_class: type[argparse.ArgumentParser
     p.add_argument("--credits", required=True, type=argtypes.positive, metavar="N")
     p.add_argument("--reason", required=True, metavar="TEXT")
     p.set_defaults(handler=credits_grant)
+    auto_topup_commands.add_parsers(sub, parser_class)

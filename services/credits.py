@@ -226,12 +226,14 @@ class CreditService:
         *,
         pack_product_id: str | None = None,
         credits: int | None = None,
+        save_card: bool = False,
     ) -> TopUpLink:
         """Create a Checkout Session for a credit pack or a custom number of credits.
 
         Nothing is credited here: the link only asks for payment. Without `idempotency_key`
         the request journal picks one, so re-running after a lost answer replays the same
-        session instead of making a second payable one.
+        session instead of making a second payable one. `save_card` asks Checkout to keep the
+        card for off-session charges (`setup_future_usage=off_session`: automatic top-ups).
         """
         if (pack_product_id is None) == (credits is None):
             raise ValidationError("Choose either a credit pack or a number of credits.")
@@ -267,13 +269,15 @@ class CreditService:
             )
         args = {"customer": customer_id, "pack": pack_product_id, "credits": credits,
                 "amount": amount, "currency": currency}  # fmt: skip
+        if save_card:
+            args["save_card"] = True
         with self._journal.attempt(
             "topup.issue", args, key=idempotency_key, target=customer_id,
             summary=f"Top-up link: {credits:,} credits for {customer_id}",
         ) as attempt:  # fmt: skip
             topup_id, session_id = self._create_session(
                 customer_id, attempt.key, attempt.started_at, line_item, credits, amount,
-                currency, pack_product_id,
+                currency, pack_product_id, save_card=save_card,
             )  # fmt: skip
             attempt.answered(session_id)
         row = _row(TopUp.get(TopUp.topup_id == topup_id), customer.name or customer.email or "")
@@ -289,6 +293,8 @@ class CreditService:
         amount: int,
         currency: str,
         pack_product_id: str | None,
+        *,
+        save_card: bool = False,
     ) -> tuple[str, str]:
         """The Checkout Session and its top-up row: (top-up id, session id).
 
@@ -308,12 +314,14 @@ class CreditService:
             "expires_at": expires_at,
             "payment_intent_data": {"metadata": metadata},
         }
+        if save_card:  # the customer's card, kept for automatic top-ups (off-session)
+            params["payment_intent_data"]["setup_future_usage"] = "off_session"
         if success:
             params["success_url"] = success
         if cancel:
             params["cancel_url"] = cancel
         audit = {"credits": credits, "amount": amount, "currency": currency,
-                 "pack": pack_product_id}  # fmt: skip
+                 "pack": pack_product_id, **({"save_card": True} if save_card else {})}  # fmt: skip
         with self._authority.action(
             Permission.ISSUE_TOPUP_LINK, "topup.issue", target=topup_id, params=audit
         ) as record:
