@@ -509,8 +509,8 @@ def record_failure(trigger: AutoTopUpTrigger, reason: str, pi_id: str | None) ->
             return False
         price = format_amount(trigger.amount, trigger.currency)
         what = (
-            f"Auto top-up {trigger.trigger_id} ({int(trigger.credits):,} credits, {price}) "
-            f"failed: {reason}"
+            f"{reason[:1].upper()}{reason[1:]} — automatic top-up of "
+            f"{int(trigger.credits):,} credits for {price} ({trigger.trigger_id})"
         )
         AutoTopUpSetting.update(
             failures=AutoTopUpSetting.failures + 1, attention=what, attention_at=now

@@ -6,6 +6,7 @@ from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -77,6 +78,11 @@ class TopUpDialog(QDialog):
         self.credits_spin.setGroupSeparatorShown(True)
         self.credits_spin.valueChanged.connect(self._on_credits_spin_changed)
         self.pack_choice.toggled.connect(self._on_choice_toggled)
+        self.save_card = QCheckBox("Save the card for automatic top-ups")
+        self.save_card.setToolTip(
+            "Stripe keeps the card the customer pays with, so it can be charged later for "
+            "auto top-up (off-session). The customer sees that the card is saved."
+        )
 
         self.email = QPlainTextEdit()
         self.email.setReadOnly(True)
@@ -107,6 +113,7 @@ class TopUpDialog(QDialog):
         custom.addWidget(self.credits_spin)
         custom.addWidget(self.price_label, 1)
         form.addRow(self.custom_choice, custom)
+        form.addRow("", self.save_card)
         link_row = QHBoxLayout()
         link_row.addWidget(self.url, 1)
         link_row.addWidget(self.copy_button)
@@ -173,11 +180,11 @@ class TopUpDialog(QDialog):
             return
         self.create_button.setEnabled(False)
         self.status.setText("Creating the Checkout link…")
-        key, customer = self.idempotency_key, self._customer_id
+        key, customer, save = self.idempotency_key, self._customer_id, self.save_card.isChecked()
         self._tasks.run(
             self,
             lambda: self._ctx.credits.issue_topup(
-                customer, key, pack_product_id=pack, credits=credits
+                customer, key, pack_product_id=pack, credits=credits, save_card=save
             ),
             self._on_issued,
             self._on_error,
@@ -193,6 +200,7 @@ class TopUpDialog(QDialog):
         self.custom_choice.setEnabled(False)
         self.pack_combo.setEnabled(False)
         self.credits_spin.setEnabled(False)
+        self.save_card.setEnabled(False)
         self.status.setText(
             f"Top-up {link.topup.topup_id}: {link.topup.credits:,} credits for "
             f"{format_amount(link.topup.amount, link.topup.currency)}. Send the link; the credits "

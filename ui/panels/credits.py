@@ -24,12 +24,13 @@ from services.context import AppContext
 from services.credits import LedgerRow
 from services.errors import AppError
 from services.permissions import Permission
+from ui.auto_topup_dialogs import AttentionDialog, AutoTopUpDialog, describe
 from ui.dialogs import denied_tooltip
 from ui.formatting import format_datetime
 from ui.panels.base import ListPanel
 from ui.table_model import Column
 from ui.tasks import TaskRunner
-from ui.topup_dialogs import GrantDialog
+from ui.topup_dialogs import GrantDialog, TopUpDialog
 
 _RED = QColor("#b3261e")
 
@@ -70,6 +71,9 @@ class LedgerPane(QWidget):
         super().__init__(parent)
         self.title = QLabel("Select a customer to see their ledger")
         self.title.setObjectName("detailTitle")
+        self.auto_topup = QLabel("")
+        self.auto_topup.setWordWrap(True)
+        self.auto_topup.setObjectName("hintText")
         self.table = QTableWidget(0, 5)
         self.table.setHorizontalHeaderLabels(["When", "Credits", "Kind", "Source", "By / why"])
         self.table.verticalHeader().setVisible(False)
@@ -78,6 +82,7 @@ class LedgerPane(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.title)
+        layout.addWidget(self.auto_topup)
         layout.addWidget(self.table, 1)
 
     def show_ledger(self, label: str, rows: list[LedgerRow]) -> None:
@@ -117,6 +122,18 @@ class CreditsPanel(ListPanel[CreditBalanceRow]):
         if not self._can_grant:
             self.grant_button.setToolTip(denied_tooltip(ctx.actor.role, Permission.GRANT_CREDITS))
         self.toolbar.addWidget(self.grant_button)
+        self.auto_topup_button = QPushButton("Auto top-up…")
+        self.auto_topup_button.setToolTip(
+            "Low-balance threshold and automatic top-up with the customer's saved card"
+        )
+        self.auto_topup_button.setEnabled(False)
+        self.auto_topup_button.clicked.connect(self.auto_topup_for_selected)
+        self.toolbar.addWidget(self.auto_topup_button)
+        self.attention_button = QPushButton("Needs attention…")
+        self.attention_button.setToolTip("Customers whose automatic top-up failed, and why")
+        self.attention_button.clicked.connect(self.show_attention)
+        self.toolbar.addWidget(self.attention_button)
+        self.attention_dialog: AttentionDialog | None = None
         self.ledger = LedgerPane()
         splitter = QSplitter()
         layout = self.layout()
@@ -152,15 +169,45 @@ class CreditsPanel(ListPanel[CreditBalanceRow]):
         dialog.granted.connect(lambda _entry: self.changed_elsewhere.emit())
         dialog.open()
 
+    def auto_topup_for_selected(self) -> None:
+        row = self.current_row()
+        if row is not None:
+            self.open_auto_topup(row.customer_id, row.customer_name or row.customer_id)
+
+    def open_auto_topup(self, customer_id: str, label: str) -> None:
+        dialog = AutoTopUpDialog(self._ctx, self._tasks, customer_id, label, self)
+        dialog.saved.connect(lambda _config: self.changed_elsewhere.emit())
+        dialog.open()
+
+    def show_attention(self) -> None:
+        dialog = AttentionDialog(self._ctx, self._tasks, self)
+        dialog.edit_auto_topup.connect(self.open_auto_topup)
+        dialog.send_link.connect(self._on_attention_send_link)
+        dialog.open()
+        self.attention_dialog = dialog
+
+    def _on_attention_send_link(self, customer_id: str, label: str) -> None:
+        TopUpDialog(self._ctx, self._tasks, customer_id, label, self).open()
+
     def _on_self_row_selected(self, row: CreditBalanceRow | None) -> None:
         self.grant_button.setEnabled(self._can_grant and row is not None)
+        self.auto_topup_button.setEnabled(row is not None)
         if row is None:
             return
         label = row.customer_name or row.customer_id
+        customer_id = row.customer_id
         self._tasks.run(
             self,
-            lambda: self._ctx.credits.ledger(row.customer_id),
+            lambda: self._ctx.credits.ledger(customer_id),
             lambda rows: self.ledger.show_ledger(label, rows),
+            self._on_ledger_failed,
+        )
+        self._tasks.run(
+            self,
+            lambda: describe(
+                self._ctx.auto_topup.config(customer_id), self._ctx.credits.credit_packs()
+            ),
+            self.ledger.auto_topup.setText,
             self._on_ledger_failed,
         )
 
