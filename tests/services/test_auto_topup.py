@@ -201,7 +201,7 @@ def test_one_trigger_in_flight_is_enforced_by_the_database(world: World) -> None
     ("card", "words"),
     [
         ("pm_card_chargeDeclinedInsufficientFunds", "insufficient_funds"),
-        ("pm_card_authenticationRequired", "authentication required"),
+        ("pm_card_authenticationRequired", "Authentication required"),
     ],
 )
 def test_a_declining_card_credits_nothing_and_stops_after_n(
