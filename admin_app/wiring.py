@@ -13,7 +13,7 @@ import peewee
 
 from admin_app.paths import AppPaths
 from services.audit import Actor, AuditLog, Authority
-from services.auto_topup import AUTO_TOPUP_ROUTES, AutoTopUpService
+from services.auto_topup import AUTO_TOPUP_ROUTES, SCAN_INTERVAL_S, AutoTopUpService
 from services.browse import BrowseService
 from services.catalog import CatalogService
 from services.catchup import CatchUp
@@ -122,6 +122,7 @@ class Runtime:
             [configured] if configured else [],
             # Spends made by other systems (the SQL function) are caught here.
             scanners=[ctx.auto_topup.scan],
+            scan_interval_s=SCAN_INTERVAL_S,
         )
         return listener
 

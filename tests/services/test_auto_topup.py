@@ -26,10 +26,12 @@ from services.auto_topup import (
     SUCCEEDED,
     AutoTopUpService,
 )
+from services.catchup import CatchUp
 from services.credits import CREDIT_ROUTES, CreditService
 from services.customers import CustomerDraft, CustomerService
 from services.errors import PermissionDenied, ValidationError
 from services.events import ROUTES, EventPipeline, Result, Source
+from services.listener import ListenerService
 from services.models import (
     AuditRecord,
     AutoTopUpSetting,
@@ -45,6 +47,7 @@ from services.stripe_gateway import StripeGateway
 from services.sync import SyncService, SyncTarget
 from stripe_sandbox import SandboxServer
 from tests.conftest import TEST_KEY
+from tests.helpers.dropping_proxy import DroppingProxy
 from tests.services.test_pg_security import Team, _open_as, team  # noqa: F401 (a fixture)
 
 
@@ -398,3 +401,57 @@ def test_a_shared_postgresql_lets_the_listener_charge_and_credit(
             f" created_at) VALUES ('{customer}', 500, 'purchase', 'pi_x', 'atu_x', 'x', 0)"
         )
     conn.close()
+
+
+def test_a_lost_answer_is_retried_with_the_same_key_and_charges_once(
+    world: World, sandbox: SandboxServer
+) -> None:
+    customer = world.customer(balance=100)
+    world.enable(customer, threshold=500)
+    with DroppingProxy(sandbox.url) as proxy:
+        lossy = StripeGateway(TEST_KEY, api_base=proxy.url, sandbox=True)
+        auto = AutoTopUpService(world.db, lossy, world.authority, world.credits)
+        proxy.drop("/v1/payment_intents", count=3)  # applied by Stripe, the answer lost
+        first = auto.after_spend(customer)
+    assert (first.triggered != [], first.charged, len(first.problems)) == (True, [], 1)
+    trigger = AutoTopUpTrigger.get(AutoTopUpTrigger.customer_id == customer)
+    assert (trigger.status, trigger.payment_intent_id) == (IN_FLIGHT, None)
+    assert len(world.intents(customer)) == 1  # Stripe did charge
+    again = world.auto.scan()  # the listener's next scan: the same request, the same key
+    assert again.charged == [trigger.trigger_id]
+    assert again.triggered == []
+    assert len(world.intents(customer)) == 1
+    world.deliver_new()
+    assert world.credits.balance(customer) == 600
+    assert world.purchases(customer) == 1
+
+
+def test_a_lost_dispute_of_an_auto_topup_claws_back(world: World) -> None:
+    customer = world.customer(card="pm_card_createDispute", balance=100)
+    world.enable(customer, threshold=500)
+    world.auto.after_spend(customer)
+    world.deliver_new()
+    assert world.credits.balance(customer) == 600
+    [dispute] = world.client.v1.disputes.list({"limit": 10}).data
+    world.client.v1.disputes.close(dispute.id)
+    world.deliver_new()
+    assert world.credits.balance(customer) == 100
+    clawback = CreditEntry.get(CreditEntry.kind == "clawback")
+    assert (clawback.source, clawback.amount) == (dispute.id, -500)
+
+
+def test_the_listener_scans_periodically_and_stops(world: World) -> None:
+    scanned = threading.Event()
+
+    def scan() -> None:
+        scanned.set()
+
+    listener = ListenerService(
+        world.pipeline, CatchUp(world.db, world.gateway, world.pipeline), None, None, [],
+        scanners=[scan], scan_interval_s=3600,
+    )  # fmt: skip
+    listener.start(catch_up=False)
+    try:
+        assert scanned.wait(10)
+    finally:
+        listener.stop()
