@@ -401,15 +401,16 @@ class AutoTopUpService:
             intent = self._create_intent(trigger)
         except PaymentDeclined as exc:
             error = getattr(exc.__cause__, "error", None)
-            pi = getattr(error, "payment_intent", None)
-            pi_id = getattr(pi, "id", None) or (pi.get("id") if isinstance(pi, Mapping) else None)
+            pi_id = getattr(getattr(error, "payment_intent", None), "id", None)
             code = getattr(error, "decline_code", None) or getattr(error, "code", None) or ""
             self._fail(trigger, _decline_text(str(code)), pi_id)
+            self._authority.record_failure("auto_topup.charge", exc, target=trigger.customer_id)
             report.failed.append(trigger.trigger_id)
             return
         except StripeRefused as exc:
             if isinstance(exc, NotFound) or getattr(exc.__cause__, "http_status", 0) == 400:
                 self._fail(trigger, f"Stripe refused the charge: {exc}")
+                self._authority.record_failure("auto_topup.charge", exc, target=trigger.customer_id)
                 report.failed.append(trigger.trigger_id)
                 return
             report.problems.append(f"{trigger.trigger_id}: {exc}")
@@ -421,6 +422,8 @@ class AutoTopUpService:
         AutoTopUpTrigger.update(payment_intent_id=intent.id).where(
             AutoTopUpTrigger.id == trigger.id
         ).execute()
+        # One row per request sent (two scans racing on one trigger each sent one; Stripe
+        # answered both from the same key with the one charge).
         self._authority.record(
             "auto_topup.charge", target=trigger.customer_id,
             params={"trigger": trigger.trigger_id, "payment_intent": intent.id,

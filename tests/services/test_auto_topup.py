@@ -223,6 +223,8 @@ def test_a_declining_card_credits_nothing_and_stops_after_n(
     world.auto.after_spend(customer)
     world.auto.scan()
     assert len(world.intents(customer)) == 2
+    audited = AuditRecord.select().where(AuditRecord.action == "auto_topup.charge")
+    assert [a.outcome for a in audited] == ["refused", "refused"]
     # The failure events, three times and shuffled, count nothing twice and credit nothing.
     storm = world.events("payment_intent.payment_failed", "payment_intent.created") * 3
     random.Random(3).shuffle(storm)
