@@ -367,8 +367,9 @@ def _subscriptions(store: Store, now: int) -> None:
     else:  # pragma: no cover - months are 28 to 31 days long
         raise AssertionError("no start day for the demo Team plan")
     advance(start + 10 * _DAY)
-    first_support = store.objects["subscription"][support["id"]]["latest_invoice"]
-    invoices.pay(at(start + 10 * _DAY), {"paid_out_of_band": True}, first_support)
+    for paid_by_transfer in (support, starter):
+        first = store.objects["subscription"][paid_by_transfer["id"]]["latest_invoice"]
+        invoices.pay(at(start + 10 * _DAY), {"paid_out_of_band": True}, first)
     advance(start + 20 * _DAY)
     subscriptions.cancel(
         at(start + 20 * _DAY), {"cancellation_details": {"feedback": "unused"}}, starter["id"]
