@@ -187,6 +187,9 @@ class Api:
                 )
             finally:
                 self.store.event_clock = None
+                if method != "GET":
+                    # It may have made a subscription's next step due sooner.
+                    self.store.next_billing_due = 0
 
     def _api_locked(
         self,

@@ -110,6 +110,9 @@ class Store:
         # When set, events are stamped with this time instead of the one passed in: the
         # request's wall time while a test clock's simulated time drives object timestamps.
         self.event_clock: int | None = None
+        # Earliest time something is due for a subscription without a test clock (None:
+        # nothing; 0: unknown, computed on the next request).
+        self.next_billing_due: int | None = 0
         self._next_seq = 0
         self.reset()
 
@@ -126,6 +129,7 @@ class Store:
             self.children = {}
             self.hidden = {}
             self.next_expiry = None
+            self.next_billing_due = 0
             self._next_seq = 0
             self.dirty = True
 
@@ -272,6 +276,7 @@ class Store:
             self.hidden = {str(k): dict(v) for k, v in state.get("hidden", {}).items()}
             self.port = int(state.get("port", 0))
             self.next_expiry = 0
+            self.next_billing_due = 0
             self._next_seq = int(state["next_seq"])
             self.dirty = False
 

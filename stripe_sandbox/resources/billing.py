@@ -87,6 +87,7 @@ def update_settings(store: Store, params: dict[str, Any]) -> JsonDict:
         else:
             raise invalid(f"Unknown billing setting: {key}", param=key)
     store.hidden[SETTINGS_KEY] = current
+    store.next_billing_due = 0
     store.touch()
     return {"object": "sandbox.billing_settings", **current}
 
@@ -724,14 +725,23 @@ def run_due(
 
 
 def sweep(store: Store) -> None:
-    """Run what is due for subscriptions without a test clock (before every request)."""
+    """Run what is due for subscriptions without a test clock (before every request).
+
+    Cheap when nothing is due: ``store.next_billing_due`` caches the earliest due time; a
+    change that can make something due sooner (any API POST or DELETE) resets it to 0.
+    """
+    now = store.now()
+    cached = store.next_billing_due
+    if cached is None or cached > now:
+        return
     subs = [
         s
         for s in store.objects["subscription"].values()
         if s["test_clock"] is None and s["status"] not in ENDED
     ]
     if subs:
-        run_due(store, subs, store.now())
+        run_due(store, subs, now)
+    store.next_billing_due = next_due(store, subs)
 
 
 def perform(ctx: Ctx, sub: JsonDict, action: str, ref: str) -> None:
