@@ -875,11 +875,12 @@ def start_new_period(
     billing_reason: str,
     *,
     attempt: bool = True,
+    before: JsonDict | None = None,
 ) -> JsonDict:
     """Reset the billing cycle anchor to ``when``, invoice the new period at once and
     collect it (renewal-style: the subscription becomes ``past_due`` on failure)."""
     store = ctx.store
-    before = deep_copy(sub)
+    before = before if before is not None else deep_copy(sub)
     prev = period(store, sub)
     sub["billing_cycle_anchor"] = when
     hidden(store, sub)["cycle"] = 0

@@ -880,6 +880,7 @@ def update(ctx: Ctx, params: JsonDict, subscription_id: str) -> JsonDict:
             ctx.now,
             "subscription_update",
             attempt=payment_behavior != "default_incomplete",
+            before=before,
         )
         if payment_behavior == "default_incomplete" and sub["status"] == "active":
             _past_due_if_open(ctx, sub)
