@@ -40,6 +40,8 @@ KINDS = (
     "dispute",
     "v2.core.event",
     "subscription",
+    "subscription_item",
+    "test_helpers.test_clock",
     "tax_id",
     "card",
 )
@@ -105,6 +107,12 @@ class Store:
         # Earliest `expires_at` of an open Checkout Session (None: nothing can expire;
         # 0: unknown, scan on the next request).
         self.next_expiry: int | None = None
+        # When set, events are stamped with this time instead of the one passed in: the
+        # request's wall time while a test clock's simulated time drives object timestamps.
+        self.event_clock: int | None = None
+        # Earliest time something is due for a subscription without a test clock (None:
+        # nothing; 0: unknown, computed on the next request).
+        self.next_billing_due: int | None = 0
         self._next_seq = 0
         self.reset()
 
@@ -121,6 +129,7 @@ class Store:
             self.children = {}
             self.hidden = {}
             self.next_expiry = None
+            self.next_billing_due = 0
             self._next_seq = 0
             self.dirty = True
 
@@ -201,7 +210,7 @@ class Store:
             "id": new_id("evt", 24),
             "object": "event",
             "api_version": API_VERSION,
-            "created": now,
+            "created": now if self.event_clock is None else self.event_clock,
             "data": data,
             "livemode": False,
             "pending_webhooks": len(endpoints),
@@ -267,6 +276,7 @@ class Store:
             self.hidden = {str(k): dict(v) for k, v in state.get("hidden", {}).items()}
             self.port = int(state.get("port", 0))
             self.next_expiry = 0
+            self.next_billing_due = 0
             self._next_seq = int(state["next_seq"])
             self.dirty = False
 

@@ -17,6 +17,7 @@ from stripe_sandbox.resources import (
     sources,
     subscriptions,
     tax_ids,
+    test_clocks,
     v2_events,
     webhook_endpoints,
 )
@@ -35,8 +36,10 @@ API_ROUTES: list[Route] = [
     *payments.ROUTES,
     *payment_intents.ROUTES,
     *payment_methods.ROUTES,
+    # Before invoices: /v1/invoices/create_preview is not an invoice id.
+    *subscriptions.ROUTES,
+    *test_clocks.ROUTES,
     *invoices.ROUTES,
     *disputes.ROUTES,
-    *subscriptions.ROUTES,
     *v2_events.ROUTES,
 ]
