@@ -13,7 +13,8 @@ import sys
 from dataclasses import asdict, replace
 from typing import Any
 
-from admin_app import argtypes, output
+from admin_app import argtypes, credit_commands, output
+from services import lots
 from services.browse import ProductRow
 from services.catalog import ProductDraft
 from services.context import AppContext
@@ -305,22 +306,26 @@ def credits_list(args: argparse.Namespace, ctx: AppContext) -> int:
 def credits_show(args: argparse.Namespace, ctx: AppContext) -> int:
     csv = output.wants_csv(args)
     entries = ctx.credits.ledger(args.customer)
-    balance = sum(e.amount for e in entries)
+    b = ctx.credits.balances(args.customer)
     if csv:
         return output.write_csv(args, ctx, CREDIT_LEDGER, entries)
     if args.json:
-        _print_json({"customer": args.customer, "balance": balance,
+        _print_json({"customer": args.customer, "balance": b.available,
+                     "balances": asdict(b),
                      "entries": [e._asdict() for e in entries]})  # fmt: skip
         return 0
-    print(f"{args.customer}: {balance:,} credits")
+    for line in credit_commands.balance_lines(b):
+        print(line)
     for e in entries:
         print(f"  {e.amount:+10,}  {e.kind:<10} {e.source or '':<26} {e.operator} {e.reason}")
     return 0
 
 
 def credits_grant(args: argparse.Namespace, ctx: AppContext) -> int:
-    ctx.credits.grant(args.customer, args.credits, args.reason)
-    print(f"Granted {args.credits:,} credits to {args.customer}.")
+    expires = lots.parse_expiry_date(args.expires) if args.expires else None
+    ctx.credits.grant(args.customer, args.credits, args.reason, expires_at=expires)
+    until = f", expiring at the end of {args.expires} (UTC)" if args.expires else ""
+    print(f"Granted {args.credits:,} credits to {args.customer}{until}.")
     return 0
 
 
@@ -378,4 +383,6 @@ def add_credit_parsers(commands: Any, parser_class: type[argparse.ArgumentParser
     p.add_argument("--customer", required=True, metavar="ID")
     p.add_argument("--credits", required=True, type=argtypes.positive, metavar="N")
     p.add_argument("--reason", required=True, metavar="TEXT")
+    p.add_argument("--expires", metavar="YYYY-MM-DD", help="what is left expires after that day")
     p.set_defaults(handler=credits_grant)
+    credit_commands.add_parsers(sub)

@@ -232,7 +232,7 @@ BEGIN
       RAISE EXCEPTION 'idempotency key % was already used to spend % credits of %', p_key,
         -prior.amount, prior.customer_id USING ERRCODE = 'CB002';
     END IF;
-    RETURN QUERY SELECT prior.id, p_credits, billing_available(p_customer, now_s), true;
+    RETURN QUERY SELECT prior.id::bigint, p_credits, billing_available(p_customer, now_s), true;
     RETURN;
   END IF;
   BEGIN

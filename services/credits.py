@@ -408,9 +408,12 @@ class CreditService:
         self, customer_id: str, credits: int, idempotency_key: str, reference: str = ""
     ) -> lots.Spend:
         """Spend credits exactly once per key: see `services.lots.LotService.consume`."""
-        return lots.LotService(self._db, self._authority).consume(
-            customer_id, credits, idempotency_key, reference
-        )
+        return self.lot_service.consume(customer_id, credits, idempotency_key, reference)
+
+    @property
+    def lot_service(self) -> lots.LotService:
+        """Lots, overdraft limits, the purchase-expiry setting and the expiry run."""
+        return lots.LotService(self._db, self._authority)
 
 
 # ---- applying Stripe's events ------------------------------------------------------------

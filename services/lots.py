@@ -315,9 +315,23 @@ def _expire_sqlite(db: peewee.Database) -> int:
     return count
 
 
+def _available_sqlite(db: peewee.Database, customer_id: str, now: int) -> int:
+    """`billing_available`: live lots - overdraft + entries not yet in lots."""
+    row = _sql(
+        db,
+        "SELECT COALESCE((SELECT SUM(remaining) FROM credit_lot WHERE customer_id = ?1 "
+        "AND remaining > 0 AND (expires_at IS NULL OR expires_at > ?2)), 0) "
+        "- COALESCE((SELECT debt FROM credit_account WHERE customer_id = ?1), 0) "
+        "+ COALESCE((SELECT SUM(amount) FROM credit_entry WHERE customer_id = ?1 AND id > "
+        "COALESCE((SELECT absorbed_to FROM credit_account WHERE customer_id = ?1), 0)), 0)",
+        (customer_id, now),
+    ).fetchone()
+    return int(row[0])
+
+
 def _consume_sqlite(
     db: peewee.Database, customer_id: str, credits: int, key: str, reference: str, operator: str
-) -> tuple[int, bool]:
+) -> tuple[int, bool, int]:
     with db.atomic():  # BEGIN IMMEDIATE: one writer at a time
         if not _sql(db, "SELECT 1 FROM customer WHERE stripe_id = ?", (customer_id,)).fetchone():
             raise NotFound(f"No customer {customer_id} in the local mirror.")
@@ -329,8 +343,10 @@ def _consume_sqlite(
         ).fetchone()
         if prior is not None:
             _check_prior(key, customer_id, credits, prior[1], -prior[2])
-            return int(prior[0]), True
-        limit, _debt, _absorbed = _lock_sqlite(db, customer_id)
+            return int(prior[0]), True, _available_sqlite(db, customer_id, _now())
+        limit = _sql(
+            db, "SELECT overdraft_limit FROM credit_account WHERE customer_id = ?", (customer_id,)
+        ).fetchone()[0]
         now = _now()
         cursor = _sql(
             db,
@@ -346,7 +362,7 @@ def _consume_sqlite(
             "UPDATE credit_account SET absorbed_to = ? WHERE customer_id = ?",
             (entry_id, customer_id),
         )
-        return entry_id, False
+        return entry_id, False, _available_sqlite(db, customer_id, now)
 
 
 class _Insufficient(Exception):
@@ -368,12 +384,12 @@ def _check_prior(key: str, customer_id: str, credits: int, prior_customer: str, 
 
 def _consume_pg(
     db: peewee.Database, customer_id: str, credits: int, key: str, reference: str
-) -> tuple[int, bool]:
+) -> tuple[int, bool, int]:
     try:
         with db.atomic():
             row = _sql(
                 db,
-                "SELECT entry_id, replayed FROM consume_credits(%s, %s, %s, %s)",
+                "SELECT entry_id, replayed, available FROM consume_credits(%s, %s, %s, %s)",
                 (customer_id, credits, key, reference or None),
             ).fetchone()
     except peewee.DatabaseError as exc:
@@ -389,7 +405,7 @@ def _consume_pg(
         if code == "22023":
             raise ValidationError(detail.strip().capitalize() + ".") from None
         raise
-    return int(row[0]), bool(row[1])
+    return int(row[0]), bool(row[1]), int(row[2])
 
 
 def consume(
@@ -406,9 +422,9 @@ def consume(
     reference = validation.text(reference or "", "The reference", max_len=500)
     try:
         if _is_pg(db):
-            entry_id, replayed = _consume_pg(db, customer_id, credits, key, reference)
+            done = _consume_pg(db, customer_id, credits, key, reference)
         else:
-            entry_id, replayed = _consume_sqlite(db, customer_id, credits, key, reference, operator)
+            done = _consume_sqlite(db, customer_id, credits, key, reference, operator)
     except _Insufficient:
         have = balances(db, customer_id)
         extra = f" (overdraft limit {have.overdraft_limit:,})" if have.overdraft_limit else ""
@@ -416,10 +432,10 @@ def consume(
             f"Not enough credits: {customer_id} has {have.available:,} available{extra}, "
             f"{credits:,} asked. Nothing was spent."
         ) from None
-    return _spend(db, entry_id, replayed)
+    return _spend(db, *done)
 
 
-def _spend(db: peewee.Database, entry_id: int, replayed: bool) -> Spend:
+def _spend(db: peewee.Database, entry_id: int, replayed: bool, available: int) -> Spend:
     p = "%s" if _is_pg(db) else "?"
     customer_id, amount, key, reference, created_at = _sql(
         db,
@@ -437,7 +453,7 @@ def _spend(db: peewee.Database, entry_id: int, replayed: bool) -> Spend:
     )
     return Spend(
         entry_id, customer_id, -int(amount), key, reference or "", int(created_at),
-        balances(db, customer_id).available, replayed, allocations,
+        available, replayed, allocations,
     )  # fmt: skip
 
 
