@@ -18,6 +18,7 @@ from services.catalog import CatalogService
 from services.catchup import CatchUp
 from services.configuration import ConfigService
 from services.context import AppContext
+from services import lots
 from services.credits import CREDIT_ROUTES, CreditService
 from services.customers import CustomerService
 from services.database import open_database, sqlite_url
@@ -119,6 +120,7 @@ class Runtime:
             receiver,
             supervisor if use_cli else None,
             [configured] if configured else [],
+            housekeeping=lambda: lots.expire_due(self.database),
         )
         return listener
 

@@ -60,8 +60,12 @@ class ListenerService:
         | None,
         configured_secrets: list[str],
         interval_s: float = INTERVAL_S,
+        housekeeping: Callable[[], object] | None = None,
     ) -> None:
         self._pipeline = pipeline
+        # Run after every catch-up, so also at start: what came due while nothing ran (credit
+        # lots past their expiry) is done then, once.
+        self._housekeeping = housekeeping
         self._catch_up = catch_up
         self.receiver = receiver
         self._configured = [s for s in configured_secrets if s]
@@ -135,6 +139,11 @@ class ListenerService:
             self._update(catch_up_problem=str(exc))
             raise
         self._update(catch_up=summary, catch_up_problem="")
+        if self._housekeeping is not None:
+            try:
+                self._housekeeping()
+            except AppError as exc:
+                log.warning("Housekeeping after catch-up failed: %s", exc)
         return summary
 
     # ---- background
