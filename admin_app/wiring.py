@@ -12,13 +12,13 @@ from pathlib import Path
 import peewee
 
 from admin_app.paths import AppPaths
+from services import lots
 from services.audit import Actor, AuditLog, Authority
 from services.browse import BrowseService
 from services.catalog import CatalogService
 from services.catchup import CatchUp
 from services.configuration import ConfigService
 from services.context import AppContext
-from services import lots
 from services.credits import CREDIT_ROUTES, CreditService
 from services.customers import CustomerService
 from services.database import open_database, sqlite_url

@@ -506,6 +506,49 @@ def balances(db: peewee.Database, customer_id: str, now: int | None = None) -> B
     )
 
 
+def all_balances(
+    db: peewee.Database, now: int | None = None
+) -> dict[str, tuple[int, int, int, int]]:
+    """Customer id -> (available, paid, promotional, pending) for every customer with live
+    lots, an overdraft, entries not yet in lots or pending links (the rest are all zero)."""
+    now = _now() if now is None else now
+    p = "%s" if _is_pg(db) else "?"
+    found: dict[str, list[int]] = {}
+
+    def row(cid: str) -> list[int]:
+        return found.setdefault(cid, [0, 0, 0, 0])
+
+    for cid, paid, promo in _sql(
+        db,
+        "SELECT customer_id, SUM(CASE WHEN priority > 0 THEN remaining ELSE 0 END), "
+        "SUM(CASE WHEN priority = 0 THEN remaining ELSE 0 END) FROM credit_lot "
+        f"WHERE remaining > 0 AND (expires_at IS NULL OR expires_at > {p}) GROUP BY customer_id",
+        (now,),
+    ).fetchall():
+        r = row(cid)
+        r[0] += int(paid) + int(promo)
+        r[1], r[2] = int(paid), int(promo)
+    for cid, debt in _sql(
+        db, "SELECT customer_id, debt FROM credit_account WHERE debt <> 0"
+    ).fetchall():
+        row(cid)[0] -= int(debt)
+    for cid, unabsorbed in _sql(
+        db,
+        "SELECT e.customer_id, SUM(e.amount) FROM credit_entry e LEFT JOIN credit_account a "
+        "ON a.customer_id = e.customer_id WHERE e.id > COALESCE(a.absorbed_to, 0) "
+        "GROUP BY e.customer_id",
+    ).fetchall():
+        row(cid)[0] += int(unabsorbed)
+    for cid, pending in _sql(
+        db,
+        "SELECT customer_id, SUM(credits) FROM top_up WHERE status = 'pending' OR "
+        f"(status = 'open' AND expires_at > {p}) GROUP BY customer_id",
+        (now,),
+    ).fetchall():
+        row(cid)[3] = int(pending)
+    return {cid: (r[0], r[1], r[2], r[3]) for cid, r in found.items()}
+
+
 def lots_of(db: peewee.Database, customer_id: str) -> list[Lot]:
     p = "%s" if _is_pg(db) else "?"
     rows = _sql(
