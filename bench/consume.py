@@ -4,8 +4,11 @@ PostgreSQL through its `consume_credits` function.
 
 Baseline, in the same run and on the same database: a bare single-statement spend,
 `UPDATE bare_balance SET credits = credits - ? WHERE customer_id = ? AND credits >= ?`, one
-transaction per call (no lots, no idempotency key, no allocation rows). Goal: at least 0.2x the
-bare rate (a consume writes an entry, its allocations and a lot, and checks the key).
+transaction per call (no lots, no idempotency key, no allocation rows). Goals: on PostgreSQL
+at least 0.2x the bare rate (both wait for the same commit; a consume is one function call);
+on SQLite, where a commit costs little, at least 0.05x and 1,000 ops/s (a consume is about 15
+statements — the key check, the lock row, the entry, each lot drawn and its allocation —
+against the bare spend's one).
 """
 
 from __future__ import annotations
@@ -92,14 +95,15 @@ def _measure(label: str, url: str, calls: int) -> list[Line]:
     ours = sorted(rates["ours"])[1]
     bare = sorted(rates["bare"])[1]
     ratio = ours / bare
-    ok = ratio >= 0.2
+    goal = "ratio >= 0.2x" if label == "PostgreSQL" else "ratio >= 0.05x and >= 1,000 ops/s"
+    ok = ratio >= 0.2 if label == "PostgreSQL" else (ratio >= 0.05 and ours >= 1000)
     name = f"consume, {label}"
     text = (
         f"{name}: {ours:,.0f} ops/s (bare single UPDATE: {bare:,.0f} ops/s; ratio "
         f"{ratio:.2f}x; median of 3 x {calls:,}){'' if ok else '  BELOW GOAL'}"
     )
     return [Result(name, round(ours, 1), "ops/s", round(bare, 1), round(ratio, 3),
-                   "ratio >= 0.2x", ok, text)]  # fmt: skip
+                   goal, ok, text)]  # fmt: skip
 
 
 def run(quick: bool = False) -> list[Line]:

@@ -138,13 +138,18 @@ class ListenerService:
         except AppError as exc:
             self._update(catch_up_problem=str(exc))
             raise
+        finally:
+            self._run_housekeeping()  # local work: also when Stripe is out of reach
         self._update(catch_up=summary, catch_up_problem="")
-        if self._housekeeping is not None:
-            try:
-                self._housekeeping()
-            except AppError as exc:
-                log.warning("Housekeeping after catch-up failed: %s", exc)
         return summary
+
+    def _run_housekeeping(self) -> None:
+        if self._housekeeping is None:
+            return
+        try:
+            self._housekeeping()
+        except AppError as exc:
+            log.warning("Housekeeping after catch-up failed: %s", exc)
 
     # ---- background
     def _catch_up_loop(self) -> None:
