@@ -240,7 +240,9 @@ def build_context(
         customers=CustomerService(database, gateway, authority, journal),
         catalog=CatalogService(database, gateway, authority, journal),
         sync=SyncService(database, gateway, authority),
-        config=ConfigService(settings_store, secrets, authority, pricing),
+        config=ConfigService(
+            settings_store, secrets, authority, pricing, lots.LotService(database, authority)
+        ),
         # SQLite is single-seat: only the OS user who owns the file (README: Threat model).
         operators=OperatorService(
             database, authority, single_seat=None if is_shared(database) else os_login()
