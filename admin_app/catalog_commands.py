@@ -299,7 +299,11 @@ def credits_list(args: argparse.Namespace, ctx: AppContext) -> int:
         _print_json([r._asdict() for r in rows])
         return 0
     for r in rows:
-        print(f"{r.customer_id}  {r.customer_name or r.email:<28}  {r.balance:>10,} credits")
+        pending = f"  ({r.pending:,} pending)" if r.pending else ""
+        print(
+            f"{r.customer_id}  {r.customer_name or r.email:<28}  {r.balance:>10,} credits  "
+            f"paid {r.paid:,} · promotional {r.promotional:,}{pending}"
+        )
     return 0
 
 
