@@ -38,6 +38,7 @@ FUNCTIONS = (
     "billing_available(text, bigint)",
     "billing_expire_credits()",
     "consume_credits(text, bigint, text, text)",
+    "billing_true_up(text)",
 )
 
 # {s}: the schema, quoted. Frozen as migration 10 created it (a later change is a new migration).
@@ -250,6 +251,32 @@ BEGIN
   RETURN QUERY SELECT new_id, p_credits, billing_available(p_customer, now_s), false;
 END $$;
 
+-- A lot follows its entry when the ledger was edited by hand (reconcile's repair of a purchase
+-- credited with more than was paid): the difference goes to what is left, or to overdraft.
+CREATE OR REPLACE FUNCTION {s}.billing_true_up(p_customer text) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = {s}, pg_temp AS $$
+DECLARE
+  r record;
+  left_over bigint;
+  n integer := 0;
+BEGIN
+  PERFORM billing_absorb(p_customer);
+  FOR r IN SELECT l.id, l.amount, l.remaining, e.amount AS entry_amount
+      FROM credit_lot l JOIN credit_entry e ON e.id = l.entry_id
+      WHERE l.customer_id = p_customer AND e.amount <> l.amount
+  LOOP
+    left_over := r.remaining + r.entry_amount - r.amount;
+    UPDATE credit_lot SET amount = r.entry_amount, remaining = greatest(0, left_over)
+      WHERE id = r.id;
+    IF left_over < 0 THEN
+      UPDATE credit_account SET debt = debt - left_over WHERE customer_id = p_customer;
+    END IF;
+    n := n + 1;
+  END LOOP;
+  RETURN n;
+END $$;
+
+REVOKE ALL ON FUNCTION {s}.billing_true_up(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION {s}.billing_credit_lock(text), {s}.billing_open_lot(bigint),
   {s}.billing_draw(text, bigint, bigint, bigint, bigint, bigint), {s}.billing_absorb(text),
   {s}.billing_available(text, bigint), {s}.billing_expire_credits(),

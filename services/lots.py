@@ -132,6 +132,35 @@ def absorb(db: peewee.Database, customer_id: str) -> int:
     return _absorb_sqlite(db, customer_id)
 
 
+def true_up(db: peewee.Database, customer_id: str) -> int:
+    """Make each of the customer's lots follow its ledger entry again after a hand edit of the
+    ledger (reconcile's repair): the difference goes to what is left, or to overdraft. Returns
+    how many lots changed. Call it inside the repair's transaction."""
+    if _is_pg(db):
+        return int(_sql(db, "SELECT billing_true_up(%s)", (customer_id,)).fetchone()[0])
+    _absorb_sqlite(db, customer_id)
+    changed = _sql(
+        db,
+        "SELECT l.id, l.amount, l.remaining, e.amount FROM credit_lot l JOIN credit_entry e "
+        "ON e.id = l.entry_id WHERE l.customer_id = ? AND e.amount <> l.amount",
+        (customer_id,),
+    ).fetchall()
+    for lot_id, amount, remaining, entry_amount in changed:
+        left_over = remaining + entry_amount - amount
+        _sql(
+            db,
+            "UPDATE credit_lot SET amount = ?, remaining = ? WHERE id = ?",
+            (entry_amount, max(0, left_over), lot_id),
+        )
+        if left_over < 0:
+            _sql(
+                db,
+                "UPDATE credit_account SET debt = debt - ? WHERE customer_id = ?",
+                (left_over, customer_id),
+            )
+    return len(changed)
+
+
 def expire_due(db: peewee.Database) -> int:
     """Write an `expiry` entry for what is left of every lot past its expiry; once per lot,
     however late (the listener calls it at start and on every catch-up). Returns how many."""

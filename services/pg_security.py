@@ -374,6 +374,7 @@ GRANT EXECUTE ON FUNCTION {s}.consume_credits(text, bigint, text, text)
 GRANT EXECUTE ON FUNCTION {s}.billing_credit_lock(text), {s}.billing_absorb(text)
   TO billing_admin, billing_listener;
 GRANT EXECUTE ON FUNCTION {s}.billing_expire_credits() TO billing_admin, billing_listener;
+GRANT EXECUTE ON FUNCTION {s}.billing_true_up(text) TO billing_admin;
 
 ALTER FUNCTION {s}.billing_sync_role(text) OWNER TO billing_owner;
 REVOKE ALL ON FUNCTION {s}.billing_sync_role(text) FROM PUBLIC;

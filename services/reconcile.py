@@ -528,6 +528,7 @@ class Reconciler:
             try:
                 with self._db.atomic():
                     lots.lock(self._db, entry.customer_id)
+                    lots.true_up(self._db, entry.customer_id)  # the hand edit, in the lots too
                     CreditEntry.insert(
                         customer_id=entry.customer_id, amount=-credits, kind="clawback",
                         source=f"unpaid:{source}", topup_id=entry.topup_id,
