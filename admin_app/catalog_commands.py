@@ -13,7 +13,8 @@ import sys
 from dataclasses import asdict, replace
 from typing import Any
 
-from admin_app import argtypes, auto_topup_commands, output
+from admin_app import argtypes, auto_topup_commands, credit_commands, output
+from services import lots
 from services.browse import ProductRow
 from services.catalog import ProductDraft
 from services.context import AppContext
@@ -299,29 +300,37 @@ def credits_list(args: argparse.Namespace, ctx: AppContext) -> int:
         _print_json([r._asdict() for r in rows])
         return 0
     for r in rows:
-        print(f"{r.customer_id}  {r.customer_name or r.email:<28}  {r.balance:>10,} credits")
+        pending = f"  ({r.pending:,} pending)" if r.pending else ""
+        print(
+            f"{r.customer_id}  {r.customer_name or r.email:<28}  {r.balance:>10,} credits  "
+            f"paid {r.paid:,} · promotional {r.promotional:,}{pending}"
+        )
     return 0
 
 
 def credits_show(args: argparse.Namespace, ctx: AppContext) -> int:
     csv = output.wants_csv(args)
     entries = ctx.credits.ledger(args.customer)
-    balance = sum(e.amount for e in entries)
+    b = ctx.credits.balances(args.customer)
     if csv:
         return output.write_csv(args, ctx, CREDIT_LEDGER, entries)
     if args.json:
-        _print_json({"customer": args.customer, "balance": balance,
+        _print_json({"customer": args.customer, "balance": b.available,
+                     "balances": asdict(b),
                      "entries": [e._asdict() for e in entries]})  # fmt: skip
         return 0
-    print(f"{args.customer}: {balance:,} credits")
+    for line in credit_commands.balance_lines(b):
+        print(line)
     for e in entries:
         print(f"  {e.amount:+10,}  {e.kind:<10} {e.source or '':<26} {e.operator} {e.reason}")
     return 0
 
 
 def credits_grant(args: argparse.Namespace, ctx: AppContext) -> int:
-    ctx.credits.grant(args.customer, args.credits, args.reason)
-    print(f"Granted {args.credits:,} credits to {args.customer}.")
+    expires = lots.parse_expiry_date(args.expires) if args.expires else None
+    ctx.credits.grant(args.customer, args.credits, args.reason, expires_at=expires)
+    until = f", expiring at the end of {args.expires} (UTC)" if args.expires else ""
+    print(f"Granted {args.credits:,} credits to {args.customer}{until}.")
     return 0
 
 
@@ -384,5 +393,7 @@ def add_credit_parsers(commands: Any, parser_class: type[argparse.ArgumentParser
     p.add_argument("--customer", required=True, metavar="ID")
     p.add_argument("--credits", required=True, type=argtypes.positive, metavar="N")
     p.add_argument("--reason", required=True, metavar="TEXT")
+    p.add_argument("--expires", metavar="YYYY-MM-DD", help="what is left expires after that day")
     p.set_defaults(handler=credits_grant)
     auto_topup_commands.add_parsers(sub, parser_class)
+    credit_commands.add_parsers(sub)

@@ -12,6 +12,7 @@ from pathlib import Path
 import peewee
 
 from admin_app.paths import AppPaths
+from services import lots
 from services.audit import Actor, AuditLog, Authority
 from services.auto_topup import AUTO_TOPUP_ROUTES, SCAN_INTERVAL_S, AutoTopUpService
 from services.browse import BrowseService
@@ -123,6 +124,7 @@ class Runtime:
             # Spends made by other systems (the SQL function) are caught here.
             scanners=[ctx.auto_topup.scan],
             scan_interval_s=SCAN_INTERVAL_S,
+            housekeeping=lambda: lots.expire_due(self.database),
         )
         return listener
 
@@ -233,6 +235,8 @@ def build_context(
     # top-ups before them (their payment intents and charges, then the rest go on).
     events = EventPipeline(database, gateway, [*AUTO_TOPUP_ROUTES, *CREDIT_ROUTES, *ROUTES])
     credits = CreditService(database, gateway, authority, settings_store.load(), journal)
+    auto_topup = AutoTopUpService(database, gateway, authority, credits)
+    credits.after_spend = auto_topup.after_spend  # a spend below the threshold charges, once
     return AppContext(
         pricing=pricing,
         reconcile=Reconciler(database, gateway, authority, events),
@@ -244,7 +248,9 @@ def build_context(
         customers=CustomerService(database, gateway, authority, journal),
         catalog=CatalogService(database, gateway, authority, journal),
         sync=SyncService(database, gateway, authority),
-        config=ConfigService(settings_store, secrets, authority, pricing),
+        config=ConfigService(
+            settings_store, secrets, authority, pricing, lots.LotService(database, authority)
+        ),
         # SQLite is single-seat: only the OS user who owns the file (README: Threat model).
         operators=OperatorService(
             database, authority, single_seat=None if is_shared(database) else os_login()
@@ -252,7 +258,7 @@ def build_context(
         audit=AuditLog(database, authority),
         events=events,
         credits=credits,
-        auto_topup=AutoTopUpService(database, gateway, authority, credits),
+        auto_topup=auto_topup,
         invoices=InvoiceService(database, gateway, authority, journal),
         journal=journal,
         overview=OverviewService(database, authority),

@@ -10,7 +10,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bench import intake, overview, reconcile, sandbox_throughput, soak, sync, table_filter
+from bench import (
+    consume,
+    intake,
+    overview,
+    reconcile,
+    sandbox_throughput,
+    soak,
+    sync,
+    table_filter,
+)
 from bench.results import Line, write_json
 
 JSON_PATH = Path("build") / "bench.json"
@@ -23,7 +32,9 @@ def main(argv: list[str]) -> int:
             print(line, flush=True)
         return 0
     measured: list[tuple[str, Line]] = []
-    for bench in (sandbox_throughput, table_filter, overview, intake, reconcile, sync, soak):
+    for bench in (
+        sandbox_throughput, table_filter, overview, intake, reconcile, sync, consume, soak,
+    ):  # fmt: skip
         name = bench.__name__.rsplit(".", 1)[-1]
         print(f"== {name}", flush=True)
         for line in bench.run():

@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 import peewee
 
+from services import lots
 from services.audit import Authority
 from services.errors import ValidationError
 from services.models import CreditEntry, Customer, Price, Product, tuples
@@ -93,9 +94,12 @@ class CreditBalanceRow(NamedTuple):
     customer_id: str
     customer_name: str
     email: str
-    balance: int
+    balance: int  # available: paid + promotional - overdraft (services.lots)
     entries: int
     last_entry_at: int
+    paid: int = 0
+    promotional: int = 0
+    pending: int = 0  # in unpaid top-up links: shown apart, never spendable
 
 
 class BrowseService:
@@ -176,7 +180,10 @@ class BrowseService:
             .group_by(CreditEntry.customer_id, Customer.name, Customer.email)
             .order_by(peewee.fn.MAX(CreditEntry.created_at).desc())
         )
-        return [
-            CreditBalanceRow(cid, name, email, int(total or 0), int(n), int(last or 0))
-            for cid, name, email, total, n, last in tuples(query)
-        ]
+        split = lots.all_balances(self._db)
+        rows = []
+        for cid, name, email, _total, n, last in tuples(query):
+            available, paid, promotional, pending = split.get(cid, (0, 0, 0, 0))
+            rows.append(CreditBalanceRow(cid, name, email, available, int(n), int(last or 0),
+                                         paid, promotional, pending))  # fmt: skip
+        return rows

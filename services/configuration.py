@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from services.audit import Authority
 from services.errors import ValidationError
+from services.lots import LotService, purchase_expiry_months
 from services.permissions import Permission
 from services.pricing import CreditPricing, PricingService, parse_pricing
 from services.secrets import SecretName, SecretStatus, SecretStore, hint, validate_secret
@@ -30,6 +31,7 @@ class ConfigSnapshot:
     keyring_backend: str
     keyring_problem: str | None
     pricing: CreditPricing = field(default_factory=CreditPricing)
+    purchase_expiry_months: int = 0  # the team's (services.lots); 0: purchases never expire
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,17 @@ class ConfigChange:
     credit_currency: str = "usd"
     credit_min: str = "100"
     credit_max: str = "100000"
+    purchase_expiry_months: str = ""  # empty: unchanged
+
+
+def _expiry_months(text: str) -> int | None:
+    """None when unchanged; else 0 (never) to 120 months."""
+    text = text.strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) > 120:
+        raise ValidationError("Purchased credits expire after 0 (never) to 120 months.")
+    return int(text)
 
 
 def _page_url(value: str, label: str) -> str | None:
@@ -75,11 +88,13 @@ class ConfigService:
         secrets: SecretStore,
         authority: Authority,
         pricing: PricingService | None = None,
+        lots: LotService | None = None,
     ) -> None:
         self._store = store
         self._secrets = secrets
         self._authority = authority
         self._pricing = pricing
+        self._lots = lots
 
     @property
     def may_change(self) -> bool:
@@ -94,6 +109,7 @@ class ConfigService:
             keyring_backend=self._secrets.backend_description(),
             keyring_problem=self._secrets.keyring_problem,
             pricing=self._pricing.current() if self._pricing else CreditPricing(),
+            purchase_expiry_months=purchase_expiry_months() if self._lots else 0,
         )
 
     def validate(self, change: ConfigChange) -> tuple[str, str, Settings, CreditPricing]:
@@ -122,6 +138,7 @@ class ConfigService:
         pricing = parse_pricing(
             change.credit_price, change.credit_currency, change.credit_min, change.credit_max
         )
+        _expiry_months(change.purchase_expiry_months)
         return key, webhook, settings, pricing
 
     def apply(self, change: ConfigChange) -> None:
@@ -142,3 +159,6 @@ class ConfigService:
         # The team's prices are the database's, with their own audited action.
         if self._pricing is not None and pricing != self._pricing.current():
             self._pricing.set(pricing, "changed in Settings")
+        months = _expiry_months(change.purchase_expiry_months)
+        if self._lots is not None and months is not None and months != purchase_expiry_months():
+            self._lots.set_purchase_expiry_months(months, "changed in Settings")

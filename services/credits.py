@@ -25,7 +25,7 @@ from typing import Any, NamedTuple, TypeVar
 import peewee
 import stripe
 
-from services import validation
+from services import lots, validation
 from services.audit import Authority
 from services.errors import NotFound, ValidationError
 from services.events import (
@@ -128,16 +128,15 @@ class CreditService:
         self._authority = authority
         self._settings = settings
         self._journal = journal or Journal(db, authority)
+        # Called with the customer's id after every new spend this app makes (automatic
+        # top-ups hook in here; spends through the SQL function are found by the listener).
+        self.after_spend: Callable[[str], object] | None = None
 
     # ---- reading
     def balance(self, customer_id: str) -> int:
+        """The credits available to spend now (expired lots excluded; see `balances`)."""
         self._authority.require(Permission.BROWSE, "credits.show", customer_id)
-        total = (
-            CreditEntry.select(peewee.fn.COALESCE(peewee.fn.SUM(CreditEntry.amount), 0))
-            .where(CreditEntry.customer_id == customer_id)
-            .scalar()
-        )
-        return int(total or 0)
+        return lots.balances(self._db, customer_id).available
 
     def ledger(self, customer_id: str) -> list[LedgerRow]:
         self._authority.require(Permission.BROWSE, "credits.show", customer_id)
@@ -379,26 +378,59 @@ class CreditService:
         return _row(TopUp.get(TopUp.topup_id == topup_id))
 
     # ---- grants
-    def grant(self, customer_id: str, credits: int, reason: str) -> LedgerRow:
-        """Free credits (admins): a `grant` entry with its reason, audited. Never a purchase."""
+    def grant(
+        self, customer_id: str, credits: int, reason: str, expires_at: int | None = None
+    ) -> LedgerRow:
+        """Free credits (admins): a `grant` entry with its reason, audited. Never a purchase.
+
+        `expires_at` (seconds; see `lots.parse_expiry_date`): what is left then expires."""
         reason = validation.text(reason, "A reason", max_len=500, required=True)
         credits = validation.positive_int(credits, "Credits", maximum=10_000_000)
+        now = int(time.time())
+        if expires_at is not None and expires_at <= now:
+            raise ValidationError("A grant's expiry must be in the future.")
         with self._authority.action(
             Permission.GRANT_CREDITS, "credits.grant", target=customer_id,
-            params={"credits": credits}, reason=reason,
+            params={"credits": credits, "expires_at": expires_at}, reason=reason,
         ):  # fmt: skip
             if not Customer.select().where(Customer.stripe_id == customer_id).exists():
                 raise NotFound(f"No customer {customer_id} in the local mirror.")
-            CreditEntry.create(
-                customer_id=customer_id,
-                amount=credits,
-                kind="grant",
-                source=None,
-                operator=self._authority.actor.login,
-                reason=reason,
-                created_at=int(time.time()),
-            )
+            with self._db.atomic():
+                lots.lock(self._db, customer_id)
+                CreditEntry.create(
+                    customer_id=customer_id,
+                    amount=credits,
+                    kind="grant",
+                    source=None,
+                    operator=self._authority.actor.login,
+                    reason=reason,
+                    created_at=now,
+                    expires_at=expires_at,
+                )
+                lots.absorb(self._db, customer_id)
         return self.ledger(customer_id)[0]
+
+    def balances(self, customer_id: str) -> lots.Balances:
+        """Available (paid + promotional - overdraft), pending and the next expiry."""
+        self._authority.require(Permission.BROWSE, "credits.show", customer_id)
+        return lots.balances(self._db, customer_id)
+
+    def consume(
+        self, customer_id: str, credits: int, idempotency_key: str, reference: str = ""
+    ) -> lots.Spend:
+        """Spend credits exactly once per key: see `services.lots.LotService.consume`.
+
+        A new spend (not a replay of its key) then runs `after_spend`, which never raises: the
+        spend is done whatever the low-balance check finds."""
+        spend = self.lot_service.consume(customer_id, credits, idempotency_key, reference)
+        if self.after_spend is not None and not spend.replayed:
+            self.after_spend(customer_id)
+        return spend
+
+    @property
+    def lot_service(self) -> lots.LotService:
+        """Lots, overdraft limits, the purchase-expiry setting and the expiry run."""
+        return lots.LotService(self._db, self._authority)
 
 
 # ---- applying Stripe's events ------------------------------------------------------------
@@ -556,8 +588,10 @@ def _write_purchase(
     however often and in whatever order the events come, it is credited once. Returns False
     when it was already credited.
     """
+    db = CreditEntry._meta.database
+    lots.lock(db, customer_id)  # the customer's ledger, until the event's transaction ends
     try:
-        with CreditEntry._meta.database.atomic():  # a savepoint: a duplicate rolls back only this
+        with db.atomic():  # a savepoint: a duplicate rolls back only this
             CreditEntry.insert(
                 customer_id=customer_id,
                 amount=credits,
@@ -567,9 +601,11 @@ def _write_purchase(
                 operator=SYSTEM,
                 reason=reason,
                 created_at=now,
+                expires_at=lots.purchase_expiry(now),
             ).execute()
     except peewee.IntegrityError:
         return False
+    lots.absorb(db, customer_id)  # the purchase's lot
     return True
 
 
@@ -628,6 +664,7 @@ def _claw_back(topup: TopUp, truth: _TopUpTruth, now: int) -> bool:
         if take <= 0:
             continue
         try:
+            lots.lock(topup._meta.database, topup.customer_id)
             with topup._meta.database.atomic():
                 CreditEntry.insert(
                     customer_id=topup.customer_id, amount=-take, kind="clawback",
@@ -635,6 +672,7 @@ def _claw_back(topup: TopUp, truth: _TopUpTruth, now: int) -> bool:
                     reason=reversal.reason, created_at=now,
                 ).execute()  # fmt: skip
             wrote = True
+            lots.absorb(topup._meta.database, topup.customer_id)  # drawn from the lots
         except peewee.IntegrityError:
             continue  # clawed back already
     refunded = sum(

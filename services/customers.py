@@ -14,13 +14,13 @@ from typing import Any
 import peewee
 import stripe
 
-from services import validation
+from services import lots, validation
 from services.audit import ActionRecord, Authority
 from services.browse import InvoiceRow
 from services.errors import NotFound, ValidationError
 from services.journal import Journal
 from services.mirror import upsert
-from services.models import CreditEntry, Customer, Invoice, TopUp
+from services.models import Customer, Invoice, TopUp
 from services.permissions import Permission
 from services.stripe_gateway import StripeGateway
 
@@ -88,6 +88,7 @@ class CustomerDetail:
     topups: int = 0
     open_topups: int = 0
     recent_topups: tuple[CustomerTopUp, ...] = ()  # newest first, at most 50
+    credits: lots.Balances | None = None  # the split of credit_balance (available)
 
     def as_draft(self) -> CustomerDraft:
         return CustomerDraft(
@@ -148,11 +149,7 @@ class CustomerService:
         row = Customer.get_or_none(Customer.stripe_id == stripe_id)
         if row is None:
             raise NotFound(f"No customer {stripe_id} in the local mirror. Sync from Stripe first.")
-        credit = (
-            CreditEntry.select(peewee.fn.COALESCE(peewee.fn.SUM(CreditEntry.amount), 0))
-            .where(CreditEntry.customer_id == stripe_id)
-            .scalar()
-        )
+        credits = lots.balances(self._db, stripe_id)
         invoices = tuple(
             InvoiceRow(
                 inv.stripe_id,
@@ -196,12 +193,13 @@ class CustomerService:
             metadata=dict(row.metadata or {}),
             notes=row.notes or "",
             tags=tuple(row.tags or ()),
-            credit_balance=int(credit or 0),
+            credit_balance=credits.available,
             invoices=invoices,
             synced_at=row.synced_at,
             topups=len(statuses),
             open_topups=statuses.count("open"),
             recent_topups=recent_topups,
+            credits=credits,
         )
 
     def resolve(self, reference: str) -> str:

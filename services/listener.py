@@ -63,8 +63,12 @@ class ListenerService:
         *,
         scanners: list[Callable[[], object]] | None = None,
         scan_interval_s: float = 60.0,
+        housekeeping: Callable[[], object] | None = None,
     ) -> None:
         self._pipeline = pipeline
+        # Run after every catch-up, so also at start: what came due while nothing ran (credit
+        # lots past their expiry) is done then, once.
+        self._housekeeping = housekeeping
         self._catch_up = catch_up
         self.receiver = receiver
         self._configured = [s for s in configured_secrets if s]
@@ -148,8 +152,18 @@ class ListenerService:
         except AppError as exc:
             self._update(catch_up_problem=str(exc))
             raise
+        finally:
+            self._run_housekeeping()  # local work: also when Stripe is out of reach
         self._update(catch_up=summary, catch_up_problem="")
         return summary
+
+    def _run_housekeeping(self) -> None:
+        if self._housekeeping is None:
+            return
+        try:
+            self._housekeeping()
+        except AppError as exc:
+            log.warning("Housekeeping after catch-up failed: %s", exc)
 
     # ---- background
     def _catch_up_loop(self) -> None:

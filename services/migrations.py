@@ -17,6 +17,7 @@ import peewee
 from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as migrate_schema
 
+from services import credit_sql
 from services.errors import DatabaseError, PermissionDenied
 from services.models import JSONText
 
@@ -286,6 +287,59 @@ def _v8_overview_indexes(db: peewee.Database) -> None:
     )
 
 
+def _v10_credit_lots(db: peewee.Database) -> None:
+    big, char = peewee.BigIntegerField, peewee.CharField
+    tables: dict[str, dict[str, peewee.Field]] = {
+        "credit_lot": {
+            "customer_id": char(max_length=255, index=True),
+            "entry_id": big(unique=True),
+            "kind": char(max_length=16),
+            "priority": peewee.IntegerField(),
+            "amount": big(),
+            "remaining": big(),
+            "source": peewee.TextField(null=True),
+            "created_at": big(),
+            "expires_at": big(null=True, index=True),
+        },
+        "credit_allocation": {
+            "entry_id": big(index=True),
+            "lot_id": big(null=True, index=True),
+            "amount": big(),
+        },
+        "credit_account": {
+            "customer_id": char(max_length=255, unique=True),
+            "overdraft_limit": big(default=0),
+            "debt": big(default=0),
+            "absorbed_to": big(default=0),
+        },
+    }
+    db.create_tables([_frozen_table(db, name, cols) for name, cols in tables.items()])
+    migrator = SchemaMigrator.from_database(db)
+    migrate_schema(
+        migrator.add_column("credit_entry", "expires_at", big(null=True)),
+        migrator.add_index("credit_entry", ("customer_id", "id"), False),
+    )
+    customers = [
+        row[0]
+        for row in db.execute_sql(  # type: ignore[no-untyped-call]
+            "SELECT DISTINCT customer_id FROM credit_entry ORDER BY customer_id"
+        ).fetchall()
+    ]
+    # Carry every existing entry into lots, oldest first, with the same code the app uses
+    # afterwards: it touches only the tables made above and the ledger, which it never changes.
+    if isinstance(db, peewee.PostgresqlDatabase):
+        schema = db.execute_sql("SELECT quote_ident(current_schema())").fetchone()[0]  # type: ignore[no-untyped-call]
+        # No parameters: the plpgsql bodies have their own % signs.
+        db.cursor().execute(credit_sql.V10_SQL.format(s=schema))  # type: ignore[no-untyped-call]
+        for customer in customers:
+            db.execute_sql("SELECT billing_absorb(%s)", (customer,))  # type: ignore[no-untyped-call]
+    else:
+        from services import lots  # the SQLite twin of the SQL functions
+
+        for customer in customers:
+            lots.absorb(db, customer)
+
+
 def _v11_auto_topup(db: peewee.Database) -> None:
     text, big, char = peewee.TextField, peewee.BigIntegerField, peewee.CharField
     tables: dict[str, dict[str, peewee.Field]] = {
@@ -336,6 +390,7 @@ MIGRATIONS: list[Migration] = [
     Migration(6, "the request journal: intent and outcome of Stripe requests", _v6_request_journal),
     Migration(7, "team settings (credit prices and limits), append-only", _v7_team_settings),
     Migration(8, "invoices' paid date as a column; indexes for the Overview", _v8_overview_indexes),
+    Migration(10, "credit lots, spending, overdraft and expiry", _v10_credit_lots),
     Migration(
         11, "automatic top-ups: settings per customer, one trigger in flight", _v11_auto_topup
     ),

@@ -124,12 +124,58 @@ class CreditEntry(BaseModel):
     reason = peewee.TextField(null=True)
     created_at = peewee.BigIntegerField()
     topup_id = peewee.CharField(max_length=64, null=True, index=True)
+    expires_at = peewee.BigIntegerField(null=True)  # credits it adds expire then (services.lots)
 
     class Meta:
         indexes = (
             (("kind", "source"), True),
             (("created_at", "kind", "amount"), False),
+            (("customer_id", "id"), False),
         )
+
+
+class CreditLot(BaseModel):
+    """Credits that arrived together (one positive ledger entry) and what is left of them.
+
+    Written only by `services.lots` (on PostgreSQL, by its SQL functions)."""
+
+    customer_id = peewee.CharField(max_length=255, index=True)
+    entry_id = peewee.BigIntegerField(unique=True)  # the credit_entry that brought them
+    kind = peewee.CharField(max_length=16)  # purchase, grant, plan_renewal
+    priority = peewee.IntegerField()  # 0 promotional (drawn first), 1 paid
+    amount = peewee.BigIntegerField()
+    remaining = peewee.BigIntegerField()
+    source = peewee.TextField(null=True)
+    created_at = peewee.BigIntegerField()
+    expires_at = peewee.BigIntegerField(null=True, index=True)
+
+    class Meta:
+        table_name = "credit_lot"
+
+
+class CreditAllocation(BaseModel):
+    """How much a negative entry (spend, clawback, expiry) took from which lot; `lot_id` NULL
+    is the part taken on overdraft. A lot's own entry settling a debt also has one."""
+
+    entry_id = peewee.BigIntegerField(index=True)
+    lot_id = peewee.BigIntegerField(null=True, index=True)
+    amount = peewee.BigIntegerField()  # credits, positive
+
+    class Meta:
+        table_name = "credit_allocation"
+
+
+class CreditAccount(BaseModel):
+    """Per customer: the overdraft allowed and used, and the last ledger entry turned into
+    lots. Its row is the lock every ledger change of that customer takes."""
+
+    customer_id = peewee.CharField(max_length=255, unique=True)
+    overdraft_limit = peewee.BigIntegerField(default=0)
+    debt = peewee.BigIntegerField(default=0)
+    absorbed_to = peewee.BigIntegerField(default=0)
+
+    class Meta:
+        table_name = "credit_account"
 
 
 class TopUp(BaseModel):
@@ -271,6 +317,9 @@ ALL_MODELS.extend(
         TopUp,
         RequestJournal,
         TeamSetting,
+        CreditLot,
+        CreditAllocation,
+        CreditAccount,
     ]
 )
 

@@ -36,6 +36,7 @@ class Permission(enum.Enum):
     CHARGE_INVOICE = "charge invoice"
     VOID_INVOICE = "void invoice"
     GRANT_CREDITS = "grant credits"
+    CONSUME_CREDITS = "consume credits"  # admins; products use PostgreSQL's consume_credits
     REPLAY_EVENTS = "replay events"
     MANAGE_SETTINGS = "manage settings"
     MANAGE_OPERATORS = "manage operators"

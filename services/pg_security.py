@@ -7,7 +7,8 @@ matters, whatever client sends the SQL.
 * Group roles, one per app role: `billing_finance`, `billing_support`, `billing_admin` (all in
   `billing_staff`), `billing_listener` (the headless `admin-app listen`: the only writer of what
   Stripe's events decide — the mirror, purchases, clawbacks, top-up statuses) and
-  `billing_product` (a product backend that reads balances). Admins are in `billing_listener`
+  `billing_product` (a product backend: reads `credit_balance`, spends through
+  `consume_credits`, nothing else). Admins are in `billing_listener`
   too. Each person's login gets exactly one staff group, kept in step with the operator table by
   `billing_sync_role` (SECURITY DEFINER, owned by the no-login `billing_owner`).
 * Least privilege by GRANT: no staff role can create objects, TRUNCATE, or UPDATE/DELETE the
@@ -30,6 +31,7 @@ from typing import Any
 
 import peewee
 
+from services import credit_sql
 from services.errors import DatabaseDenied, ValidationError
 from services.migrations import migrate
 from services.models import Operator
@@ -114,8 +116,13 @@ GRANT INSERT ON credit_entry TO billing_listener;
 GRANT UPDATE ON top_up TO billing_listener;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA {s} TO billing_listener;
 
--- a product backend reads balances
-GRANT SELECT ON credit_entry, customer TO billing_product;
+-- credit lots: read wherever balances are read, written only by the ledger's SQL functions
+GRANT SELECT ON credit_lot, credit_allocation, credit_account, credit_balance
+  TO billing_staff, billing_listener;
+GRANT UPDATE (overdraft_limit) ON credit_account TO billing_admin;
+
+-- a product backend reads balances and spends through consume_credits (granted below)
+GRANT SELECT ON credit_balance TO billing_product;
 
 -- automatic top-ups: support and admins set them; the listener charges and settles them
 GRANT SELECT ON auto_topup_setting, auto_topup_trigger TO billing_staff, billing_listener;
@@ -155,6 +162,14 @@ CREATE OR REPLACE FUNCTION {s}.billing_ledger_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
   IF {s}.billing_is_owner() THEN
+    RETURN NEW;
+  END IF;
+  -- spends and expiries: only inside the ledger's SECURITY DEFINER functions (billing_owner's)
+  IF NEW.kind IN ('spend', 'expiry') THEN
+    IF NOT pg_has_role(current_user, 'billing_owner', 'MEMBER') OR NEW.amount >= 0 THEN
+      PERFORM {s}.billing_deny('spends and expiries are written only by consume_credits and '
+                               'billing_expire_credits');
+    END IF;
     RETURN NEW;
   END IF;
   IF NEW.kind IN ('purchase', 'clawback') THEN
@@ -361,6 +376,20 @@ DROP TRIGGER IF EXISTS billing_journal_guard ON request_journal;
 CREATE TRIGGER billing_journal_guard BEFORE INSERT OR UPDATE ON request_journal
   FOR EACH ROW EXECUTE FUNCTION {s}.billing_journal_guard();
 
+{credit_functions}
+ALTER VIEW {s}.credit_balance OWNER TO billing_owner;
+GRANT SELECT ON customer, credit_entry, top_up TO billing_owner;
+GRANT INSERT ON credit_entry TO billing_owner;
+GRANT SELECT, INSERT, UPDATE ON credit_lot, credit_allocation, credit_account TO billing_owner;
+GRANT USAGE ON SEQUENCE credit_entry_id_seq, credit_lot_id_seq, credit_allocation_id_seq,
+  credit_account_id_seq TO billing_owner;
+GRANT EXECUTE ON FUNCTION {s}.consume_credits(text, bigint, text, text)
+  TO billing_product, billing_admin;
+GRANT EXECUTE ON FUNCTION {s}.billing_credit_lock(text), {s}.billing_absorb(text)
+  TO billing_admin, billing_listener;
+GRANT EXECUTE ON FUNCTION {s}.billing_expire_credits() TO billing_admin, billing_listener;
+GRANT EXECUTE ON FUNCTION {s}.billing_true_up(text) TO billing_admin;
+
 ALTER FUNCTION {s}.billing_sync_role(text) OWNER TO billing_owner;
 REVOKE ALL ON FUNCTION {s}.billing_sync_role(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION {s}.billing_sync_role(text) TO billing_admin;
@@ -421,7 +450,10 @@ def setup(db: peewee.Database, *, admin: str, listeners: list[str] | None = None
                 minimum=defaults.minimum, maximum=defaults.maximum,
             )
         )  # fmt: skip
-        cursor.execute(_TRIGGERS_SQL.format(s=schema))
+        owned = "\n".join(
+            f"ALTER FUNCTION {schema}.{f} OWNER TO billing_owner;" for f in credit_sql.FUNCTIONS
+        )
+        cursor.execute(_TRIGGERS_SQL.format(s=schema, credit_functions=owned))
         done.append(f"group roles, grants and guards on schema {schema}")
         admin = validate_login(admin)
         if not Operator.select().where(Operator.role == Role.ADMIN.value).exists():

@@ -32,7 +32,7 @@ from typing import Any
 
 import peewee
 
-from services import export, validation
+from services import export, lots, validation
 from services.audit import Authority
 from services.auto_topup import auto_topup_paid
 from services.catchup import CURSOR_KEY, CatchUp
@@ -532,12 +532,15 @@ class Reconciler:
         ) as record:
             try:
                 with self._db.atomic():
+                    lots.lock(self._db, entry.customer_id)
+                    lots.true_up(self._db, entry.customer_id)  # the hand edit, in the lots too
                     CreditEntry.insert(
                         customer_id=entry.customer_id, amount=-credits, kind="clawback",
                         source=f"unpaid:{source}", topup_id=entry.topup_id,
                         operator=self._authority.actor.login or SYSTEM,
                         reason=f"Credited, not paid: {reason}", created_at=int(time.time()),
                     ).execute()  # fmt: skip
+                    lots.absorb(self._db, entry.customer_id)
             except peewee.IntegrityError:
                 raise ValidationError(f"{source} was already clawed back.") from None
             record.params = {"credits": credits, "customer": entry.customer_id}

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -75,6 +76,14 @@ class SettingsDialog(QDialog):
         for edit, width in ((self.price_edit, 80), (self.currency_edit, 50),
                             (self.min_edit, 90), (self.max_edit, 90)):  # fmt: skip
             edit.setFixedWidth(width)
+        self.expiry_spin = QSpinBox()
+        self.expiry_spin.setRange(0, 120)
+        self.expiry_spin.setSpecialValueText("never")
+        self.expiry_spin.setSuffix(" months after purchase")
+        self.expiry_spin.setToolTip(
+            "The team's setting, for credits purchased from now on: what is left of them then "
+            "expires (grants carry their own expiry)."
+        )
         self.keyring_label = QLabel("Reading…")
         self.keyring_label.setWordWrap(True)
         self.error_label = QLabel()
@@ -109,6 +118,7 @@ class SettingsDialog(QDialog):
             prices.addWidget(edit)
         prices.addStretch(1)
         form.addRow("Price:", prices)
+        form.addRow("Purchased credits expire:", self.expiry_spin)
 
         note = QLabel(
             "Keys are stored in this computer's keyring, never in files or the database. "
@@ -131,6 +141,7 @@ class SettingsDialog(QDialog):
             for edit in self._edits():
                 edit.setReadOnly(True)
                 edit.setToolTip(reason)
+            self.expiry_spin.setReadOnly(True)
             self.error_label.setText("Only admins can change settings. " + reason)
 
         layout = QVBoxLayout(self)
@@ -163,6 +174,7 @@ class SettingsDialog(QDialog):
         self.currency_edit.setText(p.currency)
         self.min_edit.setText(str(p.minimum))
         self.max_edit.setText(str(p.maximum))
+        self.expiry_spin.setValue(snap.purchase_expiry_months)
         self.keyring_label.setText(snap.keyring_problem or snap.keyring_backend)
         # A wrapped label in a form needs its height reserved, or it is clipped.
         self.keyring_label.setMinimumHeight(self.keyring_label.heightForWidth(520))
@@ -189,6 +201,7 @@ class SettingsDialog(QDialog):
             credit_currency=self.currency_edit.text(),
             credit_min=self.min_edit.text(),
             credit_max=self.max_edit.text(),
+            purchase_expiry_months=str(self.expiry_spin.value()),
         )
         # Validate everything first, on the GUI thread (no I/O): a bad field changes nothing.
         try:

@@ -57,6 +57,7 @@ class TaskRunner(QObject):
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="task")
         self._pending: dict[int, _Pending] = {}
         self._ids = itertools.count(1)
+        self._closed = False
         self._finished.connect(self._on_self_finished)
 
     @property
@@ -70,7 +71,13 @@ class TaskRunner(QObject):
         on_ok: Callable[[Any], None] | None = None,
         on_err: Callable[[BaseException], None] | None = None,
     ) -> None:
-        """Run `fn` off the GUI thread; deliver the outcome to `owner`'s callbacks if it lives."""
+        """Run `fn` off the GUI thread; deliver the outcome to `owner`'s callbacks if it lives.
+
+        After `shutdown` (the window is closing) new work is dropped: a signal still queued for
+        a panel must not start a task on a pool that is gone."""
+        if self._closed:
+            log.debug("Dropped a task asked for after shutdown")
+            return
         task_id = next(self._ids)
         self._pending[task_id] = _Pending(owner, on_ok, on_err)
         self.busy_changed.emit(len(self._pending))
@@ -99,6 +106,7 @@ class TaskRunner(QObject):
 
     def shutdown(self) -> None:
         """Stop accepting work; running tasks finish, their results are dropped."""
+        self._closed = True
         self._pending.clear()
         self._pool.shutdown(wait=True, cancel_futures=True)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QUrl, Signal
+from PySide6.QtCore import QDate, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
     QComboBox,
+    QDateEdit,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
@@ -24,7 +25,8 @@ from PySide6.QtWidgets import (
 
 from services.context import AppContext
 from services.credits import TopUpLink
-from services.errors import AppError
+from services.errors import AppError, ValidationError
+from services.lots import parse_expiry_date
 from services.money import format_amount
 from ui.dialogs import SubmitDialog, add_live_banner, confirm_money_move, key_after_failure
 from ui.tasks import TaskRunner
@@ -250,9 +252,25 @@ class GrantDialog(SubmitDialog):
         )
         self.error.setWordWrap(True)
         self.error.setObjectName("hintText")
+        # Optional expiry: what is left of the grant expires at the end of that day (UTC).
+        self.expires = QCheckBox("Expires after")
+        self.expiry_date = QDateEdit(QDate.currentDate().addYears(1))
+        self.expiry_date.setCalendarPopup(True)
+        self.expiry_date.setDisplayFormat("yyyy-MM-dd")
+        self.expiry_date.setMinimumDate(QDate.currentDate().addDays(1))
+        self.expiry_date.setEnabled(False)
+        self.expiry_date.setToolTip(
+            "What is left of these credits expires at the end of this day (UTC); the listener "
+            "writes an expiry entry then."
+        )
+        self.expires.toggled.connect(self.expiry_date.setEnabled)
+        expiry_row = QHBoxLayout()
+        expiry_row.addWidget(self.expires)
+        expiry_row.addWidget(self.expiry_date, 1)
         form = QFormLayout()
         form.addRow("Credits:", self.credits)
         form.addRow("Reason*:", self.reason)
+        form.addRow("Expiry:", expiry_row)
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -271,6 +289,20 @@ class GrantDialog(SubmitDialog):
         if not reason.strip():
             self.show_error("A reason is required for free credits.")
             return
-        if not confirm_money_move(self._ctx.mode, f"Grant {credits:,} free credits.", self):
+        expires_at = None
+        until = ""
+        if self.expires.isChecked():
+            day = self.expiry_date.date().toString("yyyy-MM-dd")
+            try:
+                expires_at = parse_expiry_date(day)
+            except ValidationError as exc:
+                self.show_error(str(exc))
+                return
+            until = f" They expire after {day} (UTC)."
+        if not confirm_money_move(self._ctx.mode, f"Grant {credits:,} free credits.{until}", self):
             return
-        self.submit(lambda: self._ctx.credits.grant(self._customer_id, credits, reason))
+        self.submit(
+            lambda: self._ctx.credits.grant(
+                self._customer_id, credits, reason, expires_at=expires_at
+            )
+        )

@@ -51,12 +51,9 @@ from tests.helpers.dropping_proxy import DroppingProxy
 from tests.services.test_pg_security import Team, _open_as, team  # noqa: F401 (a fixture)
 
 
-def _spend(customer: str, credits: int) -> None:
-    """A spend as the ledger records one today: a negative entry (consume, at merge)."""
-    CreditEntry.insert(
-        customer_id=customer, amount=-credits, kind="spend", source=f"spend:{uuid.uuid4()}",
-        operator="product", reason="test spend", created_at=int(time.time()),
-    ).execute()  # fmt: skip
+def _spend(world: World, customer: str, credits: int) -> None:
+    """A spend through the app's own path (`consume`, which then runs the low-balance check)."""
+    world.credits.consume(customer, credits, f"spend-{uuid.uuid4()}", "test spend")
 
 
 class World:
@@ -73,6 +70,7 @@ class World:
         )
         self.credits = CreditService(db, self.gateway, authority, Settings())
         self.auto = AutoTopUpService(db, self.gateway, authority, self.credits)
+        self.credits.after_spend = self.auto.after_spend  # as admin_app.wiring does
         self.customers = CustomerService(db, self.gateway, authority)
         self.seen: set[str] = set()
         self.demo: set[str] = set()
@@ -150,8 +148,7 @@ def test_a_burst_of_spends_crossing_the_threshold_charges_once(world: World) -> 
     def spend() -> None:
         try:
             barrier.wait()
-            _spend(customer, 100)
-            world.auto.after_spend(customer)
+            _spend(world, customer, 100)
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -245,8 +242,7 @@ def test_a_declining_card_credits_nothing_and_stops_after_n(
 def test_payment_intent_events_three_times_shuffled_credit_once(world: World) -> None:
     customer = world.customer(balance=1000)
     world.enable(customer, threshold=600)
-    _spend(customer, 500)
-    world.auto.after_spend(customer)
+    _spend(world, customer, 500)
     events = world.events("payment_intent.created", "payment_intent.succeeded", "charge.succeeded")
     storm = events * 3
     random.Random(11).shuffle(storm)
@@ -291,8 +287,7 @@ def test_a_forged_succeeded_event_credits_nothing(world: World) -> None:
 def test_a_refund_of_an_auto_topup_claws_back(world: World) -> None:
     customer = world.customer(balance=1000)
     world.enable(customer, threshold=600)
-    _spend(customer, 500)
-    world.auto.after_spend(customer)
+    _spend(world, customer, 500)
     world.deliver_new()
     assert world.credits.balance(customer) == 1000
     intent = world.intents(customer)[0]
@@ -309,8 +304,7 @@ def test_a_refund_of_an_auto_topup_claws_back(world: World) -> None:
 def test_reconcile_knows_auto_topups_as_purchases(world: World) -> None:
     customer = world.customer(balance=1000)
     world.enable(customer, threshold=600)
-    _spend(customer, 500)
-    world.auto.after_spend(customer)
+    _spend(world, customer, 500)
     world.deliver_new()
     report = Reconciler(world.db, world.gateway, world.authority, world.pipeline).run()
     assert [f for f in report.findings if f.kind is Kind.CREDITED_NOT_PAID] == []

@@ -81,3 +81,17 @@ def test_top_up_prices_are_validated_and_saved(
     assert (pricing.unit_amount, pricing.minimum, pricing.maximum) == (25, 1000, 50000)
     assert "credit" not in app_paths.settings_file.read_text()
     assert saved.topup_success_url == "https://example.com/thanks?s={CHECKOUT_SESSION_ID}"
+
+
+def test_purchased_credits_expiry_is_the_teams_setting(
+    qtbot: QtBot, runtime: Runtime, tasks: TaskRunner, app_paths: AppPaths
+) -> None:
+    dialog = _dialog(qtbot, runtime, tasks)
+    assert dialog.expiry_spin.text() == "never"  # the default
+    dialog.expiry_spin.setValue(12)
+    with qtbot.waitSignal(dialog.accepted, timeout=5000):
+        dialog.buttons.button(QDialogButtonBox.StandardButton.Save).click()
+    assert runtime.require_context().config.snapshot().purchase_expiry_months == 12
+    assert "expiry" not in app_paths.settings_file.read_text()  # the database's, not a file's
+    again = _dialog(qtbot, runtime, tasks)
+    assert again.expiry_spin.value() == 12

@@ -23,8 +23,10 @@ from services.browse import CreditBalanceRow
 from services.context import AppContext
 from services.credits import LedgerRow
 from services.errors import AppError
+from services.lots import Balances
 from services.permissions import Permission
 from ui.auto_topup_dialogs import AttentionDialog, AutoTopUpDialog, describe
+from ui.credit_balances import credit_text
 from ui.dialogs import denied_tooltip
 from ui.formatting import format_datetime
 from ui.panels.base import ListPanel
@@ -38,16 +40,31 @@ COLUMNS: list[Column[CreditBalanceRow]] = [
     Column("Customer", lambda r: r.customer_name or r.customer_id),
     Column("Email", lambda r: r.email),
     Column(
-        "Credits",
+        "Available",
         lambda r: f"{r.balance:,}",
         sort_key=lambda r: r.balance,
         numeric=True,
         foreground=lambda r: _RED if r.balance < 0 else None,
         tooltip=lambda r: (
-            "Negative after a refund clawed back credits already used."
+            "Negative: spent on overdraft, or a refund clawed back credits already used."
             if r.balance < 0
-            else "The sum of this customer's ledger entries."
+            else "Paid + promotional credits that may be spent now (expired lots excluded)."
         ),
+    ),
+    Column("Paid", lambda r: f"{r.paid:,}", sort_key=lambda r: r.paid, numeric=True),
+    Column(
+        "Promotional",
+        lambda r: f"{r.promotional:,}",
+        sort_key=lambda r: r.promotional,
+        numeric=True,
+        tooltip=lambda r: "Granted credits: spent before paid ones.",
+    ),
+    Column(
+        "Pending",
+        lambda r: f"{r.pending:,}" if r.pending else "",
+        sort_key=lambda r: r.pending,
+        numeric=True,
+        tooltip=lambda r: "Credits in top-up links not paid yet: never spendable.",
     ),
     Column("Entries", lambda r: str(r.entries), sort_key=lambda r: r.entries, numeric=True),
     Column("Last change", lambda r: format_datetime(r.last_entry_at), lambda r: r.last_entry_at),
@@ -59,6 +76,8 @@ _KIND_LABEL = {
     "grant": "Grant (free)",
     "clawback": "Clawback (refund)",
     "adjustment": "Adjustment",
+    "spend": "Spend",
+    "expiry": "Expiry",
 }
 
 
@@ -85,9 +104,12 @@ class LedgerPane(QWidget):
         layout.addWidget(self.auto_topup)
         layout.addWidget(self.table, 1)
 
-    def show_ledger(self, label: str, rows: list[LedgerRow]) -> None:
-        total = sum(r.amount for r in rows)
-        self.title.setText(f"{label}: {total:,} credits")
+    def show_ledger(
+        self, label: str, rows: list[LedgerRow], balances: Balances | None = None
+    ) -> None:
+        available = balances.available if balances else sum(r.amount for r in rows)
+        self.title.setText(f"{label}: {credit_text(available, balances)}")
+        self.title.setWordWrap(True)
         self.table.setRowCount(len(rows))
         for i, r in enumerate(rows):
             who = r.operator + (f" — {r.reason}" if r.reason else "")
@@ -156,7 +178,7 @@ class CreditsPanel(ListPanel[CreditBalanceRow]):
         self.selection_kept.connect(lambda row, _changed: self._on_self_row_selected(row))
 
     def column_widths(self) -> Sequence[int]:
-        return (170, 200, 80, 60, 130, 170)
+        return (170, 200, 80, 80, 90, 70, 60, 130, 170)
 
     def row_key(self, row: CreditBalanceRow) -> object:
         return row.customer_id
@@ -196,10 +218,11 @@ class CreditsPanel(ListPanel[CreditBalanceRow]):
             return
         label = row.customer_name or row.customer_id
         customer_id = row.customer_id
+        credits = self._ctx.credits
         self._tasks.run(
             self,
-            lambda: self._ctx.credits.ledger(customer_id),
-            lambda rows: self.ledger.show_ledger(label, rows),
+            lambda: (credits.ledger(customer_id), credits.balances(customer_id)),
+            lambda found: self.ledger.show_ledger(label, *found),
             self._on_ledger_failed,
         )
         self._tasks.run(

@@ -25,6 +25,7 @@ from services.customers import CustomerDetail
 from services.errors import AppError
 from services.invoices import InvoiceDetail
 from services.permissions import Permission
+from ui.credit_balances import credit_text
 from ui.customer_dialogs import CustomerDialog, PortalLinkDialog
 from ui.customer_picker import customer_search_text
 from ui.dialogs import denied_tooltip
@@ -141,7 +142,7 @@ class CustomerDetailPane(QFrame):
             "Created": format_date(d.created),
             "Currency": d.currency.upper() or "not set yet",
             "Stripe balance": format_amount(d.balance, d.currency or "usd"),
-            "Credits": f"{d.credit_balance:,}",
+            "Credits": credit_text(d.credit_balance, d.credits),
             "Metadata": ", ".join(f"{k}={v}" for k, v in sorted(d.metadata.items())) or "—",
             "Tags": ", ".join(d.tags) or "—",
             "Notes": d.notes or "—",
