@@ -19,6 +19,7 @@ from services.overview import OverviewService
 from services.pricing import PricingService
 from services.reconcile import Reconciler
 from services.stripe_gateway import StripeGateway, StripeMode
+from services.subscriptions import SubscriptionService
 from services.sync import SyncService
 from services.topup_attempts import TopUpAttemptReader
 
@@ -47,6 +48,7 @@ class AppContext:
     reconcile: Reconciler
     topup_attempts: TopUpAttemptReader
     exports: ExportService
+    subscriptions: SubscriptionService
 
     @property
     def actor(self) -> Actor:

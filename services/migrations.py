@@ -286,6 +286,35 @@ def _v8_overview_indexes(db: peewee.Database) -> None:
     )
 
 
+def _v12_subscriptions(db: peewee.Database) -> None:
+    # Subscriptions become first-class: what each one bills, normalised to a month (MRR), its
+    # cancellation and pause, read from the items as the pinned API version has them.
+    big, char, text = peewee.BigIntegerField, peewee.CharField, peewee.TextField
+    migrator = SchemaMigrator.from_database(db)
+    migrate_schema(
+        migrator.add_column("subscription", "currency", char(max_length=3, null=True)),
+        migrator.add_column("subscription", "amount", big(default=0)),
+        migrator.add_column("subscription", "billing_interval", char(max_length=8, null=True)),
+        migrator.add_column("subscription", "interval_count", peewee.IntegerField(default=1)),
+        migrator.add_column("subscription", "quantity", peewee.IntegerField(default=0)),
+        migrator.add_column("subscription", "mrr", big(default=0)),
+        migrator.add_column("subscription", "price_ids", text(default="")),
+        migrator.add_column("subscription", "product_ids", text(default="")),
+        migrator.add_column("subscription", "items", JSONText(default=list)),
+        migrator.add_column("subscription", "current_period_start", big(null=True)),
+        migrator.add_column("subscription", "cancel_at", big(null=True)),
+        migrator.add_column("subscription", "canceled_at", big(null=True)),
+        migrator.add_column("subscription", "ended_at", big(null=True)),
+        migrator.add_column("subscription", "trial_end", big(null=True)),
+        migrator.add_column("subscription", "pause_collection", char(max_length=32, null=True)),
+        migrator.add_column("subscription", "collection_method", char(max_length=32, null=True)),
+        migrator.add_index("subscription", ("status", "currency", "mrr"), False),
+    )
+    # Frozen, so no mapping of today's code here: the rows' stored copy is emptied instead, and
+    # the next sync (or event) finds it changed and writes every new column from Stripe's object.
+    db.execute_sql("UPDATE subscription SET raw = '{}'")  # type: ignore[no-untyped-call]
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "customers, products, prices, invoices, credit ledger", _v1_initial),
     Migration(2, "operators and the audit log", _v2_operators_and_audit),
@@ -295,6 +324,7 @@ MIGRATIONS: list[Migration] = [
     Migration(6, "the request journal: intent and outcome of Stripe requests", _v6_request_journal),
     Migration(7, "team settings (credit prices and limits), append-only", _v7_team_settings),
     Migration(8, "invoices' paid date as a column; indexes for the Overview", _v8_overview_indexes),
+    Migration(12, "subscriptions: items, amounts, MRR, cancellation and pause", _v12_subscriptions),
 ]
 
 

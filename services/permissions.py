@@ -33,6 +33,7 @@ class Permission(enum.Enum):
     CREATE_INVOICE = "create invoice"
     FINALIZE_INVOICE = "finalize invoice"
     CHARGE_INVOICE = "charge invoice"
+    MANAGE_SUBSCRIPTIONS = "manage subscriptions"
     VOID_INVOICE = "void invoice"
     GRANT_CREDITS = "grant credits"
     REPLAY_EVENTS = "replay events"
