@@ -23,6 +23,7 @@ from services.mirror import upsert
 from services.models import CreditEntry, Customer, Invoice, TopUp
 from services.permissions import Permission
 from services.stripe_gateway import StripeGateway
+from services.subscriptions import SubscriptionRow, subscription_rows
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class CustomerDetail:
     topups: int = 0
     open_topups: int = 0
     recent_topups: tuple[CustomerTopUp, ...] = ()  # newest first, at most 50
+    subscriptions: tuple[SubscriptionRow, ...] = ()  # newest first, at most 50
 
     def as_draft(self) -> CustomerDraft:
         return CustomerDraft(
@@ -202,6 +204,7 @@ class CustomerService:
             topups=len(statuses),
             open_topups=statuses.count("open"),
             recent_topups=recent_topups,
+            subscriptions=tuple(subscription_rows(customer_id=stripe_id, limit=50)),
         )
 
     def resolve(self, reference: str) -> str:

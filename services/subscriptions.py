@@ -25,6 +25,7 @@ import stripe
 from services import validation
 from services.audit import Authority
 from services.errors import AppError, NotFound, StripeRefused, StripeUnreachable, ValidationError
+from services.invoice_credits import is_proration
 from services.invoices import HistoryEntry
 from services.journal import Attempt, Journal
 from services.mirror import MRR_STATUSES, monthly, upsert
@@ -283,15 +284,6 @@ def _request_id(obj: Any) -> str | None:
     return getattr(getattr(obj, "last_response", None), "request_id", None)
 
 
-def is_proration(line: Mapping[str, Any]) -> bool:
-    """A proration line (pinned API: `parent.*_details.proration`; older: `proration`)."""
-    parent = line.get("parent") or {}
-    for key in ("subscription_item_details", "invoice_item_details"):
-        if _get(parent, key, "proration") is True:
-            return True
-    return line.get("proration") is True
-
-
 def _upcoming(raw: Mapping[str, Any]) -> UpcomingInvoice:
     lines = tuple(
         PreviewLine(str(li.get("description") or ""), int(li.get("amount") or 0), is_proration(li))
@@ -305,6 +297,90 @@ def _upcoming(raw: Mapping[str, Any]) -> UpcomingInvoice:
         lines=lines,
         next_payment_attempt=raw.get("next_payment_attempt") or raw.get("period_end"),
     )
+
+
+def subscription_rows(
+    *,
+    status: str | None = None,
+    customer_id: str | None = None,
+    price_id: str | None = None,
+    subscription_id: str | None = None,
+    limit: int | None = 20_000,
+) -> list[SubscriptionRow]:
+    """Subscriptions in the local mirror, newest first (the caller checks permission)."""
+    if status and status not in STATUSES:
+        raise ValidationError(f"Unknown status {status!r}: use one of {', '.join(STATUSES)}.")
+    query = (
+        Subscription.select(
+            Subscription.stripe_id,
+            Subscription.customer_id,
+            peewee.fn.COALESCE(Customer.name, Customer.email, ""),
+            Subscription.status,
+            Subscription.product_ids,
+            Subscription.price_ids,
+            peewee.fn.COALESCE(Subscription.currency, ""),
+            Subscription.amount,
+            Subscription.billing_interval,
+            Subscription.interval_count,
+            Subscription.mrr,
+            Subscription.quantity,
+            Subscription.current_period_end,
+            Subscription.cancel_at_period_end,
+            Subscription.cancel_at,
+            Subscription.canceled_at,
+            Subscription.ended_at,
+            Subscription.trial_end,
+            peewee.fn.COALESCE(Subscription.pause_collection, ""),
+            peewee.fn.COALESCE(Subscription.collection_method, ""),
+            Subscription.created,
+        )
+        .join(
+            Customer,
+            peewee.JOIN.LEFT_OUTER,
+            on=(Customer.stripe_id == Subscription.customer_id),
+        )
+        .order_by(Subscription.created.desc(), Subscription.id.desc())
+        .limit(limit)
+    )
+    if status:
+        query = query.where(Subscription.status == status)
+    if customer_id:
+        query = query.where(Subscription.customer_id == customer_id.strip())
+    if price_id:
+        query = query.where(Subscription.price_ids.contains(f" {price_id.strip()} "))
+    if subscription_id:
+        query = query.where(Subscription.stripe_id == subscription_id)
+    names = dict(tuples(Product.select(Product.stripe_id, Product.name)))
+    rows = []
+    for t in tuples(query):
+        products = [p for p in str(t[4] or "").split() if p]
+        prices = str(t[5] or "").strip()
+        plan = ", ".join(names.get(p, p) for p in products) or prices
+        rows.append(
+            SubscriptionRow(
+                t[0],
+                t[1],
+                t[2] or "",
+                t[3],
+                plan,
+                prices,
+                t[6],
+                int(t[7] or 0),
+                interval_label(t[8], int(t[9] or 1)),
+                int(t[10] or 0),
+                int(t[11] or 0),
+                t[12],
+                bool(t[13]),
+                t[14],
+                t[15],
+                t[16],
+                t[17],
+                t[18],
+                t[19],
+                int(t[20]),
+            )
+        )
+    return rows
 
 
 class SubscriptionService:
@@ -334,87 +410,15 @@ class SubscriptionService:
     ) -> list[SubscriptionRow]:
         """Subscriptions in the local mirror, newest first."""
         self._authority.require(Permission.BROWSE, "subscriptions.list")
-        if status and status not in STATUSES:
-            raise ValidationError(f"Unknown status {status!r}: use one of {', '.join(STATUSES)}.")
-        query = (
-            Subscription.select(
-                Subscription.stripe_id,
-                Subscription.customer_id,
-                peewee.fn.COALESCE(Customer.name, Customer.email, ""),
-                Subscription.status,
-                Subscription.product_ids,
-                Subscription.price_ids,
-                peewee.fn.COALESCE(Subscription.currency, ""),
-                Subscription.amount,
-                Subscription.billing_interval,
-                Subscription.interval_count,
-                Subscription.mrr,
-                Subscription.quantity,
-                Subscription.current_period_end,
-                Subscription.cancel_at_period_end,
-                Subscription.cancel_at,
-                Subscription.canceled_at,
-                Subscription.ended_at,
-                Subscription.trial_end,
-                peewee.fn.COALESCE(Subscription.pause_collection, ""),
-                peewee.fn.COALESCE(Subscription.collection_method, ""),
-                Subscription.created,
-            )
-            .join(
-                Customer,
-                peewee.JOIN.LEFT_OUTER,
-                on=(Customer.stripe_id == Subscription.customer_id),
-            )
-            .order_by(Subscription.created.desc(), Subscription.id.desc())
-            .limit(limit)
-        )
-        if status:
-            query = query.where(Subscription.status == status)
-        if customer_id:
-            query = query.where(Subscription.customer_id == customer_id.strip())
-        if price_id:
-            query = query.where(Subscription.price_ids.contains(f" {price_id.strip()} "))
-        if subscription_id:
-            query = query.where(Subscription.stripe_id == subscription_id)
-        names = self._product_names()
-        rows = []
-        for t in tuples(query):
-            products = [p for p in str(t[4] or "").split() if p]
-            prices = str(t[5] or "").strip()
-            plan = ", ".join(names.get(p, p) for p in products) or prices
-            rows.append(
-                SubscriptionRow(
-                    t[0],
-                    t[1],
-                    t[2] or "",
-                    t[3],
-                    plan,
-                    prices,
-                    t[6],
-                    int(t[7] or 0),
-                    interval_label(t[8], int(t[9] or 1)),
-                    int(t[10] or 0),
-                    int(t[11] or 0),
-                    t[12],
-                    bool(t[13]),
-                    t[14],
-                    t[15],
-                    t[16],
-                    t[17],
-                    t[18],
-                    t[19],
-                    int(t[20]),
-                )
-            )
-        return rows
+        return subscription_rows(
+            status=status, customer_id=customer_id, price_id=price_id,
+            subscription_id=subscription_id, limit=limit,
+        )  # fmt: skip
 
     def row(self, subscription_id: str) -> SubscriptionRow:
         for row in self.subscriptions(subscription_id=subscription_id, limit=1):
             return row
         raise NotFound(f"No subscription {subscription_id} in the local mirror. Sync first.")
-
-    def _product_names(self) -> dict[str, str]:
-        return dict(tuples(Product.select(Product.stripe_id, Product.name)))
 
     def price_choices(self) -> list[PriceChoice]:
         """Active recurring prices of active products (the create and change dialogs' picker)."""

@@ -45,6 +45,7 @@ from ui.panels.events import EventsPanel
 from ui.panels.invoices import InvoicesPanel
 from ui.panels.overview import DrillDown, OverviewPanel
 from ui.panels.products import ProductsPanel
+from ui.panels.subscriptions import SubscriptionsPanel
 from ui.panels.topups import TopUpsPanel
 from ui.reconcile_dialog import ReconcileIndicator
 from ui.settings_dialog import SettingsDialog
@@ -52,8 +53,10 @@ from ui.tasks import CancelToken, TaskRunner
 
 log = logging.getLogger(__name__)
 
-PANEL_NAMES = ("customers", "products", "invoices", "credits", "topups", "events", "audit")
-OVERVIEW = "overview"  # the first page (Ctrl+0); the list panels follow it, Ctrl+1 … Ctrl+7
+PANEL_NAMES = (
+    "customers", "products", "invoices", "credits", "topups", "events", "audit", "subscriptions",
+)  # fmt: skip
+OVERVIEW = "overview"  # the first page (Ctrl+0); the list panels follow it, Ctrl+1 … Ctrl+8
 CONNECTION_CHECK_MS = 120_000  # the status bar's "Connected" should not go stale
 DEFAULT_SIZE = QSize(1280, 800)
 DB_LABEL_PX = 230  # the database label's width; the rest of the bar is for messages
@@ -117,6 +120,7 @@ class MainWindow(QMainWindow):
             "credits": CreditsPanel(ctx, tasks),
             "topups": TopUpsPanel(ctx, tasks),
             "events": EventsPanel(ctx, tasks),
+            "subscriptions": SubscriptionsPanel(ctx, tasks),
         }
         if ctx.authority.can(Permission.VIEW_AUDIT):
             audit = AuditPanel(ctx, tasks)
