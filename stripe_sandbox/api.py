@@ -20,7 +20,7 @@ from urllib.parse import unquote
 from stripe_sandbox import demo
 from stripe_sandbox.faults import FaultInjector
 from stripe_sandbox.hosted import HostedRoutes
-from stripe_sandbox.resources import API_ROUTES, checkout
+from stripe_sandbox.resources import API_ROUTES, billing, checkout
 from stripe_sandbox.resources.common import Ctx, Route
 from stripe_sandbox.store import IdempotentResult, RequestInfo, Store
 from stripe_sandbox.validation import validate
@@ -98,6 +98,8 @@ class Api:
             ("GET", "/_sandbox/faults"): self._sandbox_faults,
             ("DELETE", "/_sandbox/faults"): self._sandbox_clear_faults,
             ("DELETE", "/_sandbox/faults/{id}"): self._sandbox_clear_faults,
+            ("GET", "/_sandbox/billing_settings"): self._sandbox_billing_settings,
+            ("POST", "/_sandbox/billing_settings"): self._sandbox_billing_settings,
         }
         self.sandbox_routes.update(HostedRoutes(store).routes())
 
@@ -174,29 +176,50 @@ class Api:
             raw.update(decode_form(body.decode("utf-8", errors="replace")))
         idem_key = headers.get("idempotency-key") if method in ("POST", "DELETE") else None
         with self.store.lock:
-            # Checkout Sessions past their expires_at expire before anyone can see them.
+            # Checkout Sessions past their expires_at expire before anyone can see them, and
+            # subscriptions without a test clock renew (retry, end...) when their time came.
             checkout.sweep_expired(self.store)
-            scope = (api_key, idem_key) if idem_key else None
-            fingerprint = json.dumps([method, path, raw], sort_keys=True)
-            if scope is not None:
-                cached = self.store.idempotency.get(scope)
-                if cached is not None:
-                    return self._replay(cached, fingerprint, idem_key or "")
-            params = validate(raw, route.params)
-            ctx = Ctx(self.store, self.store.now(), RequestInfo(request_id, idem_key))
+            self.store.event_clock = self.store.now()
             try:
-                result = route.handler(ctx, params, object_id)
-                response = Response(200, encode_json(result))
-            except ApiError as exc:
-                # Errors after validation ran the endpoint, so Stripe saves them for replay
-                # too; validation errors (raised above) are not saved.
-                response = Response(exc.status, encode_json(exc.body(request_id)))
-            if scope is not None:
-                response.headers["Idempotency-Key"] = idem_key or ""
-                self.store.remember(
-                    scope, IdempotentResult(fingerprint, response.status, response.body, request_id)
+                billing.sweep(self.store)
+                return self._api_locked(
+                    method, path, raw, route, object_id, api_key, idem_key, request_id
                 )
-            return response
+            finally:
+                self.store.event_clock = None
+
+    def _api_locked(
+        self,
+        method: str,
+        path: str,
+        raw: dict[str, Any],
+        route: Route,
+        object_id: str,
+        api_key: str,
+        idem_key: str | None,
+        request_id: str,
+    ) -> Response:
+        scope = (api_key, idem_key) if idem_key else None
+        fingerprint = json.dumps([method, path, raw], sort_keys=True)
+        if scope is not None:
+            cached = self.store.idempotency.get(scope)
+            if cached is not None:
+                return self._replay(cached, fingerprint, idem_key or "")
+        params = validate(raw, route.params)
+        ctx = Ctx(self.store, self.store.now(), RequestInfo(request_id, idem_key))
+        try:
+            result = route.handler(ctx, params, object_id)
+            response = Response(200, encode_json(result))
+        except ApiError as exc:
+            # Errors after validation ran the endpoint, so Stripe saves them for replay
+            # too; validation errors (raised above) are not saved.
+            response = Response(exc.status, encode_json(exc.body(request_id)))
+        if scope is not None:
+            response.headers["Idempotency-Key"] = idem_key or ""
+            self.store.remember(
+                scope, IdempotentResult(fingerprint, response.status, response.body, request_id)
+            )
+        return response
 
     def _replay(self, cached: IdempotentResult, fingerprint: str, key: str) -> Response:
         if cached.fingerprint != fingerprint:
@@ -313,6 +336,10 @@ class Api:
 
     def _sandbox_faults(self, params: dict[str, Any]) -> tuple[int, Any]:
         return 200, {"object": "list", "data": self.faults.list(), "url": "/_sandbox/faults"}
+
+    def _sandbox_billing_settings(self, params: dict[str, Any]) -> tuple[int, Any]:
+        with self.store.lock:
+            return 200, billing.update_settings(self.store, params)
 
     def _sandbox_clear_faults(self, params: dict[str, Any]) -> tuple[int, Any]:
         removed = self.faults.remove(params.get("id"))

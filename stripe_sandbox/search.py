@@ -53,6 +53,13 @@ CUSTOMER_FIELDS: dict[str, Field] = {
 }
 
 
+SUBSCRIPTION_FIELDS: dict[str, Field] = {
+    "created": Field("numeric"),
+    "metadata": Field("metadata"),
+    "status": Field("text"),
+}
+
+
 @dataclass(frozen=True)
 class Clause:
     """One ``[-]field<op>value`` term; ``value`` None stands for ``null``."""

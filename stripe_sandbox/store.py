@@ -40,6 +40,8 @@ KINDS = (
     "dispute",
     "v2.core.event",
     "subscription",
+    "subscription_item",
+    "test_helpers.test_clock",
     "tax_id",
     "card",
 )
@@ -105,6 +107,9 @@ class Store:
         # Earliest `expires_at` of an open Checkout Session (None: nothing can expire;
         # 0: unknown, scan on the next request).
         self.next_expiry: int | None = None
+        # When set, events are stamped with this time instead of the one passed in: the
+        # request's wall time while a test clock's simulated time drives object timestamps.
+        self.event_clock: int | None = None
         self._next_seq = 0
         self.reset()
 
@@ -201,7 +206,7 @@ class Store:
             "id": new_id("evt", 24),
             "object": "event",
             "api_version": API_VERSION,
-            "created": now,
+            "created": now if self.event_clock is None else self.event_clock,
             "data": data,
             "livemode": False,
             "pending_webhooks": len(endpoints),

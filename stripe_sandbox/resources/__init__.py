@@ -16,6 +16,7 @@ from stripe_sandbox.resources import (
     sources,
     subscriptions,
     tax_ids,
+    test_clocks,
     v2_events,
     webhook_endpoints,
 )
@@ -33,8 +34,10 @@ API_ROUTES: list[Route] = [
     *checkout.ROUTES,
     *payments.ROUTES,
     *payment_methods.ROUTES,
+    # Before invoices: /v1/invoices/create_preview is not an invoice id.
+    *subscriptions.ROUTES,
+    *test_clocks.ROUTES,
     *invoices.ROUTES,
     *disputes.ROUTES,
-    *subscriptions.ROUTES,
     *v2_events.ROUTES,
 ]

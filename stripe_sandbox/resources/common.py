@@ -239,7 +239,7 @@ def paginate(
 EXPANDABLE: dict[str, dict[str, str]] = {
     "product": {"default_price": "price", "tax_code": "tax_code"},
     "price": {"product": "product"},
-    "customer": {"default_source": "card", "test_clock": "test_clock"},
+    "customer": {"default_source": "card", "test_clock": "test_helpers.test_clock"},
     "event": {},
     "webhook_endpoint": {},
 }
@@ -261,15 +261,6 @@ def includable(kind: str, field: str, includer: Includer, url: str) -> None:
         url: The list's URL, ``{id}`` standing for the parent's id.
     """
     INCLUDABLE.setdefault(kind, {})[field] = (includer, url)
-
-
-def _empty(store: Store, obj: JsonDict) -> list[JsonDict]:
-    return []
-
-
-# A customer's subscriptions: always empty in the sandbox (sources and tax ids register
-# their own includers).
-includable("customer", "subscriptions", _empty, "/v1/customers/{id}/subscriptions")
 
 
 def render(store: Store, obj: JsonDict, expand: Iterable[str]) -> JsonDict:

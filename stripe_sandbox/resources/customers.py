@@ -14,7 +14,7 @@ from stripe.params import (
     CustomerUpdateParams,
 )
 
-from stripe_sandbox.resources import payment_methods, sources
+from stripe_sandbox.resources import billing, payment_methods, sources, test_clocks
 from stripe_sandbox.resources.common import (
     Ctx,
     Route,
@@ -93,13 +93,6 @@ def _apply(customer: JsonDict, params: JsonDict, store: Store, new_pm: str | Non
                 param="default_source",
             )
         customer["default_source"] = source_id
-    if params.get("test_clock"):
-        raise ApiError(
-            400,
-            f"No such test clock: '{params['test_clock']}'",
-            code="resource_missing",
-            param="test_clock",
-        )
     for key in ("email", "name", "phone", "description", "business_name", "individual_name"):
         if key in params:
             customer[key] = blank_to_none(params[key])
@@ -193,8 +186,12 @@ def _live(ctx: Ctx, customer_id: str) -> JsonDict:
 
 
 def create(ctx: Ctx, params: JsonDict, _id: str) -> JsonDict:
-    """``POST /v1/customers``."""
+    """``POST /v1/customers`` (``test_clock``: the customer lives at the clock's time)."""
     customer = new_customer(ctx.now)
+    if params.get("test_clock"):
+        test_clocks.check_room(ctx, params["test_clock"], "test_clock")
+        clock = ctx.store.objects[test_clocks.KIND][params["test_clock"]]
+        customer.update({"test_clock": clock["id"], "created": clock["frozen_time"]})
     pm: JsonDict | None = None
     if "payment_method" in params:
         pm = payment_methods.resolve(ctx, params["payment_method"], "payment_method")
@@ -240,8 +237,13 @@ def update(ctx: Ctx, params: JsonDict, customer_id: str) -> JsonDict:
 
 
 def delete(ctx: Ctx, params: JsonDict, customer_id: str) -> JsonDict:
-    """``DELETE /v1/customers/{id}``."""
+    """``DELETE /v1/customers/{id}``: its subscriptions are canceled at once first
+    (``customer.subscription.deleted``), as on Stripe."""
     customer = _live(ctx, customer_id)
+    when = billing.clock_now(ctx.store, customer, ctx.now)
+    for sub in list(ctx.store.objects["subscription"].values()):
+        if sub["customer"] == customer_id and sub["status"] not in billing.ENDED:
+            billing.end(Ctx(ctx.store, when, ctx.request), sub, "cancellation_requested")
     stub = ctx.store.remove("customer", customer_id)
     ctx.store.record_event("customer.deleted", customer, ctx.request, ctx.now)
     return dict(stub)

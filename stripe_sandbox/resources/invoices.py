@@ -23,6 +23,7 @@ Events, in the order recorded:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 from stripe.params import (
@@ -69,7 +70,7 @@ EXPANDABLE.update(
             "default_payment_method": "payment_method",
             "latest_revision": "invoice",
             "on_behalf_of": "account",
-            "test_clock": "test_clock",
+            "test_clock": "test_helpers.test_clock",
         },
         "invoiceitem": {"customer": "customer", "invoice": "invoice"},
         "line_item": {},
@@ -357,7 +358,7 @@ def _add_line(store: Store, invoice: JsonDict, item: JsonDict) -> None:
     store.add(line)
     store.children.setdefault(invoice["id"], []).append(line["id"])
     store.hidden[item["id"]] = {"line": line["id"]}
-    _refresh(store, invoice)
+    refresh(store, invoice)
 
 
 def lines_of(store: Store, invoice: JsonDict) -> list[JsonDict]:
@@ -366,7 +367,7 @@ def lines_of(store: Store, invoice: JsonDict) -> list[JsonDict]:
     return [lines[i] for i in store.children.get(invoice["id"], []) if i in lines]
 
 
-def _refresh(store: Store, invoice: JsonDict) -> None:
+def refresh(store: Store, invoice: JsonDict) -> None:
     """Recompute the embedded ``lines`` and every total of a draft invoice."""
     lines = lines_of(store, invoice)
     subtotal = sum(line["amount"] for line in lines)
@@ -409,7 +410,7 @@ def delete_item(ctx: Ctx, params: JsonDict, item_id: str) -> JsonDict:
         if line_id and ctx.store.get("line_item", line_id) is not None:
             ctx.store.objects["line_item"].pop(line_id)
             ctx.store.children[invoice["id"]].remove(line_id)
-        _refresh(ctx.store, invoice)
+        refresh(ctx.store, invoice)
         record_update(ctx, "invoice", before, invoice)
     return dict(stub)
 
@@ -524,7 +525,7 @@ def create(ctx: Ctx, params: JsonDict, _id: str) -> JsonDict:
             ctx, customer, params["default_payment_method"], "default_payment_method"
         )
     invoice_id = new_id("in", 24)
-    invoice = _new_invoice(ctx, customer, params, collection_method, currency, due, default_pm)
+    invoice = new_draft(ctx, customer, params, collection_method, currency, due, default_pm)
     invoice["id"] = invoice_id
     store = ctx.store
     store.hidden[invoice_id] = {"days_until_due": days}
@@ -534,7 +535,7 @@ def create(ctx: Ctx, params: JsonDict, _id: str) -> JsonDict:
         for item in _pending_items(store, customer, currency):
             item["invoice"] = invoice_id
             _add_line(store, invoice, item)
-    _refresh(store, invoice)
+    refresh(store, invoice)
     store.record_event("invoice.created", invoice, ctx.request, ctx.now)
     return render(store, invoice, params.get("expand", []))
 
@@ -549,7 +550,7 @@ def _pending_items(store: Store, customer: JsonDict, currency: str) -> list[Json
     return sorted(pending, key=store.sort_key)
 
 
-def _new_invoice(
+def new_draft(
     ctx: Ctx,
     customer: JsonDict,
     params: JsonDict,
@@ -687,7 +688,7 @@ def record_upcoming(ctx: Ctx, customer_id: str, days: int) -> JsonDict:
         )
     oldest = min(pending, key=store.sort_key)
     currency = customer["currency"] or oldest["currency"]
-    preview = _new_invoice(ctx, customer, {}, "charge_automatically", currency, None, None)
+    preview = new_draft(ctx, customer, {}, "charge_automatically", currency, None, None)
     created = ctx.now + days * 86_400
     lines = [
         _line(item, None, new_id("il_tmp", 24))
@@ -805,6 +806,14 @@ def update(ctx: Ctx, params: JsonDict, invoice_id: str) -> JsonDict:
     return save_update(ctx, "invoice", invoice, changed, params)
 
 
+def subscription_of(invoice: JsonDict) -> str | None:
+    """The id of the subscription an invoice bills (``parent.subscription_details``), or None."""
+    parent = invoice.get("parent") or {}
+    details = parent.get("subscription_details") or {}
+    sub = details.get("subscription")
+    return sub if isinstance(sub, str) else None
+
+
 def list_(ctx: Ctx, params: JsonDict, _id: str) -> JsonDict:
     """``GET /v1/invoices`` with ``customer``, ``status``, ``collection_method``,
     ``created`` and ``due_date`` filters."""
@@ -819,7 +828,7 @@ def list_(ctx: Ctx, params: JsonDict, _id: str) -> JsonDict:
             )
             and created_matches(i["created"], params.get("created"))
             and (due is None or (i["due_date"] is not None and created_matches(i["due_date"], due)))
-            and "subscription" not in params
+            and ("subscription" not in params or subscription_of(i) == params["subscription"])
         )
 
     items = [i for i in ctx.store.objects["invoice"].values() if keep(i)]
@@ -846,6 +855,16 @@ def list_lines(ctx: Ctx, params: JsonDict, invoice_id: str) -> JsonDict:
 def _record(ctx: Ctx, event_type: str, obj: JsonDict) -> None:
     ctx.store.touch()
     ctx.store.record_event(event_type, obj, ctx.request, ctx.now)
+
+
+# Called with each invoice once it is paid, after its payment events (subscriptions register
+# one that makes a past_due or incomplete subscription active again).
+PAID_HOOKS: list[Callable[[Ctx, JsonDict], None]] = []
+
+
+def _after_paid(ctx: Ctx, invoice: JsonDict) -> None:
+    for hook in PAID_HOOKS:
+        hook(ctx, invoice)
 
 
 def default_payment(store: Store, invoice: JsonDict) -> JsonDict | None:
@@ -902,6 +921,7 @@ def finalize_now(ctx: Ctx, invoice: JsonDict, auto_advance: bool | None = None) 
     if invoice["amount_due"] == 0:
         _mark_paid(ctx, invoice, 0, out_of_band=False)
         _record(ctx, "invoice.payment_succeeded", invoice)
+        _after_paid(ctx, invoice)
         return
     intent = payments.new_intent(
         ctx,
@@ -993,6 +1013,7 @@ def charge_invoice(
         _record(ctx, "invoice_payment.paid", payment)
         _mark_paid(ctx, invoice, intent["amount"], out_of_band=False)
         _record(ctx, "invoice.payment_succeeded", invoice)
+        _after_paid(ctx, invoice)
         disputes.follow_up(ctx, result.charge)
         return None
     if result.status == "requires_action":
@@ -1032,6 +1053,7 @@ def pay(ctx: Ctx, params: JsonDict, invoice_id: str) -> JsonDict:
         payment["status"] = "canceled"
         payment["status_transitions"]["canceled_at"] = ctx.now
         _mark_paid(ctx, invoice, invoice["amount_remaining"], out_of_band=True)
+        _after_paid(ctx, invoice)
         return render(ctx.store, invoice, params.get("expand", []))
     pm = _payment_method_for(ctx, invoice, params)
     error = charge_invoice(ctx, invoice, pm, off_session=params.get("off_session", True))
