@@ -191,7 +191,8 @@ def subscriptions_update(args: argparse.Namespace, ctx: AppContext) -> int:
     _tell(preview.text)
     row = ctx.subscriptions.update(
         args.id, price_id=args.price, quantity=args.quantity, proration=args.proration,
-        proration_date=None if args.idempotency_key else preview.proration_date,
+        # No proration date: Stripe prorates as of the request, so a re-run with the same key
+        # (after a lost answer) sends the very same parameters and is replayed, never repeated.
         idempotency_key=args.idempotency_key,
     )  # fmt: skip
     return _done(args, row, "changed")

@@ -626,18 +626,20 @@ class SubscriptionService:
         behavior = self._proration(proration)
         record = self._record(subscription_id)
         item_id, change = self._item_change(record, price_id, quantity)
-        when = int(self._clock())
+        # No proration date: Stripe prorates as of now (the test clock's now, for a customer
+        # on one) and says which moment it used, for the update to charge the same.
         params: dict[str, Any] = {
             "subscription": subscription_id,
             "subscription_details": {
                 "items": [{"id": item_id, **change}],
                 "proration_behavior": behavior,
-                "proration_date": when,
             },
         }
         typed: stripe.params.InvoiceCreatePreviewParams = params  # type: ignore[assignment]
         raw = self._gateway.call(lambda c: c.v1.invoices.create_preview(typed))
-        preview = _upcoming(raw.to_dict(for_json=True))
+        data = raw.to_dict(for_json=True)
+        when = _get(data, "parent", "subscription_details", "subscription_proration_date")
+        preview = _upcoming(data)
         cur = preview.currency or str(record.currency or "")
         prorated = sum(li.amount for li in preview.lines if li.proration)
         what = "upgrade" if prorated > 0 else "downgrade" if prorated < 0 else "change"
@@ -669,7 +671,7 @@ class SubscriptionService:
                     + format_amount(preview.total, cur)
                     + "."
                 )
-        return MoneyPreview(text, due, cur, when)
+        return MoneyPreview(text, due, cur, int(when) if isinstance(when, int) else None)
 
     def preview_cancel(self, subscription_id: str, *, at_period_end: bool) -> MoneyPreview:
         row = self.row(subscription_id)
@@ -760,7 +762,7 @@ class SubscriptionService:
         """Change the price or the quantity of a one-item subscription (admins; audited).
 
         `proration_date` should be the preview's, so the customer pays what was shown; without
-        one the prorations are computed for the moment the key was first used."""
+        one Stripe prorates as of the request (a retry with the same key replays that answer)."""
         behavior = self._proration(proration)
         self._authority.require(Permission.MANAGE_SUBSCRIPTIONS, "subscription.update",
                                 subscription_id)  # fmt: skip
@@ -772,8 +774,9 @@ class SubscriptionService:
             params: dict[str, Any] = {
                 "items": [{"id": item_id, **change}],
                 "proration_behavior": behavior,
-                "proration_date": proration_date or attempt.started_at,
             }
+            if proration_date and behavior != "none":
+                params["proration_date"] = proration_date
             typed: stripe.params.SubscriptionUpdateParams = params  # type: ignore[assignment]
             return c.v1.subscriptions.update(subscription_id, typed,
                                              {"idempotency_key": attempt.key})  # fmt: skip

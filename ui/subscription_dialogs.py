@@ -209,6 +209,7 @@ class ChangeSubscriptionDialog(_SubscriptionDialog):
     ) -> None:
         super().__init__(ctx, tasks, parent)
         self.row = row
+        self._sent_date: int | None = None
         self.setWindowTitle(f"Change {row.stripe_id}")
         self.setMinimumWidth(520)
         self.price_choice = QRadioButton("New price")
@@ -274,9 +275,13 @@ class ChangeSubscriptionDialog(_SubscriptionDialog):
     def act(self, preview: MoneyPreview) -> Callable[[], object]:
         price, quantity, proration = self._wanted
         key, sub_id = self.idempotency_key, self.row.stripe_id
+        if key is None or self._sent_date is None:
+            self._sent_date = preview.proration_date
+        # A retry after an unknown outcome re-uses the key, so it must send the same date.
+        when = self._sent_date
         return lambda: self._ctx.subscriptions.update(
             sub_id, price_id=price, quantity=quantity, proration=proration,
-            proration_date=preview.proration_date, idempotency_key=key,
+            proration_date=when, idempotency_key=key,
         )  # fmt: skip
 
 
