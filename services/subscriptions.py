@@ -474,7 +474,7 @@ class SubscriptionService:
                 with self._db.atomic():
                     upsert(Subscription, [sub.to_dict(for_json=True)])
                     upsert(Invoice, invoices)
-                upcoming, upcoming_note = self._preview_next(subscription_id, str(sub.status))
+                upcoming, upcoming_note = self._preview_next(sub.to_dict(for_json=True))
             except StripeUnreachable as exc:
                 note = f"Stripe could not be reached, so this is the local copy. ({exc})"
             except NotFound:
@@ -497,11 +497,16 @@ class SubscriptionService:
             note=note,
         )
 
-    def _preview_next(
-        self, subscription_id: str, status: str
-    ) -> tuple[UpcomingInvoice | None, str]:
-        if status in ENDED:
+    def _preview_next(self, sub: Mapping[str, Any]) -> tuple[UpcomingInvoice | None, str]:
+        subscription_id = str(sub["id"])
+        if sub.get("status") in ENDED:
             return None, "Ended: there is no next invoice."
+        items = (sub.get("items") or {}).get("data") or []
+        ends = [i.get("current_period_end") for i in items if i.get("current_period_end")]
+        cancel_at = sub.get("cancel_at") or (min(ends) if sub.get("cancel_at_period_end") and
+                                              ends else None)  # fmt: skip
+        if cancel_at and (not ends or cancel_at <= min(ends)):
+            return None, f"None: it ends on {_day(int(cancel_at))}, before the next renewal."
         try:
             raw = self._gateway.call(
                 lambda c: c.v1.invoices.create_preview({"subscription": subscription_id})
