@@ -73,7 +73,7 @@ def _status(row: SubscriptionRow) -> str:
 def _cancels(row: SubscriptionRow) -> str:
     """The *cancels at period end* marker: when a pending cancellation takes effect."""
     when = row.cancels_at
-    return f"⏹ {format_date(when)}" if when else ""
+    return format_date(when) if when else ""
 
 
 def _status_tip(row: SubscriptionRow) -> str:
@@ -96,7 +96,7 @@ COLUMNS: list[Column[SubscriptionRow]] = [
            "subscriptions; trials and ended ones add nothing)."),
     Column("Period end", lambda r: format_date(r.current_period_end),
            sort_key=lambda r: r.current_period_end or 0),
-    Column("Cancels", _cancels, sort_key=lambda r: r.cancels_at or 0, foreground=lambda _r: _RED,
+    Column("Cancels on", _cancels, sort_key=lambda r: r.cancels_at or 0, foreground=lambda _r: _RED,
            tooltip=lambda r: "Cancels at the end of the period: not charged again"
            if r.cancels_at else ""),
     Column("Created", lambda r: format_date(r.created), sort_key=lambda r: r.created),
@@ -218,7 +218,7 @@ class SubscriptionDetailPane(QFrame):
             + (f" (quantity {row.quantity})" if row.quantity > 1 else ""),
             "MRR": _money(row.mrr, row.currency),
             "Period": period,
-            "Cancels": f"⏹ at {format_date(row.cancels_at)}: not charged again"
+            "Cancels": f"on {format_date(row.cancels_at)}: not charged again"
             if row.cancels_at
             else "—",
             "Trial": f"until {format_date(row.trial_end)}" if row.trial_end else "—",
@@ -346,7 +346,7 @@ class SubscriptionsPanel(ListPanel[SubscriptionRow]):
         self.dialog: QDialog | None = None
 
     def column_widths(self) -> Sequence[int]:
-        return (160, 150, 150, 130, 90, 90, 90, 90, 200)
+        return (150, 120, 190, 130, 85, 90, 90, 90, 200)
 
     def row_key(self, row: SubscriptionRow) -> object:
         return row.stripe_id
