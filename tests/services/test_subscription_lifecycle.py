@@ -279,3 +279,31 @@ def test_a_declined_first_payment_creates_nothing(world: World) -> None:
     assert world.client.v1.subscriptions.list({"customer": customer, "status": "all"}).data == []
     refused = AuditRecord.get(AuditRecord.action == "subscription.create")
     assert refused.outcome == "refused"
+
+
+def test_sync_pulls_every_subscription_and_a_second_pull_writes_nothing(world: World) -> None:
+    customer = world.customer()
+    price = world.plan()
+    kept = world.subs.create(SubscriptionDraft(customer, price)).stripe_id
+    ended = world.client.v1.subscriptions.create(
+        {"customer": customer, "items": [{"price": price}]}
+    ).id
+    world.client.v1.subscriptions.cancel(ended)
+    Subscription.delete().execute()  # as if nothing had been mirrored yet
+    first = world.sync.pull(SyncTarget.SUBSCRIPTIONS)
+    assert first.seen == {"subscriptions": 2}  # the canceled one too (status=all)
+    statuses = {s.stripe_id: s.status for s in Subscription.select()}
+    assert statuses == {kept: "active", ended: "canceled"}
+    assert world.sync.pull(SyncTarget.SUBSCRIPTIONS).changed == {"subscriptions": 0}
+
+
+def test_a_database_from_before_migration_12_is_filled_by_the_next_sync(
+    world: World, database: peewee.Database
+) -> None:
+    customer = world.customer()
+    sub_id = world.subs.create(SubscriptionDraft(customer, world.plan())).stripe_id
+    # What migration 12 leaves behind: old rows with an emptied copy and no new columns.
+    Subscription.update(raw={}, amount=0, mrr=0, items=[], price_ids="").execute()
+    assert world.sync.pull(SyncTarget.SUBSCRIPTIONS).changed == {"subscriptions": 1}
+    row = world.row(sub_id)
+    assert (row.amount, row.mrr, row.price_ids.split()) == (1000, 1000, [row.items[0]["price"]])
