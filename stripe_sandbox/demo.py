@@ -1,5 +1,5 @@
 """Deterministic demo data: customers, two services, credit packs, an archived product, saved
-cards and invoices in every state.
+cards, invoices in every state, and subscriptions in every state on a test clock.
 
 Seeding goes through the same resource functions as API requests, so it records the usual
 events (invoices are paid through real PaymentIntents and charges, so payments and invoices
@@ -13,7 +13,16 @@ import contextlib
 import random
 
 from stripe_sandbox import cards
-from stripe_sandbox.resources import customers, invoices, payment_methods, prices, products
+from stripe_sandbox.resources import (
+    billing,
+    customers,
+    invoices,
+    payment_methods,
+    prices,
+    products,
+    subscriptions,
+    test_clocks,
+)
 from stripe_sandbox.resources.common import Ctx, record_update
 from stripe_sandbox.store import RequestInfo, Store, deep_copy
 from stripe_sandbox.wire import ApiError, JsonDict
@@ -105,7 +114,15 @@ def seed(store: Store) -> dict[str, int]:
     Returns:
         How many customers, products and prices were created (zeros if already seeded).
     """
-    counts = {"customers": 0, "products": 0, "prices": 0, "payment_methods": 0, "invoices": 0}
+    counts = {
+        "customers": 0,
+        "products": 0,
+        "prices": 0,
+        "payment_methods": 0,
+        "invoices": 0,
+        "subscriptions": 0,
+        "test_clocks": 0,
+    }
     if store.demo_seeded:
         return counts
     now = store.now()
@@ -169,6 +186,15 @@ def seed(store: Store) -> dict[str, int]:
     for spec in _INVOICES:
         _invoice(store, now, ids, offsets, price_ids, spec)
         counts["invoices"] += 1
+    before = {k: len(store.objects[k]) for k in ("customer", "payment_method", "invoice")}
+    _subscriptions(store, now)
+    counts["customers"] += len(store.objects["customer"]) - before["customer"]
+    counts["payment_methods"] += len(store.objects["payment_method"]) - before["payment_method"]
+    counts["invoices"] += len(store.objects["invoice"]) - before["invoice"]
+    counts["prices"] += len(_PLANS_CATALOG)
+    counts["products"] += len(_PLANS_CATALOG)
+    counts["subscriptions"] = len(store.objects["subscription"])
+    counts["test_clocks"] = 1
     store.demo_seeded = True
     store.touch()
     return counts
@@ -237,3 +263,131 @@ def _invoice(
     elif outcome == "paid_out_of_band":
         invoices.send(at(900), {}, invoice["id"])
         invoices.pay(at(10 * _DAY), {"paid_out_of_band": True}, invoice["id"])
+
+
+# Recurring plans: (key, product name, credits or None, unit amount, interval).
+_PLANS_CATALOG: tuple[tuple[str, str, int | None, int, str], ...] = (
+    ("pro", "Pro plan", None, 4900, "month"),
+    ("credit_plan", "1,000 credits monthly", 1000, 9000, "month"),
+    ("seats", "Extra seats", None, 1200, "month"),
+    ("team", "Team plan", None, 9900, "month"),
+    ("enterprise", "Enterprise plan", None, 120000, "year"),
+    ("starter", "Starter plan", None, 1900, "month"),
+    ("support", "Priority support", None, 25000, "month"),
+)
+# How long before now the demo clock starts; subscriptions then live through it.
+_CLOCK_HISTORY_DAYS = 70
+
+
+def _subscriptions(store: Store, now: int) -> None:
+    """Three customers on one test clock ("Demo clock") with nine subscriptions that went
+    through their history on it: renewals paid, a failed renewal (past_due), a trial, an
+    incomplete one, a send_invoice one, a scheduled cancellation, a canceled one and a
+    paused one. The clock ends at the seeding time (rounded down to the minute)."""
+    request = RequestInfo(None, None)
+    end = now - now % 60
+    start = end - _CLOCK_HISTORY_DAYS * _DAY
+    ctx = Ctx(store, start, request)
+    plan: dict[str, str] = {}
+    for key, name, credits, amount, interval in _PLANS_CATALOG:
+        metadata = {"credits": str(credits)} if credits is not None else {}
+        product = products.create(ctx, {"name": name, "metadata": metadata}, "")
+        price = prices.create(
+            ctx,
+            {
+                "product": product["id"],
+                "currency": "usd",
+                "unit_amount": amount,
+                "recurring": {"interval": interval},
+                "lookup_key": f"plan_{key}",
+                "nickname": name,
+                "metadata": metadata,
+            },
+            "",
+        )
+        products.update(ctx, {"default_price": price["id"]}, product["id"])
+        plan[key] = price["id"]
+    # Made "now" (it is deleted 30 days after), set back to the start of the history.
+    clock = test_clocks.create(
+        Ctx(store, end, request), {"frozen_time": start, "name": "Demo clock"}, ""
+    )
+
+    def at(when: int) -> Ctx:
+        return Ctx(store, when, request)
+
+    def advance(to: int) -> None:
+        test_clocks.advance(at(to), {"frozen_time": to}, clock["id"])
+
+    def customer(name: str, email: str, company: str) -> str:
+        made = customers.create(
+            at(start),
+            {"name": name, "email": email, "description": company, "test_clock": clock["id"]},
+            "",
+        )
+        return str(made["id"])
+
+    def subscribe(customer_id: str, key: str, when: int, **extra: object) -> JsonDict:
+        quantity = extra.pop("quantity", 1)
+        params: JsonDict = {
+            "customer": customer_id,
+            "items": [{"price": plan[key], "quantity": quantity}],
+        }
+        params.update(extra)
+        return subscriptions.create(at(when), params, "")
+
+    northwind = customer("Amelia Okafor", "amelia.okafor@northwind.io", "Northwind Analytics")
+    bluefin = customer(
+        "Bruno Lindqvist", "bruno.lindqvist@bluefinlogistics.com", "Bluefin Logistics"
+    )
+    copperleaf = customer("Chloe Moreau", "chloe.moreau@copperleaf.health", "Copperleaf Health")
+    _save_card(at(start), northwind, "4242424242424242")
+    _save_card(at(start), bluefin, "4242424242424242")
+
+    subscribe(northwind, "pro", start, metadata={"tier": "pro"})
+    subscribe(northwind, "credit_plan", start)
+    seats = subscribe(northwind, "seats", start, quantity=5)
+    support = subscribe(
+        copperleaf, "support", start, collection_method="send_invoice", days_until_due=45
+    )
+    starter = subscribe(
+        copperleaf, "starter", start, collection_method="send_invoice", days_until_due=30
+    )
+    # A renewal that fails within the last few days, its first retry still ahead: the Team
+    # plan starts on the first day whose monthly renewal lands 2 to 3 days before the end.
+    team_start = start + 21 * _DAY
+    while True:
+        renewals = [
+            billing.boundary(team_start, "month", 1, n)
+            for n in range(1, 4)
+            if billing.boundary(team_start, "month", 1, n) <= end
+        ]
+        if renewals and end - 3 * _DAY <= renewals[-1] <= end - 2 * _DAY:
+            break
+        team_start += _DAY
+    advance(start + 10 * _DAY)
+    first_support = store.objects["subscription"][support["id"]]["latest_invoice"]
+    invoices.pay(at(start + 10 * _DAY), {"paid_out_of_band": True}, first_support)
+    advance(start + 20 * _DAY)
+    subscriptions.cancel(
+        at(start + 20 * _DAY), {"cancellation_details": {"feedback": "unused"}}, starter["id"]
+    )
+    advance(team_start)
+    subscribe(bluefin, "team", team_start)
+    advance(start + 45 * _DAY)
+    subscribe(
+        copperleaf,
+        "pro",
+        start + 45 * _DAY,
+        trial_period_days=7,
+        trial_settings={"end_behavior": {"missing_payment_method": "pause"}},
+    )
+    advance(start + 50 * _DAY)
+    subscribe(bluefin, "enterprise", start + 50 * _DAY, trial_period_days=30)
+    # Bluefin's card starts declining before the Team plan's last renewal.
+    advance(end - 4 * _DAY)
+    _save_card(at(end - 4 * _DAY), bluefin, "4000000000000341")
+    advance(end - 2 * 3600)
+    subscribe(bluefin, "starter", end - 2 * 3600, payment_behavior="default_incomplete")
+    advance(end - 3600)
+    subscriptions.update(at(end - 3600), {"cancel_at_period_end": True}, seats["id"])
+    advance(end)

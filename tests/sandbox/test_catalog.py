@@ -79,12 +79,16 @@ def test_price_filters_and_lookup_keys(
     stripe_client: stripe.StripeClient, sandbox: SandboxServer
 ) -> None:
     counts = sandbox.seed_demo()
+    # 60 customers with one-off invoices, and 3 on the demo test clock with 9 subscriptions
+    # on 7 recurring plans (and their 18 invoices).
     assert counts == {
-        "customers": 60,
-        "products": 6,
-        "prices": 6,
-        "payment_methods": 18,
-        "invoices": 15,
+        "customers": 63,
+        "products": 13,
+        "prices": 13,
+        "payment_methods": 21,
+        "invoices": 33,
+        "subscriptions": 9,
+        "test_clocks": 1,
     }
     assert sandbox.seed_demo() == {
         "customers": 0,
@@ -92,6 +96,8 @@ def test_price_filters_and_lookup_keys(
         "prices": 0,
         "payment_methods": 0,
         "invoices": 0,
+        "subscriptions": 0,
+        "test_clocks": 0,
     }
     found = stripe_client.v1.prices.list({"lookup_keys": ["credits_100", "credits_2000"]})
     assert sorted(p.unit_amount or 0 for p in found.data) == [1000, 16000]

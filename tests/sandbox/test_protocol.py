@@ -122,7 +122,7 @@ def test_idempotency_keys_are_scoped_per_api_key(sandbox: SandboxServer) -> None
 def test_sandbox_routes_need_no_key(sandbox: SandboxServer) -> None:
     status, _, body = call(sandbox.url, "POST", "/_sandbox/seed-demo", key=None)
     assert status == 200
-    assert body["created"]["customers"] == 60
+    assert body["created"]["customers"] == 63
     status, _, body = call(sandbox.url, "POST", "/_sandbox/reset", key=None)
     assert status == 200
     _, _, listed = call(sandbox.url, "GET", "/v1/customers")
