@@ -629,7 +629,7 @@ class SubscriptionService:
         (`invoices/create_preview`); pass the preview's `proration_date` to `update`."""
         self._authority.require(Permission.BROWSE, "subscription.preview", subscription_id)
         behavior = self._proration(proration)
-        record = self._record(subscription_id)
+        record = self._record(subscription_id, billing=True)
         item_id, change = self._item_change(record, price_id, quantity)
         # No proration date: Stripe prorates as of now (the test clock's now, for a customer
         # on one) and says which moment it used, for the update to charge the same.
@@ -771,7 +771,7 @@ class SubscriptionService:
         behavior = self._proration(proration)
         self._authority.require(Permission.MANAGE_SUBSCRIPTIONS, "subscription.update",
                                 subscription_id)  # fmt: skip
-        record = self._record(subscription_id)
+        record = self._record(subscription_id, billing=True)
         item_id, change = self._item_change(record, price_id, quantity)
         args = {"subscription": subscription_id, **change, "proration": behavior}
 
@@ -846,7 +846,7 @@ class SubscriptionService:
             raise ValidationError(f"Pause behavior must be one of {', '.join(PAUSE_BEHAVIORS)}.")
         self._authority.require(Permission.MANAGE_SUBSCRIPTIONS, "subscription.pause",
                                 subscription_id)  # fmt: skip
-        record = self._record(subscription_id, live=True)
+        record = self._record(subscription_id, live=True, billing=True)
         if record.pause_collection:
             raise ValidationError(f"Collection of {subscription_id} is already paused.")
         pause: dict[str, Any] = {"pause_collection": {"behavior": behavior}}
@@ -963,12 +963,20 @@ class SubscriptionService:
             raise ValidationError("Proration must be create, none or always.")
         return behavior
 
-    def _record(self, subscription_id: str, *, live: bool = False) -> Subscription:
+    def _record(
+        self, subscription_id: str, *, live: bool = False, billing: bool = False
+    ) -> Subscription:
         record = Subscription.get_or_none(Subscription.stripe_id == subscription_id)
         if record is None:
             raise NotFound(f"No subscription {subscription_id} in the local mirror. Sync first.")
         if record.status in ENDED:
             raise ValidationError(f"{subscription_id} is {record.status}: it cannot be changed.")
+        if billing and record.status == "incomplete":
+            # Stripe allows an incomplete subscription only its metadata, or to be canceled.
+            raise ValidationError(
+                f"{subscription_id} is incomplete (its first payment has not gone through): "
+                "it can only be canceled."
+            )
         if live and not record.items:
             raise ValidationError(f"{subscription_id} has no items.")
         return record

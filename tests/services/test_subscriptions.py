@@ -280,6 +280,7 @@ def test_bad_input_is_refused_before_anything_is_sent(
         Price.insert(stripe_id="price_month", created=NOW, raw={"recurring": {
             "interval": "month", "interval_count": 1}}, synced_at=NOW, product_id="prod_plan",
             currency="usd", unit_amount=2000, type="recurring").execute()  # fmt: skip
+        upsert(Subscription, [stripe_subscription("sub_i", status="incomplete")], NOW)
     service = SubscriptionService(database, StripeGateway(TEST_KEY, api_base="http://127.0.0.1:9"),
                                   authority)  # fmt: skip
     cases = [
@@ -297,6 +298,8 @@ def test_bad_input_is_refused_before_anything_is_sent(
         (lambda: service.undo_cancel("sub_a"), "no pending cancellation"),
         (lambda: service.resume("sub_a"), "not paused"),
         (lambda: service.pause("sub_a", "forever"), "Pause behavior"),
+        (lambda: service.update("sub_i", quantity=2), "incomplete .* can only be canceled"),
+        (lambda: service.pause("sub_i"), "can only be canceled"),
     ]  # fmt: skip
     for attempt, message in cases:
         with pytest.raises(ValidationError, match=message):

@@ -480,10 +480,12 @@ class SubscriptionsPanel(ListPanel[SubscriptionRow]):
         if not self._can_manage:
             return
         alive = row is not None and not row.ended
-        self.change_button.setEnabled(alive)
+        # Stripe lets an incomplete subscription (first payment pending) only be canceled.
+        billing = alive and bool(row and row.status != "incomplete")
+        self.change_button.setEnabled(billing)
         self.cancel_button.setEnabled(alive)
         self.undo_button.setEnabled(alive and bool(row and row.cancels_at))
-        self.pause_button.setEnabled(alive and not (row and row.pause_collection)
+        self.pause_button.setEnabled(billing and not (row and row.pause_collection)
                                      and bool(row and row.status != "paused"))  # fmt: skip
         self.resume_button.setEnabled(
             alive and bool(row and (row.pause_collection or row.status == "paused"))
