@@ -217,3 +217,36 @@ def test_finance_reads_but_cannot_change(
     panel.cancel_selected()  # a shortcut or a stray call does nothing either
     assert panel.dialog is None
     tasks.wait_idle()
+
+
+def test_pause_and_resume_from_the_panel_ask_first(
+    qtbot: QtBot, runtime: Runtime, tasks: TaskRunner, seeded: dict[str, str],
+    stripe_client: stripe.StripeClient,
+) -> None:  # fmt: skip
+    window = _window(qtbot, runtime.require_context(), tasks)
+    window.show_panel("subscriptions")
+    panel = _panel(window)
+    spin_until(lambda: len(_shown(panel)) == 2)
+    sub = seeded["sub_ada"]
+    assert panel.select_where(lambda r: r.stripe_id == sub)
+    qtbot.waitUntil(panel.pause_button.isEnabled, timeout=5000)
+    assert not panel.resume_button.isEnabled()
+    panel.pause_button.click()
+    spin_until(lambda: isinstance(panel.confirm_box, QMessageBox))
+    box = panel.confirm_box
+    assert isinstance(box, QMessageBox)
+    assert "created and voided at once" in box.text()
+    next(b for b in box.buttons() if b.text() == "Pause collection").click()
+    spin_until(lambda: any(r.stripe_id == sub and r.pause_collection == "void"
+                           for r in panel.model.visible_rows()))  # fmt: skip
+    assert stripe_client.v1.subscriptions.retrieve(sub).pause_collection is not None
+    qtbot.waitUntil(panel.resume_button.isEnabled, timeout=5000)
+    panel.resume_button.click()
+    spin_until(lambda: panel.confirm_box is not box)
+    resume_box = panel.confirm_box
+    assert isinstance(resume_box, QMessageBox)
+    assert "Collection resumes" in resume_box.text()
+    next(b for b in resume_box.buttons() if b.text() == "Resume").click()
+    spin_until(lambda: any(r.stripe_id == sub and not r.pause_collection
+                           for r in panel.model.visible_rows()))  # fmt: skip
+    assert stripe_client.v1.subscriptions.retrieve(sub).pause_collection is None

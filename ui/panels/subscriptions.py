@@ -35,7 +35,7 @@ from services.subscriptions import (
     SubscriptionDetail,
     SubscriptionRow,
 )
-from ui.dialogs import SubmitDialog, ask_first, denied_tooltip
+from ui.dialogs import SubmitDialog, ask_first, confirm_money_move, denied_tooltip
 from ui.formatting import format_amount, format_date, format_datetime
 from ui.panels.base import ListPanel
 from ui.subscription_dialogs import (
@@ -438,7 +438,7 @@ class SubscriptionsPanel(ListPanel[SubscriptionRow]):
         who = row.customer_name or row.customer_id
         self.confirm_box = ask_first(
             self, title, f"{title}: {row.plan} for {who} ({row.stripe_id}).\n\n{text}", verb,
-            lambda: self._run(act),
+            lambda: self._run(act) if confirm_money_move(self._ctx.mode, text, self) else None,
         )  # fmt: skip
 
     def _run(self, act: Callable[[], object]) -> None:
