@@ -351,8 +351,10 @@ def subscription_rows(
     if subscription_id:
         query = query.where(Subscription.stripe_id == subscription_id)
     names = dict(tuples(Product.select(Product.stripe_id, Product.name)))
+    # Plain rows, without peewee's per-value conversion (three times the query at 20,000).
+    sql, params = query.sql()
     rows = []
-    for t in tuples(query):
+    for t in Subscription._meta.database.execute_sql(sql, params).fetchall():
         products = [p for p in str(t[4] or "").split() if p]
         prices = str(t[5] or "").strip()
         plan = ", ".join(names.get(p, p) for p in products) or prices
@@ -1031,6 +1033,9 @@ def subscription_figures(
         Subscription.interval_count, Subscription.mrr, Subscription.created,
         Subscription.ended_at, Subscription.canceled_at, Subscription.trial_end,
     ).where(Subscription.currency == code)  # fmt: skip
+    # Plain rows from the covering index (migration 12): no per-value conversion, no wide rows.
+    sql, params = query.sql()
+    found = Subscription._meta.database.execute_sql(sql, params).fetchall()
     mrr = mrr_before = active = active_before = trialing = 0
     new = new_before = churned = churned_before = 0
     for (
@@ -1043,7 +1048,7 @@ def subscription_figures(
         ended,
         canceled,
         trial,
-    ) in tuples(query):
+    ) in found:
         gone = ended or (canceled if status in ENDED else None)
         mrr += int(contribution or 0)
         active += status in MRR_STATUSES
