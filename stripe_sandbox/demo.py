@@ -352,21 +352,24 @@ def _subscriptions(store: Store, now: int) -> None:
     starter = subscribe(
         copperleaf, "starter", start, collection_method="send_invoice", days_until_due=30
     )
-    # A renewal that fails within the last few days, its first retry still ahead: the Team
-    # plan starts on the first day whose monthly renewal lands 2 to 3 days before the end.
-    team_start = start + 21 * _DAY
-    while True:
+    # A renewal that fails within the last few days, a retry still ahead: the Team plan
+    # starts on the first day whose monthly renewal lands 2 to 5 days before the end.
+    for day in range(21, _CLOCK_HISTORY_DAYS):
+        team_start = start + day * _DAY
         renewals = [
             billing.boundary(team_start, "month", 1, n)
             for n in range(1, 4)
             if billing.boundary(team_start, "month", 1, n) <= end
         ]
-        if renewals and end - 3 * _DAY <= renewals[-1] <= end - 2 * _DAY:
+        # Four days wide: no month-long period ends on Mar 29-31 of a common year.
+        if renewals and end - 5 * _DAY <= renewals[-1] <= end - 2 * _DAY:
             break
-        team_start += _DAY
+    else:  # pragma: no cover - months are 28 to 31 days long
+        raise AssertionError("no start day for the demo Team plan")
     advance(start + 10 * _DAY)
-    first_support = store.objects["subscription"][support["id"]]["latest_invoice"]
-    invoices.pay(at(start + 10 * _DAY), {"paid_out_of_band": True}, first_support)
+    for paid_by_transfer in (support, starter):
+        first = store.objects["subscription"][paid_by_transfer["id"]]["latest_invoice"]
+        invoices.pay(at(start + 10 * _DAY), {"paid_out_of_band": True}, first)
     advance(start + 20 * _DAY)
     subscriptions.cancel(
         at(start + 20 * _DAY), {"cancellation_details": {"feedback": "unused"}}, starter["id"]
@@ -384,8 +387,8 @@ def _subscriptions(store: Store, now: int) -> None:
     advance(start + 50 * _DAY)
     subscribe(bluefin, "enterprise", start + 50 * _DAY, trial_period_days=30)
     # Bluefin's card starts declining before the Team plan's last renewal.
-    advance(end - 4 * _DAY)
-    _save_card(at(end - 4 * _DAY), bluefin, "4000000000000341")
+    advance(end - 6 * _DAY)
+    _save_card(at(end - 6 * _DAY), bluefin, "4000000000000341")
     advance(end - 2 * 3600)
     subscribe(bluefin, "starter", end - 2 * 3600, payment_behavior="default_incomplete")
     advance(end - 3600)

@@ -69,19 +69,20 @@ def test_list_show_create_and_charge_exit_codes(
     poor = _customer(stripe_client, sandbox, "4000000000009995")
     synced = _run(tmp_path, sandbox, "sync", "all")
     assert synced.returncode == 0, synced.stderr
-    assert "invoices: 15 seen" in synced.stdout
+    assert "invoices: 33 seen" in synced.stdout
 
     listed = _run(tmp_path, sandbox, "invoices", "list", "--status", "open", "--json")
     assert listed.returncode == 0, listed.stderr
     rows = json.loads(listed.stdout)
-    assert len(rows) == 5
+    assert len(rows) == 9
     assert all(r["id"].startswith("in_") and r["status"] == "open" for r in rows)
     every = _run(tmp_path, sandbox, "invoices", "list")
-    # Hand-computed from the demo data: 3,405 paid + 3,765 owed on open invoices + 3,740 left
-    # on drafts, void and uncollectible ones (not owed) = 10,910.
+    # Hand-computed from the demo data: one-off invoices 3,405 paid + 3,765 owed on open
+    # invoices + 3,740 left on drafts, void and uncollectible ones (not owed) = 10,910;
+    # subscription invoices 965 paid + 618 owed = 1,583.
     assert every.stdout.splitlines()[-1] == (
-        "15 invoices in USD: total $10,910.00 · paid $3,405.00 · outstanding $3,765.00 "
-        "(on 5 open invoices)"
+        "33 invoices in USD: total $12,493.00 · paid $4,370.00 · outstanding $4,383.00 "
+        "(on 9 open invoices)"
     )
 
     declined = _open_invoice(tmp_path, sandbox, poor)

@@ -108,7 +108,8 @@ def test_price_filters_and_lookup_keys(
     archived = stripe_client.v1.products.list({"active": False})
     assert [p.name for p in archived.data] == ["50 credits (legacy)"]
     packs = [p for p in stripe_client.v1.products.list({"limit": 100}).data if "credits" in p.name]
-    assert {p.metadata["credits"] for p in packs} == {"50", "100", "500", "2000"}
+    # Packs, and the monthly credit plan of the demo subscriptions.
+    assert {p.metadata["credits"] for p in packs} == {"50", "100", "500", "2000", "1000"}
 
 
 def test_lookup_key_conflict_and_transfer(stripe_client: stripe.StripeClient) -> None:

@@ -522,7 +522,10 @@ def test_demo_invoices_agree_with_their_payments(
             continue
         assert invoice.number is not None
         assert invoice.hosted_invoice_url is not None
-        if invoice.status == "paid" and invoice.amount_paid_off_stripe == 0:
+        if invoice.status == "paid" and invoice.total == 0:
+            # Nothing to pay (a trial's invoice): paid at finalization, no payment.
+            assert payments == []
+        elif invoice.status == "paid" and invoice.amount_paid_off_stripe == 0:
             (payment,) = payments
             assert payment.status == "paid"
             assert payment.amount_paid == invoice.total == invoice.amount_paid
@@ -537,11 +540,13 @@ def test_demo_invoices_agree_with_their_payments(
             (payment,) = payments
             assert payment.status == "open"
             assert invoice.amount_remaining == invoice.total
-    failed = [i for i in everything if i.attempt_count and i.status == "open"]
+    # One-off invoices (the demo subscriptions' have a parent; one of them failed too).
+    failed = [i for i in everything if i.attempt_count and i.status == "open" and not i.parent]
     assert len(failed) == 1
     defaults = [
         c
         for c in client.v1.customers.list({"limit": 100}).auto_paging_iter()
         if c.invoice_settings and c.invoice_settings.default_payment_method
     ]
-    assert len(defaults) == 18
+    # 18 of the 60 one-off customers, and 2 of the 3 on the demo test clock.
+    assert len(defaults) == 20

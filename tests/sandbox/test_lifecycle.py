@@ -37,6 +37,8 @@ def test_state_file_round_trip(tmp_path: Path) -> None:
             "prices": 0,
             "payment_methods": 0,
             "invoices": 0,
+            "subscriptions": 0,
+            "test_clocks": 0,
         }
         second.reset()
     with SandboxServer(state_file=state) as third:

@@ -560,3 +560,42 @@ def test_idempotent_create_replays(billing: Billing) -> None:
     again = billing.client.v1.subscriptions.create(params, {"idempotency_key": "sub-once"})
     assert first.id == again.id
     assert len(billing.client.v1.subscriptions.list().data) == 1
+
+
+def test_demo_has_subscriptions_in_every_state_on_a_clock(sandbox: SandboxServer) -> None:
+    sandbox.seed_demo()
+    client = stripe.StripeClient("sk_test_demo", base_addresses={"api": sandbox.url})
+    subs = list(client.v1.subscriptions.list({"status": "all", "limit": 100}).auto_paging_iter())
+    assert sorted(s.status for s in subs) == [
+        "active",
+        "active",
+        "active",
+        "active",
+        "canceled",
+        "incomplete",
+        "past_due",
+        "paused",
+        "trialing",
+    ]
+    (clock,) = client.v1.test_helpers.test_clocks.list().data
+    assert (clock.name, clock.status) == ("Demo clock", "ready")
+    assert {s.test_clock for s in subs} == {clock.id}
+    assert sum(1 for s in subs if s.cancel_at_period_end) == 1
+    (credit_plan,) = client.v1.prices.list({"lookup_keys": ["plan_credit_plan"]}).data
+    product = client.v1.products.retrieve(str(credit_plan.product))
+    assert product.metadata["credits"] == "1000"
+    assert credit_plan.recurring is not None
+    paid = client.v1.invoices.list({"status": "paid", "limit": 100}).data
+    credit_sub = next(s for s in subs if s["items"].data[0].price.id == credit_plan.id)
+    renewals = [
+        i
+        for i in paid
+        if i.parent is not None
+        and i.parent.subscription_details is not None
+        and i.parent.subscription_details.subscription == credit_sub.id
+    ]
+    assert sorted(i.billing_reason for i in renewals) == [
+        "subscription_create",
+        "subscription_cycle",
+        "subscription_cycle",
+    ]

@@ -118,7 +118,7 @@ def test_shapes_match_the_fixtures_and_pinned_types(billing: Billing) -> None:
     )
     sent = {
         "subscription": set(sub.to_dict()),
-        "subscription_item": set(sub["items",].data[0].to_dict()),
+        "subscription_item": set(sub["items"].data[0].to_dict()),
         "test_helpers.test_clock": set(billing.clock.to_dict()),
     }
     for kind, keys in FIXTURE_KEYS.items():
@@ -130,8 +130,8 @@ def test_shapes_match_the_fixtures_and_pinned_types(billing: Billing) -> None:
             annotations.update(getattr(klass, "__annotations__", {}))
         assert NEWER_THAN_FIXTURE.get(kind, frozenset()) <= set(annotations)
     # Since API 2025-03-31 the period is on the items only.
-    assert "current_period_end" not in sent["subscription",]
-    assert sub["items",].url == f"/v1/subscription_items?subscription={sub.id}"
+    assert "current_period_end" not in sent["subscription"]
+    assert sub["items"].url == f"/v1/subscription_items?subscription={sub.id}"
 
 
 def test_create_read_list_and_customers_live_at_the_clock(billing: Billing) -> None:

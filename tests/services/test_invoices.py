@@ -452,22 +452,23 @@ def test_totals_count_only_open_invoices_as_owed_and_never_mix_currencies() -> N
 def test_sync_filters_and_totals(world: World) -> None:
     world.sandbox.seed_demo()
     summary = SyncService(world.db, world.gateway, world.authority).pull(SyncTarget.INVOICES)
-    assert summary.seen == {"invoices": 15}
+    assert summary.seen == {"invoices": 33}
     listing = world.invoices.listing()
-    assert len(listing.rows) == 15
+    assert len(listing.rows) == 33
     (usd,) = listing.totals
-    assert usd.invoices == 15
+    assert usd.invoices == 33
     assert usd.total == sum(r.total for r in listing.rows)
-    # Hand-computed from the demo data: the 5 open invoices (2 of them overdue) still owe
-    # $3,765.00; drafts, void and uncollectible ones ($3,740.00 more) are not owed.
-    assert (usd.outstanding, usd.open_invoices) == (376_500, 5)
-    assert usd.describe().endswith("outstanding $3,765.00 (on 5 open invoices)")
+    # Hand-computed from the demo data: the 5 one-off open invoices (2 of them overdue) still
+    # owe $3,765.00, the 4 open subscription invoices $618.00 (2 x 250 + 99 + 19); drafts,
+    # void and uncollectible ones ($3,740.00 more) are not owed.
+    assert (usd.outstanding, usd.open_invoices) == (438_300, 9)
+    assert usd.describe().endswith("outstanding $4,383.00 (on 9 open invoices)")
     (void,) = totals(world.invoices.invoices(InvoiceFilter(status="void")))
     assert (void.outstanding, void.open_invoices) == (0, 0)
     assert void.describe().endswith("outstanding $0.00 (no open invoices)")
     by_status = {s: len(world.invoices.invoices(InvoiceFilter(status=s))) for s in
                  ("draft", "open", "paid", "void", "uncollectible", OVERDUE)}  # fmt: skip
-    assert by_status == {"draft": 2, "open": 5, "paid": 6, "void": 1, "uncollectible": 1,
+    assert by_status == {"draft": 2, "open": 9, "paid": 20, "void": 1, "uncollectible": 1,
                          OVERDUE: 2}  # fmt: skip
     big = world.invoices.invoices(InvoiceFilter(min_total=100_000))
     assert big

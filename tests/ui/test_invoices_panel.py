@@ -67,8 +67,8 @@ def _select(qtbot: QtBot, panel: InvoicesPanel, invoice_id: str) -> None:
 
 def test_filters_and_totals_of_what_is_shown(qtbot: QtBot, window: MainWindow) -> None:
     panel = _panel(window)
-    assert panel.model.total_count == 15
-    assert "Shown: 15 invoices in USD" in panel.totals_label.text()
+    assert panel.model.total_count == 33
+    assert "Shown: 33 invoices in USD" in panel.totals_label.text()
     with qtbot.waitSignal(panel.rows_loaded, timeout=10_000):
         panel.status_combo.setCurrentIndex(panel.status_combo.findData("overdue"))
     assert panel.model.total_count == 2

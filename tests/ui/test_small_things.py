@@ -24,7 +24,7 @@ def test_status_bar_messages_are_readable_whole(qtbot: QtBot, synced_window: Mai
     QApplication.processEvents()
     bar = window.statusBar()
     message = bar.currentMessage()
-    assert message.startswith("Synced 60 customers, 15 invoices")
+    assert message.startswith("Synced 63 customers, 33 invoices")
     permanent = [
         w
         for w in (
