@@ -221,6 +221,14 @@ def subscriptions_resume(args: argparse.Namespace, ctx: AppContext) -> int:
     return _done(args, row, "resumed")
 
 
+def subscriptions_advance_clock(args: argparse.Namespace, ctx: AppContext) -> int:
+    def step(done: int, total: int) -> None:
+        print(f"clock: {done // 86_400} of {total // 86_400} days", file=sys.stderr)
+
+    row = ctx.subscriptions.advance_clock(args.id, args.days, on_step=step)
+    return _done(args, row, f"is {row.status} after {args.days} days")
+
+
 def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     subs = commands.add_parser("subscriptions", help="list, show and change subscriptions")
     sub = subs.add_subparsers(dest="subscriptions_command", metavar="ACTION", required=True,
@@ -280,6 +288,12 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
     p.add_argument("--json", action="store_true")
     argtypes.add_idempotency_key(p)
     p.set_defaults(handler=subscriptions_pause, needs_stripe=True)
+
+    p = sub.add_parser("advance-clock", help="test mode, sandbox: move its test clock (admins)")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--days", type=argtypes.positive, required=True, metavar="N")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=subscriptions_advance_clock, needs_stripe=True)
 
     p = sub.add_parser("resume", help="resume collection, or a paused subscription (admins)")
     p.add_argument("id", metavar="ID")

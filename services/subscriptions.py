@@ -41,7 +41,7 @@ from services.models import (
 )
 from services.money import format_amount
 from services.permissions import Permission
-from services.stripe_gateway import StripeGateway
+from services.stripe_gateway import StripeGateway, StripeMode
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,8 @@ COLLECTION_METHODS = ("charge_automatically", "send_invoice")
 #: Statuses after which nothing more can change (no preview, no actions).
 ENDED = ("canceled", "incomplete_expired")
 MAX_QUANTITY = 10_000
+#: A test clock may advance at most two billing intervals at a time: steps of one, in days.
+_STEP_DAYS = {"day": 1, "week": 7, "month": 28, "year": 365}
 MAX_TRIAL_DAYS = 730  # Stripe's limit on trial_period_days
 
 #: What each status means, in the words a finance clerk would use.
@@ -196,6 +198,7 @@ class SubscriptionDetail:
     invoices: tuple[SubscriptionInvoice, ...]
     history: tuple[HistoryEntry, ...]
     note: str = ""  # e.g. "Stripe unreachable: showing the local copy"
+    test_clock: str = ""  # the customer's test clock (test mode and the sandbox), if any
 
 
 class PriceChoice(NamedTuple):
@@ -497,6 +500,7 @@ class SubscriptionService:
             invoices=tuple(self._invoices(subscription_id)),
             history=tuple(self._history(subscription_id)),
             note=note,
+            test_clock=str((record.raw or {}).get("test_clock") or ""),
         )
 
     def _preview_next(self, sub: Mapping[str, Any]) -> tuple[UpcomingInvoice | None, str]:
@@ -1011,6 +1015,83 @@ class SubscriptionService:
         if quantity == item.get("quantity"):
             raise ValidationError(f"{record.stripe_id} already has quantity {quantity}.")
         return str(item["id"]), {"quantity": quantity}
+
+    # ---- test clocks (test mode and the sandbox only)
+    def advance_clock(
+        self,
+        subscription_id: str,
+        days: int,
+        *,
+        on_step: Callable[[int, int], None] | None = None,
+        poll_s: float = 0.5,
+        timeout_s: float = 120.0,
+    ) -> SubscriptionRow:
+        """Move the subscription's test clock `days` ahead, in steps Stripe accepts (at most
+        two billing intervals at a time), waiting for each step to finish; every renewal,
+        retry, trial end and cancellation due in between runs in Stripe, and their events
+        arrive as usual. Admins, audited; never in live mode (live customers have no clock)."""
+        if self._gateway.mode is StripeMode.LIVE:
+            raise ValidationError("Test clocks exist only with a test key or in the sandbox.")
+        days = validation.positive_int(days, "Days", maximum=3 * 366)
+        action = "subscription.advance_clock"
+        self._authority.require(Permission.MANAGE_SUBSCRIPTIONS, action, subscription_id)
+        # Many Stripe calls: no transaction is held meanwhile (the listener must write the
+        # events they cause); the audit row is written at the end, as a sync's is.
+        try:
+            clock_id, steps = self._advance_clock(subscription_id, days, on_step, poll_s,
+                                                  timeout_s)  # fmt: skip
+            fresh = self._gateway.call(lambda c: c.v1.subscriptions.retrieve(subscription_id))
+            with self._db.atomic():
+                upsert(Subscription, [fresh.to_dict(for_json=True)])
+        except AppError as exc:
+            self._authority.record_failure(action, exc, target=subscription_id)
+            raise
+        done = {"days": days, "test_clock": clock_id, "steps": steps}
+        self._authority.record(action, target=subscription_id, params=done)
+        return self.row(subscription_id)
+
+    def _advance_clock(
+        self,
+        subscription_id: str,
+        days: int,
+        on_step: Callable[[int, int], None] | None,
+        poll_s: float,
+        timeout_s: float,
+    ) -> tuple[str, int]:
+        sub = self._gateway.call(lambda c: c.v1.subscriptions.retrieve(subscription_id))
+        clock_id = sub.test_clock if isinstance(sub.test_clock, str) else None
+        if not clock_id:
+            raise ValidationError(f"{subscription_id} is not on a test clock.")
+        step = min((_STEP_DAYS.get(i.price.recurring.interval, 28)
+                    * max(1, i.price.recurring.interval_count)
+                    for i in sub["items"].data if i.price.recurring), default=28)  # fmt: skip
+        clock = self._gateway.call(lambda c: c.v1.test_helpers.test_clocks.retrieve(clock_id))
+        start = int(clock.frozen_time)
+        target = start + days * 86_400
+        now, steps = start, 0
+        while now < target:
+            now = min(target, now + step * 86_400)
+            self._advance(clock_id, now)
+            self._wait_ready(clock_id, poll_s, timeout_s)
+            steps += 1
+            if on_step is not None:
+                on_step(now - start, target - start)
+        return clock_id, steps
+
+    def _advance(self, clock_id: str, when: int) -> None:
+        self._gateway.call(
+            lambda c: c.v1.test_helpers.test_clocks.advance(clock_id, {"frozen_time": when})
+        )
+
+    def _wait_ready(self, clock_id: str, poll_s: float, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            clock = self._gateway.call(lambda c: c.v1.test_helpers.test_clocks.retrieve(clock_id))
+            if clock.status == "ready":
+                return
+            if clock.status == "internal_failure" or time.monotonic() > deadline:
+                raise StripeRefused(f"Test clock {clock_id} is {clock.status}, not ready.")
+            time.sleep(poll_s)
 
     # ---- the Overview's figures
     def figures(

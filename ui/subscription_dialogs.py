@@ -333,3 +333,56 @@ class CancelSubscriptionDialog(_SubscriptionDialog):
         return lambda: self._ctx.subscriptions.cancel(
             sub_id, at_period_end=at_end, idempotency_key=key
         )
+
+
+class AdvanceClockDialog(SubmitDialog):
+    """Test mode and the sandbox: move the subscription's test clock ahead, so renewals, failed
+    payments, retries and cancellations happen now (their events arrive as usual)."""
+
+    failure_prefix = "Not advanced"
+
+    def __init__(
+        self,
+        ctx: AppContext,
+        tasks: TaskRunner,
+        row: SubscriptionRow,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(tasks, parent)
+        self._ctx = ctx
+        self.row = row
+        self.setWindowTitle("Advance the test clock")
+        self.days = QSpinBox()
+        self.days.setRange(1, 3 * 366)
+        self.days.setValue(30)
+        self.days.setSuffix(" days")
+        form = QFormLayout()
+        form.addRow(
+            "Subscription:", QLabel(f"{row.plan} for {row.customer_name or row.customer_id}")
+        )
+        form.addRow("Move time ahead by:", self.days)
+        self.error = QLabel(
+            "Every customer on this test clock moves ahead together; whatever falls due in "
+            "between (renewals, retries, trial ends, cancellations) happens in Stripe now. "
+            "Test mode only: no real money."
+        )
+        self.error.setObjectName("hintText")
+        self.error.setWordWrap(True)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.ok_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.ok_button.setText("Advance")
+        self.buttons.accepted.connect(self._on_buttons_accepted)
+        self.buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.error)
+        layout.addWidget(self.buttons)
+
+    def _on_buttons_accepted(self) -> None:
+        days, sub_id = self.days.value(), self.row.stripe_id
+        self.submit(
+            lambda: self._ctx.subscriptions.advance_clock(sub_id, days),
+            f"Advancing the clock {days} days…",
+        )

@@ -7,6 +7,7 @@ catch-up does; the clock is advanced with stripe-python's test helpers.
 
 from __future__ import annotations
 
+import itertools
 import random
 from typing import Any
 
@@ -16,7 +17,7 @@ import stripe
 
 from services.audit import Authority
 from services.credits import CREDIT_ROUTES
-from services.errors import PaymentDeclined
+from services.errors import PaymentDeclined, ValidationError
 from services.events import ROUTES, EventPipeline, Source
 from services.models import AuditRecord, CreditEntry, Invoice, Subscription
 from services.stripe_gateway import StripeGateway
@@ -307,3 +308,38 @@ def test_a_database_from_before_migration_12_is_filled_by_the_next_sync(
     assert world.sync.pull(SyncTarget.SUBSCRIPTIONS).changed == {"subscriptions": 1}
     row = world.row(sub_id)
     assert (row.amount, row.mrr, row.price_ids.split()) == (1000, 1000, [row.items[0]["price"]])
+
+
+def test_advancing_the_clock_a_year_renews_it_twelve_times(world: World) -> None:
+    customer = world.customer()
+    sub_id = world.subs.create(SubscriptionDraft(customer, world.plan())).stripe_id
+    steps: list[tuple[int, int]] = []
+    row = world.subs.advance_clock(sub_id, 370, on_step=lambda d, t: steps.append((d, t)),
+                                   poll_s=0.01)  # fmt: skip
+    assert steps[-1] == (370 * DAY, 370 * DAY)
+    assert all(b[0] - a[0] <= 28 * DAY for a, b in itertools.pairwise(steps))
+    assert row.status == "active"
+    world.deliver()
+    purchases = [c for c in world.credits(customer) if c[0] == "purchase"]
+    assert len(purchases) == 13  # the first period and 12 renewals, each once
+    audit = AuditRecord.get(AuditRecord.action == "subscription.advance_clock")
+    assert (audit.outcome, audit.params["days"]) == ("ok", 370)
+
+
+def test_no_clock_in_live_mode_and_none_without_one(
+    world: World, database: peewee.Database, authority: Authority
+) -> None:
+    live = SubscriptionService(database, StripeGateway("sk_live_" + "x" * 24), authority)
+    with pytest.raises(ValidationError, match="only with a test key"):
+        live.advance_clock("sub_x", 30)
+    plain = world.client.v1.customers.create({"email": "noclock@example.com",
+                                              "payment_method": "pm_card_visa"})  # fmt: skip
+    pm = world.client.v1.customers.payment_methods.list(plain.id).data[0].id
+    world.client.v1.customers.update(plain.id, {"invoice_settings": {"default_payment_method": pm}})
+    sub = world.client.v1.subscriptions.create(
+        {"customer": plain.id, "items": [{"price": world.plan()}]}
+    )
+    with pytest.raises(ValidationError, match="not on a test clock"):
+        world.subs.advance_clock(sub.id, 30)
+    failed = AuditRecord.get(AuditRecord.action == "subscription.advance_clock")
+    assert failed.outcome == "failed"

@@ -20,7 +20,11 @@ from tests.ui.test_roles import _context_for
 from ui.main_window import MainWindow
 from ui.panels.customers import CustomersPanel
 from ui.panels.subscriptions import SubscriptionsPanel
-from ui.subscription_dialogs import CancelSubscriptionDialog, NewSubscriptionDialog
+from ui.subscription_dialogs import (
+    AdvanceClockDialog,
+    CancelSubscriptionDialog,
+    NewSubscriptionDialog,
+)
 from ui.tasks import TaskRunner
 
 
@@ -250,3 +254,35 @@ def test_pause_and_resume_from_the_panel_ask_first(
     spin_until(lambda: any(r.stripe_id == sub and not r.pause_collection
                            for r in panel.model.visible_rows()))  # fmt: skip
     assert stripe_client.v1.subscriptions.retrieve(sub).pause_collection is None
+
+
+def test_advance_the_test_clock_from_the_panel(
+    qtbot: QtBot, runtime: Runtime, tasks: TaskRunner, stripe_client: stripe.StripeClient
+) -> None:
+    client = stripe_client
+    clock = client.v1.test_helpers.test_clocks.create({"frozen_time": 1_790_000_000})
+    customer = client.v1.customers.create(
+        {"test_clock": clock.id, "name": "Clock Customer", "payment_method": "pm_card_visa"}
+    )
+    pm = client.v1.customers.payment_methods.list(customer.id).data[0].id
+    client.v1.customers.update(customer.id, {"invoice_settings": {"default_payment_method": pm}})
+    product = client.v1.products.create({"name": "Clock plan"})
+    price = client.v1.prices.create({"product": product.id, "unit_amount": 700, "currency": "usd",
+                                     "recurring": {"interval": "month"}})  # fmt: skip
+    sub = client.v1.subscriptions.create({"customer": customer.id, "items": [{"price": price.id}]})
+    first_end = sub["items"].data[0].current_period_end
+    window = _window(qtbot, runtime.require_context(), tasks)
+    window.show_panel("subscriptions")
+    panel = _panel(window)
+    spin_until(lambda: _shown(panel) == [sub.id])
+    assert panel.clock_button.isVisible()  # sandbox mode
+    panel.table.selectRow(0)
+    spin_until(panel.clock_button.isEnabled)  # once the detail says it is on a clock
+    panel.clock_button.click()
+    dialog = open_dialog(qtbot, AdvanceClockDialog)
+    dialog.days.setValue(35)
+    with qtbot.waitSignal(dialog.succeeded, timeout=30_000) as advanced:
+        dialog.ok_button.click()
+    row = advanced.args[0]
+    assert row.current_period_end > first_end  # renewed once
+    spin_until(lambda: panel.model.visible_rows()[0].current_period_end == row.current_period_end)

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from services.context import AppContext
 from services.errors import AppError
 from services.permissions import Permission
+from services.stripe_gateway import StripeMode
 from services.subscriptions import (
     STATUS_MEANING,
     STATUSES,
@@ -39,6 +40,7 @@ from ui.dialogs import SubmitDialog, ask_first, confirm_money_move, denied_toolt
 from ui.formatting import format_amount, format_date, format_datetime
 from ui.panels.base import ListPanel
 from ui.subscription_dialogs import (
+    AdvanceClockDialog,
     CancelSubscriptionDialog,
     ChangeSubscriptionDialog,
     NewSubscriptionDialog,
@@ -306,6 +308,15 @@ class SubscriptionsPanel(ListPanel[SubscriptionRow]):
         self.undo_button = QPushButton("Undo cancel")
         self.pause_button = QPushButton("Pause")
         self.resume_button = QPushButton("Resume")
+        # Test mode and the sandbox: renewals happen when a test clock moves.
+        self.clock_button = QPushButton("Advance clock…")
+        self.clock_button.setToolTip(
+            "Move this subscription's test clock ahead: renewals, retries and cancellations "
+            "due in between happen now (test mode and the sandbox only)"
+        )
+        self.clock_button.setVisible(ctx.mode is not StripeMode.LIVE)
+        self.clock_button.setEnabled(False)
+        self.clock_button.clicked.connect(self.advance_clock_of_selected)
         self._can_manage = ctx.authority.can(Permission.MANAGE_SUBSCRIPTIONS)
         self.new_button.clicked.connect(lambda: self.new_subscription())
         self.change_button.clicked.connect(self.change_selected)
@@ -316,7 +327,7 @@ class SubscriptionsPanel(ListPanel[SubscriptionRow]):
         self.action_buttons = (self.change_button, self.cancel_button, self.undo_button,
                                self.pause_button, self.resume_button)  # fmt: skip
         for widget in (self.status_combo, self.price_combo, self.new_button,
-                       *self.action_buttons):  # fmt: skip
+                       *self.action_buttons, self.clock_button):  # fmt: skip
             self.toolbar.addWidget(widget)
         if not self._can_manage:
             reason = denied_tooltip(ctx.actor.role, Permission.MANAGE_SUBSCRIPTIONS)
@@ -341,6 +352,7 @@ class SubscriptionsPanel(ListPanel[SubscriptionRow]):
         self.selection_kept.connect(self._on_self_selection_kept)
         self.rows_loaded.connect(self._on_self_rows_loaded)
         self._on_self_row_selected(None)
+        self._clock_of: dict[str, str] = {}  # subscription id → its test clock, once read
         #: The last confirmation asked, and the open dialog (kept so a test can press them).
         self.confirm_box: object = None
         self.dialog: QDialog | None = None
@@ -380,6 +392,12 @@ class SubscriptionsPanel(ListPanel[SubscriptionRow]):
         if row is None or not self._can_manage or row.ended:
             return
         self._open(CancelSubscriptionDialog(self._ctx, self._tasks, row, self))
+
+    def advance_clock_of_selected(self) -> None:
+        row = self.current_row()
+        if row is None or not self._can_manage or not self._clock_of.get(row.stripe_id):
+            return
+        self._open(AdvanceClockDialog(self._ctx, self._tasks, row, self))
 
     def _open(self, dialog: SubmitDialog) -> None:
         self.dialog = dialog
@@ -493,6 +511,9 @@ class SubscriptionsPanel(ListPanel[SubscriptionRow]):
 
     def _on_self_row_selected(self, row: SubscriptionRow | None) -> None:
         self._update_buttons(row)
+        self.clock_button.setEnabled(
+            self._can_manage and row is not None and bool(self._clock_of.get(row.stripe_id))
+        )
         self.detail.show_row(row)
         if row is not None:
             self._load_detail(row)
@@ -505,8 +526,10 @@ class SubscriptionsPanel(ListPanel[SubscriptionRow]):
 
     def _load_detail(self, row: SubscriptionRow) -> None:
         def shown(detail: SubscriptionDetail) -> None:
+            self._clock_of[row.stripe_id] = detail.test_clock
             if self.detail.row is not None and self.detail.row.stripe_id == row.stripe_id:
                 self.detail.show_detail(detail)
+                self.clock_button.setEnabled(self._can_manage and bool(detail.test_clock))
 
         def failed(exc: BaseException) -> None:
             if not isinstance(exc, AppError):
