@@ -235,7 +235,7 @@ def test_pause_and_resume_from_the_panel_ask_first(
     assert panel.select_where(lambda r: r.stripe_id == sub)
     qtbot.waitUntil(panel.pause_button.isEnabled, timeout=5000)
     assert not panel.resume_button.isEnabled()
-    panel.pause_button.click()
+    panel.pause_button.trigger()
     spin_until(lambda: isinstance(panel.confirm_box, QMessageBox))
     box = panel.confirm_box
     assert isinstance(box, QMessageBox)
@@ -245,7 +245,7 @@ def test_pause_and_resume_from_the_panel_ask_first(
                            for r in panel.model.visible_rows()))  # fmt: skip
     assert stripe_client.v1.subscriptions.retrieve(sub).pause_collection is not None
     qtbot.waitUntil(panel.resume_button.isEnabled, timeout=5000)
-    panel.resume_button.click()
+    panel.resume_button.trigger()
     spin_until(lambda: panel.confirm_box is not box)
     resume_box = panel.confirm_box
     assert isinstance(resume_box, QMessageBox)
@@ -275,10 +275,10 @@ def test_advance_the_test_clock_from_the_panel(
     window.show_panel("subscriptions")
     panel = _panel(window)
     spin_until(lambda: _shown(panel) == [sub.id])
-    assert panel.clock_button.isVisible()  # sandbox mode
+    assert panel.clock_button.isVisible()  # sandbox mode (hidden with a live key)
     panel.table.selectRow(0)
     spin_until(panel.clock_button.isEnabled)  # once the detail says it is on a clock
-    panel.clock_button.click()
+    panel.clock_button.trigger()
     dialog = open_dialog(qtbot, AdvanceClockDialog)
     dialog.days.setValue(35)
     with qtbot.waitSignal(dialog.succeeded, timeout=30_000) as advanced:

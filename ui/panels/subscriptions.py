@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QAction, QColor
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QPushButton,
     QScrollArea,
     QSplitter,
@@ -300,35 +301,43 @@ class SubscriptionsPanel(ListPanel[SubscriptionRow]):
         self.status_combo.currentIndexChanged.connect(self._on_status_combo_changed)
         self.price_combo = QComboBox()
         self.price_combo.addItem(ANY_PRICE, None)
-        self.price_combo.setMinimumWidth(150)
+        self.price_combo.setMinimumWidth(110)
         self.price_combo.currentIndexChanged.connect(self._on_price_combo_changed)
         self.new_button = QPushButton("New subscription…")
         self.change_button = QPushButton("Change…")
         self.cancel_button = QPushButton("Cancel…")
-        self.undo_button = QPushButton("Undo cancel")
-        self.pause_button = QPushButton("Pause")
-        self.resume_button = QPushButton("Resume")
+        # The rarer actions in a menu: the toolbar fits a 1280-pixel window with the search.
+        self.more_button = QPushButton("More")
+        self.more_menu = QMenu(self.more_button)
+        self.more_button.setMenu(self.more_menu)
+        self.undo_button = self.more_menu.addAction("Undo the pending cancellation")
+        self.pause_button = self.more_menu.addAction("Pause collection…")
+        self.resume_button = self.more_menu.addAction("Resume…")
         # Test mode and the sandbox: renewals happen when a test clock moves.
-        self.clock_button = QPushButton("Advance clock…")
+        self.clock_button = self.more_menu.addAction("Advance the test clock…")
         self.clock_button.setToolTip(
             "Move this subscription's test clock ahead: renewals, retries and cancellations "
             "due in between happen now (test mode and the sandbox only)"
         )
         self.clock_button.setVisible(ctx.mode is not StripeMode.LIVE)
         self.clock_button.setEnabled(False)
-        self.clock_button.clicked.connect(self.advance_clock_of_selected)
+        self.clock_button.triggered.connect(lambda: self.advance_clock_of_selected())
+        self.more_menu.setToolTipsVisible(True)
         self._can_manage = ctx.authority.can(Permission.MANAGE_SUBSCRIPTIONS)
         self.new_button.clicked.connect(lambda: self.new_subscription())
         self.change_button.clicked.connect(self.change_selected)
         self.cancel_button.clicked.connect(self.cancel_selected)
-        self.undo_button.clicked.connect(self.undo_cancel_selected)
-        self.pause_button.clicked.connect(self.pause_selected)
-        self.resume_button.clicked.connect(self.resume_selected)
-        self.action_buttons = (self.change_button, self.cancel_button, self.undo_button,
-                               self.pause_button, self.resume_button)  # fmt: skip
-        for widget in (self.status_combo, self.price_combo, self.new_button,
-                       *self.action_buttons, self.clock_button):  # fmt: skip
+        self.undo_button.triggered.connect(lambda: self.undo_cancel_selected())
+        self.pause_button.triggered.connect(lambda: self.pause_selected())
+        self.resume_button.triggered.connect(lambda: self.resume_selected())
+        self.action_buttons: tuple[QPushButton | QAction, ...] = (
+            self.change_button, self.cancel_button, self.undo_button, self.pause_button,
+            self.resume_button,
+        )  # fmt: skip
+        for widget in (self.status_combo, self.price_combo, self.new_button, self.change_button,
+                       self.cancel_button, self.more_button):  # fmt: skip
             self.toolbar.addWidget(widget)
+        self.search.setMinimumWidth(200)
         if not self._can_manage:
             reason = denied_tooltip(ctx.actor.role, Permission.MANAGE_SUBSCRIPTIONS)
             for button in (self.new_button, *self.action_buttons):
@@ -358,7 +367,7 @@ class SubscriptionsPanel(ListPanel[SubscriptionRow]):
         self.dialog: QDialog | None = None
 
     def column_widths(self) -> Sequence[int]:
-        return (150, 120, 190, 130, 85, 90, 90, 90, 200)
+        return (140, 115, 150, 125, 80, 85, 85, 85, 200)
 
     def row_key(self, row: SubscriptionRow) -> object:
         return row.stripe_id
