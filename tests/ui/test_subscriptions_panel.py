@@ -23,6 +23,7 @@ from ui.panels.subscriptions import SubscriptionsPanel
 from ui.subscription_dialogs import (
     AdvanceClockDialog,
     CancelSubscriptionDialog,
+    ChangeSubscriptionDialog,
     NewSubscriptionDialog,
 )
 from ui.tasks import TaskRunner
@@ -286,3 +287,40 @@ def test_advance_the_test_clock_from_the_panel(
     row = advanced.args[0]
     assert row.current_period_end > first_end  # renewed once
     spin_until(lambda: panel.model.visible_rows()[0].current_period_end == row.current_period_end)
+
+
+def test_an_upgrade_is_confirmed_with_what_the_customer_pays_now(
+    qtbot: QtBot, runtime: Runtime, tasks: TaskRunner, seeded: dict[str, str],
+    stripe_client: stripe.StripeClient,
+) -> None:  # fmt: skip
+    product = stripe_client.v1.products.create({"name": "Pro plus"})
+    bigger = stripe_client.v1.prices.create(
+        {"product": product.id, "unit_amount": 4500, "currency": "usd",
+         "recurring": {"interval": "month"}}
+    )  # fmt: skip
+    window = _window(qtbot, runtime.require_context(), tasks)
+    window.show_panel("subscriptions")
+    panel = _panel(window)
+    spin_until(lambda: len(_shown(panel)) == 2)
+    sub = seeded["sub_ada"]
+    assert panel.select_where(lambda r: r.stripe_id == sub)
+    qtbot.waitUntil(panel.change_button.isEnabled, timeout=5000)
+    panel.change_button.click()
+    dialog = open_dialog(qtbot, ChangeSubscriptionDialog)
+    qtbot.waitUntil(lambda: dialog.price_combo.findData(bigger.id) >= 0, timeout=5000)
+    dialog.price_choice.setChecked(True)
+    dialog.price_combo.setCurrentIndex(dialog.price_combo.findData(bigger.id))
+    dialog.proration.setCurrentIndex(dialog.proration.findData("always"))
+    dialog.ok_button.click()
+    spin_until(lambda: dialog.confirm_box is not None)
+    box = dialog.confirm_box
+    assert box is not None
+    assert box.text().startswith("The customer is charged $")
+    assert "now for the upgrade." in box.text()
+    shown = box.text().split("charged ")[1].split(" now")[0]
+    with qtbot.waitSignal(dialog.succeeded, timeout=10_000) as changed:
+        next(b for b in box.buttons() if b.text() == "Change it").click()
+    assert changed.args[0].amount == 2 * 4500
+    latest = stripe_client.v1.invoices.list({"subscription": sub, "limit": 1}).data[0]
+    assert latest.billing_reason == "subscription_update"
+    assert f"${latest.amount_paid / 100:,.2f}" == shown  # charged what was shown, to the cent
