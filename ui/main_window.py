@@ -64,7 +64,8 @@ DB_LABEL_PX = 230  # the database label's width; the rest of the bar is for mess
 
 def _sync_message(summary: SyncSummary) -> str:
     """Short enough for the status bar: counts seen, and how many changed in all."""
-    seen = ", ".join(f"{n:,} {kind}" for kind, n in summary.seen.items())
+    # Prices go with their products (their changes are counted): the line must fit the bar.
+    seen = ", ".join(f"{n:,} {kind}" for kind, n in summary.seen.items() if kind != "prices")
     changed = sum(summary.changed.values())
     text = f"Synced {seen or 'nothing'} · {changed:,} changed"
     if summary.marked_deleted:
