@@ -65,6 +65,16 @@ def render(o: Overview) -> list[str]:
         f"  before: issued {fb.issued:,} → paid {fb.paid:,} → credited {fb.credited:,}; "
         f"expired {fb.expired:,}, failed {fb.failed:,}",
     ]
+    s = o.subscriptions
+    if s is not None:
+        lines += [
+            "",
+            "Subscriptions (before: estimated from today's amounts)",
+            f"  MRR             {money(s.mrr):>14}  before {money(s.mrr_before)}",
+            f"  active {s.active:,} (before {s.active_before:,}), trialing {s.trialing:,}, "
+            f"new {s.new:,} (before {s.new_before:,}), canceled {s.churned:,} "
+            f"(before {s.churned_before:,})",
+        ]
     if o.is_empty:
         lines += ["", "Nothing was paid, credited or issued in this period, and nothing is owed."]
     return lines

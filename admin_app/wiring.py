@@ -41,6 +41,7 @@ from services.secrets import SecretName, SecretStore
 from services.settings import Settings, SettingsStore, validate_api_base, validate_database_url
 from services.stripe_gateway import StripeGateway, StripeMode
 from services.stripe_listen import ListenStatus, ListenSupervisor, find_stripe_cli
+from services.subscriptions import SubscriptionService
 from services.sync import SyncService
 from services.topup_attempts import TopUpAttemptReader
 from services.webhook_receiver import DEFAULT_PORT, WebhookReceiver
@@ -264,6 +265,7 @@ def build_context(
         overview=OverviewService(database, authority),
         topup_attempts=TopUpAttemptReader(gateway, authority),
         exports=ExportService(authority),
+        subscriptions=SubscriptionService(database, gateway, authority, journal),
     )
 
 

@@ -20,6 +20,7 @@ from services.overview import OverviewService
 from services.pricing import PricingService
 from services.reconcile import Reconciler
 from services.stripe_gateway import StripeGateway, StripeMode
+from services.subscriptions import SubscriptionService
 from services.sync import SyncService
 from services.topup_attempts import TopUpAttemptReader
 
@@ -49,6 +50,7 @@ class AppContext:
     topup_attempts: TopUpAttemptReader
     exports: ExportService
     auto_topup: AutoTopUpService
+    subscriptions: SubscriptionService
 
     @property
     def actor(self) -> Actor:

@@ -38,6 +38,13 @@ from services.events import (
     flag_event,
     via,
 )
+from services.invoice_credits import (
+    InvoiceReversals,
+    claw_back,
+    read_reversals,
+    reversals_of_payment,
+    sells_credits,
+)
 from services.journal import Journal
 from services.mirror import parse_credits
 from services.models import CreditEntry, Customer, Price, Product, TopUp, tuples
@@ -505,6 +512,8 @@ class _TopUpTruth:
     session: dict[str, Any] | None
     refunds: list[dict[str, Any]]
     disputes: list[dict[str, Any]]
+    #: Not a Checkout payment but an invoice's that sold credits: its refunds and disputes.
+    invoice: InvoiceReversals | None = None
 
 
 def _read_reversals(
@@ -559,7 +568,7 @@ def _truth_of_charge(ctx: HandlerContext, charge_id: str) -> _TopUpTruth:
         lambda c: c.v1.checkout.sessions.list({"payment_intent": payment_intent, "limit": 1})
     )
     if not listed.data:
-        return _TopUpTruth(None, [], [])
+        return _TopUpTruth(None, [], [], reversals_of_payment(ctx, payment_intent))
     session: dict[str, Any] = listed.data[0].to_dict(for_json=True)
     return _TopUpTruth(session, *_read_reversals(ctx, payment_intent))
 
@@ -707,7 +716,8 @@ def _settle(_ctx: HandlerContext, event: Mapping[str, Any], truth: _TopUpTruth) 
     """
     session = truth.session
     if session is None:
-        return Status.IGNORED  # a payment that is not a Checkout payment: not a top-up
+        # Not a top-up; an invoice that sold credits gives back the share refunded or lost.
+        return Status.APPLIED if claw_back(truth.invoice, int(time.time())) else Status.IGNORED
     topup = _find_topup(session)
     if topup is None:
         if str(event.get("type", "")).startswith("checkout.session."):
@@ -784,6 +794,7 @@ class _InvoiceTruth:
 
     invoice: dict[str, Any]
     packs: list[tuple[str, int, int]]
+    reversals: InvoiceReversals | None = None  # when it sells credits: refunds and disputes
 
 
 def _fetch_invoice(ctx: HandlerContext, event: Mapping[str, Any]) -> _InvoiceTruth:
@@ -795,7 +806,10 @@ def _fetch_invoice(ctx: HandlerContext, event: Mapping[str, Any]) -> _InvoiceTru
     credits_of: dict[str, int | None] = {}
     packs: list[tuple[str, int, int]] = []
     for line in lines.auto_paging_iter():
-        pricing = line.to_dict(for_json=True).get("pricing") or {}
+        raw_line = line.to_dict(for_json=True)
+        if not sells_credits(raw_line):  # a proration, or a free trial's $0 period
+            continue
+        pricing = raw_line.get("pricing") or {}
         product_id = (pricing.get("price_details") or {}).get("product")
         if not isinstance(product_id, str) or not product_id:
             continue
@@ -804,7 +818,8 @@ def _fetch_invoice(ctx: HandlerContext, event: Mapping[str, Any]) -> _InvoiceTru
         credits = credits_of[product_id]
         if credits:
             packs.append((product_id, credits, int(line.quantity or 1)))
-    return _InvoiceTruth(data, packs)
+    # Read with the payment, so a refund whose event came first is taken back now.
+    return _InvoiceTruth(data, packs, read_reversals(ctx, data) if packs else None)
 
 
 def _pack_credits(ctx: HandlerContext, product_id: str) -> int | None:
@@ -825,12 +840,12 @@ def _apply_invoice(ctx: HandlerContext, event: Mapping[str, Any], truth: _Invoic
     invoice_id = str(truth.invoice["id"])
     what = ", ".join(f"{q} x {per:,}-credit pack" for _p, per, q in truth.packs)
     number = truth.invoice.get("number") or invoice_id
-    if _write_purchase(
-        str(customer_id), credits, invoice_id, None, f"Invoice {number} paid: {what}",
-        int(time.time()),
-    ):  # fmt: skip
-        return Status.APPLIED
-    return status
+    now = int(time.time())
+    wrote = _write_purchase(
+        str(customer_id), credits, invoice_id, None, f"Invoice {number} paid: {what}", now,
+    )  # fmt: skip
+    clawed = claw_back(truth.reversals, now)
+    return Status.APPLIED if wrote or clawed else status
 
 
 PAID_INVOICE = Handler(_fetch_invoice, _apply_invoice)

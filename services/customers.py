@@ -23,6 +23,7 @@ from services.mirror import upsert
 from services.models import Customer, Invoice, TopUp
 from services.permissions import Permission
 from services.stripe_gateway import StripeGateway
+from services.subscriptions import SubscriptionRow, subscription_rows
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class CustomerDetail:
     open_topups: int = 0
     recent_topups: tuple[CustomerTopUp, ...] = ()  # newest first, at most 50
     credits: lots.Balances | None = None  # the split of credit_balance (available)
+    subscriptions: tuple[SubscriptionRow, ...] = ()  # newest first, at most 50
 
     def as_draft(self) -> CustomerDraft:
         return CustomerDraft(
@@ -200,6 +202,7 @@ class CustomerService:
             open_topups=statuses.count("open"),
             recent_topups=recent_topups,
             credits=credits,
+            subscriptions=tuple(subscription_rows(customer_id=stripe_id, limit=50)),
         )
 
     def resolve(self, reference: str) -> str:

@@ -188,12 +188,20 @@ def is_thin(event: Mapping[str, Any]) -> bool:
     return event.get("object") == "v2.core.event"
 
 
-def _refresh(model: type[StripeMirror], kind: str, retrieve: Callable[[Any, str], Any]) -> Handler:
+def _refresh(
+    model: type[StripeMirror],
+    kind: str,
+    retrieve: Callable[[Any, str], Any],
+    *,
+    deleted_means_gone: bool = True,
+) -> Handler:
     """A handler that re-reads the event's object from Stripe and upserts it (order-safe).
 
     Only objects of `kind` are mirrored: `customer.tax_id.created` matches `customer.*` but is
     about a tax id. A `*.deleted` event, or a re-read that finds nothing, marks the object
-    deleted from what the event showed: nothing to retry, whatever the type.
+    deleted from what the event showed: nothing to retry, whatever the type. With
+    `deleted_means_gone=False` a `*.deleted` event is re-read like any other (a subscription's
+    `customer.subscription.deleted` means canceled: Stripe still has it, and churn counts it).
     """
 
     def fetch(ctx: HandlerContext, event: Mapping[str, Any]) -> dict[str, Any]:
@@ -205,7 +213,8 @@ def _refresh(model: type[StripeMirror], kind: str, retrieve: Callable[[Any, str]
         if not object_id:
             raise Ignore(f"the {kind} has no id (a preview, such as an upcoming invoice)")
         gone = {**dict(obj), "id": object_id, "deleted": True}
-        if str(event.get("type", "")).endswith(".deleted") or obj.get("deleted") is True:
+        deleted_type = str(event.get("type", "")).endswith(".deleted") and deleted_means_gone
+        if deleted_type or obj.get("deleted") is True:
             return gone
         try:
             fresh = ctx.gateway.call(lambda c: retrieve(c, object_id))
@@ -275,7 +284,12 @@ INVOICE = _refresh(Invoice, "invoice", lambda c, i: c.v1.invoices.retrieve(i))
 ROUTES: list[tuple[str, Handler]] = [
     (
         "customer.subscription.*",
-        _refresh(Subscription, "subscription", lambda c, i: c.v1.subscriptions.retrieve(i)),
+        _refresh(
+            Subscription,
+            "subscription",
+            lambda c, i: c.v1.subscriptions.retrieve(i),
+            deleted_means_gone=False,
+        ),
     ),
     # A customer's sub-objects: their own kind, refreshing the customer they belong to.
     ("customer.source.*", via("card", "customer", "customer", CUSTOMER)),

@@ -317,6 +317,32 @@ AUDIT = Table(
     ),
 )
 
+SUBSCRIPTIONS = Table(
+    "subscriptions",
+    (
+        Field("id", lambda r: r.stripe_id),
+        Field("customer", lambda r: r.customer_id),
+        Field("customer_name", lambda r: r.customer_name),
+        Field("plan", lambda r: r.plan),
+        Field("prices", lambda r: r.price_ids),
+        Field("status", lambda r: r.status),
+        Field("quantity", lambda r: r.quantity, Kind.NUMBER),
+        _money("amount", lambda r: r.amount),
+        Field("interval", lambda r: r.interval),
+        _money("mrr", lambda r: r.mrr),
+        Field("currency", _currency),
+        Field("current_period_end", lambda r: r.current_period_end, Kind.SECONDS),
+        Field("cancel_at_period_end", lambda r: r.cancel_at_period_end, Kind.BOOL),
+        Field("cancels_at", lambda r: r.cancels_at, Kind.SECONDS),
+        Field("canceled_at", lambda r: r.canceled_at, Kind.SECONDS),
+        Field("ended_at", lambda r: r.ended_at, Kind.SECONDS),
+        Field("trial_end", lambda r: r.trial_end, Kind.SECONDS),
+        Field("pause_collection", lambda r: r.pause_collection),
+        Field("collection_method", lambda r: r.collection_method),
+        Field("created", lambda r: r.created, Kind.SECONDS),
+    ),
+)
+
 #: The window's lists by panel name, and what File ▸ Export writes for each.
 PANEL_TABLES = {
     "customers": CUSTOMERS,
@@ -326,4 +352,5 @@ PANEL_TABLES = {
     "topups": TOPUPS,
     "events": EVENTS,
     "audit": AUDIT,
+    "subscriptions": SUBSCRIPTIONS,
 }

@@ -124,20 +124,100 @@ def _paid_at(obj: StripeDict) -> int | None:
     return int(paid_at) if isinstance(paid_at, int | float) and paid_at else None
 
 
-def subscription_row(obj: StripeDict, now: int) -> dict[str, Any]:
-    customer = obj.get("customer")
-    if isinstance(customer, Mapping):
-        customer = customer.get("id")
+#: Average days in a month and weeks in a month (365.25 / 12, 52.18 / 12): MRR normalisation.
+_PER_MONTH = {"day": 365.25 / 12, "week": 365.25 / 7 / 12, "month": 1.0, "year": 1 / 12}
+
+#: Statuses that bring in money every month: a trial, an unpaid, paused or ended subscription
+#: does not (as the Stripe Dashboard counts MRR).
+MRR_STATUSES = ("active", "past_due")
+
+
+def _id_of(value: object) -> str | None:
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    return value if isinstance(value, str) and value else None
+
+
+def _int_or_none(value: object) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def monthly(amount: int, interval: str | None, interval_count: int) -> int:
+    """`amount` billed every `interval_count` `interval`s, as an amount per month (rounded)."""
+    per_month = _PER_MONTH.get(interval or "", 0.0)
+    return round(amount * per_month / max(1, interval_count))
+
+
+def subscription_items(obj: StripeDict) -> list[dict[str, Any]]:
+    """The items as the mirror keeps them: price, product, quantity, what each bills per
+    interval, and its current period (on the items since API 2025-03-31)."""
     items = (obj.get("items") or {}).get("data") or []
-    period_end = obj.get("current_period_end") or (
-        items[0].get("current_period_end") if items else None
-    )
+    found = []
+    for item in items:
+        if not isinstance(item, Mapping):
+            continue
+        price = item.get("price") or item.get("plan") or {}
+        price = price if isinstance(price, Mapping) else {"id": price}
+        recurring = price.get("recurring") or {}
+        quantity = _int_or_none(item.get("quantity"))
+        quantity = 1 if quantity is None else quantity
+        unit = _int_or_none(price.get("unit_amount"))
+        if unit is None:
+            unit = _int_or_none(price.get("amount")) or 0  # a legacy Plan
+        interval = recurring.get("interval") or price.get("interval")
+        count = _int_or_none(recurring.get("interval_count") or price.get("interval_count")) or 1
+        found.append(
+            {
+                "id": str(item.get("id") or ""),
+                "price": _id_of(price) or "",
+                "product": _id_of(price.get("product")) or "",
+                "nickname": price.get("nickname"),
+                "quantity": quantity,
+                "unit_amount": unit,
+                "amount": unit * quantity,
+                "currency": price.get("currency"),
+                "interval": interval,
+                "interval_count": count,
+                "current_period_start": _int_or_none(item.get("current_period_start")),
+                "current_period_end": _int_or_none(item.get("current_period_end")),
+            }
+        )
+    return found
+
+
+def subscription_row(obj: StripeDict, now: int) -> dict[str, Any]:
+    items = subscription_items(obj)
+    ends = [i["current_period_end"] for i in items if i["current_period_end"]]
+    starts = [i["current_period_start"] for i in items if i["current_period_start"]]
+    # Older API versions kept the period on the subscription itself.
+    period_end = min(ends) if ends else _int_or_none(obj.get("current_period_end"))
+    period_start = min(starts) if starts else _int_or_none(obj.get("current_period_start"))
+    status = str(obj.get("status") or "")
+    first = items[0] if items else {}
+    per_month = sum(monthly(i["amount"], i["interval"], i["interval_count"]) for i in items)
+    pause = obj.get("pause_collection")
     return {
         **_base(obj, now),
-        "customer_id": customer or "",
-        "status": obj.get("status") or "",
+        "customer_id": _id_of(obj.get("customer")) or "",
+        "status": status,
         "current_period_end": period_end,
         "cancel_at_period_end": bool(obj.get("cancel_at_period_end", False)),
+        "currency": str(obj.get("currency") or first.get("currency") or "").lower() or None,
+        "amount": sum(i["amount"] for i in items),
+        "billing_interval": first.get("interval"),
+        "interval_count": first.get("interval_count") or 1,
+        "quantity": sum(i["quantity"] for i in items),
+        "mrr": per_month if status in MRR_STATUSES else 0,
+        "price_ids": "".join(f" {i['price']}" for i in items) + (" " if items else ""),
+        "product_ids": "".join(f" {i['product']}" for i in items) + (" " if items else ""),
+        "items": items,
+        "current_period_start": period_start,
+        "cancel_at": _int_or_none(obj.get("cancel_at")),
+        "canceled_at": _int_or_none(obj.get("canceled_at")),
+        "ended_at": _int_or_none(obj.get("ended_at")),
+        "trial_end": _int_or_none(obj.get("trial_end")),
+        "pause_collection": pause.get("behavior") if isinstance(pause, Mapping) else None,
+        "collection_method": obj.get("collection_method"),
     }
 
 

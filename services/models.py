@@ -238,8 +238,34 @@ class AuditRecord(BaseModel):
 class Subscription(StripeMirror):
     customer_id = peewee.CharField(max_length=255, index=True)
     status = peewee.CharField(max_length=32)
+    # The earliest item's period end: since API 2025-03-31 periods live on the items.
     current_period_end = peewee.BigIntegerField(null=True)
     cancel_at_period_end = peewee.BooleanField(default=False)
+    # Migration 12 (services.mirror.subscription_row fills them from the items).
+    currency = peewee.CharField(max_length=3, null=True)
+    amount = peewee.BigIntegerField(default=0)  # per billing interval, every item, minor units
+    billing_interval = peewee.CharField(max_length=8, null=True)  # day, week, month, year
+    interval_count = peewee.IntegerField(default=1)
+    quantity = peewee.IntegerField(default=0)  # every item's quantity added up
+    mrr = peewee.BigIntegerField(default=0)  # contribution to MRR, per month, minor units
+    price_ids = peewee.TextField(default="")  # " price_a price_b ": items' prices, for filters
+    product_ids = peewee.TextField(default="")
+    items = JSONText(default=list)  # services.mirror.subscription_items
+    current_period_start = peewee.BigIntegerField(null=True)
+    cancel_at = peewee.BigIntegerField(null=True)
+    canceled_at = peewee.BigIntegerField(null=True)
+    ended_at = peewee.BigIntegerField(null=True)
+    trial_end = peewee.BigIntegerField(null=True)
+    pause_collection = peewee.CharField(max_length=32, null=True)  # the behavior, when paused
+    collection_method = peewee.CharField(max_length=32, null=True)
+
+    class Meta:
+        indexes = (
+            (("status", "currency", "mrr"), False),
+            # Covering the Overview's figures: read from the index alone, never the wide rows.
+            (("currency", "status", "amount", "billing_interval", "interval_count", "mrr",
+              "created", "ended_at", "canceled_at", "trial_end"), False),
+        )  # fmt: skip
 
 
 class WebhookEvent(BaseModel):

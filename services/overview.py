@@ -28,6 +28,7 @@ from services.audit import Authority
 from services.errors import ValidationError
 from services.models import CreditEntry, Invoice, TopUp, tuples
 from services.permissions import Permission
+from services.subscriptions import SubscriptionFigures, subscription_figures
 
 SLOT = 900  # seconds: the quarter-hour the database sums by
 DAY = 86_400
@@ -193,6 +194,7 @@ class Overview:
     receivables: tuple[AgeBucket, ...]  # open invoices as of `as_of` (no history to compare)
     funnel: Funnel
     funnel_before: Funnel
+    subscriptions: SubscriptionFigures | None = None  # MRR, active, churn (services.subscriptions)
 
     @property
     def revenue(self) -> Change:
@@ -271,6 +273,7 @@ class Overview:
                 "now": vars(self.funnel).copy(),
                 "before": vars(self.funnel_before).copy(),
             },
+            "subscriptions": self.subscriptions.to_json() if self.subscriptions else None,
         }
 
 
@@ -371,6 +374,7 @@ class OverviewService:
             receivables=self._receivables(code, stamp),
             funnel=self._funnel(code, start, end),
             funnel_before=self._funnel(code, start_prev, prev_end),
+            subscriptions=subscription_figures(code, start, end, start_prev, prev_end),
         )
 
     def customers_with(self, kind: str, period: Period) -> frozenset[str]:

@@ -34,6 +34,7 @@ class Permission(enum.Enum):
     CREATE_INVOICE = "create invoice"
     FINALIZE_INVOICE = "finalize invoice"
     CHARGE_INVOICE = "charge invoice"
+    MANAGE_SUBSCRIPTIONS = "manage subscriptions"
     VOID_INVOICE = "void invoice"
     GRANT_CREDITS = "grant credits"
     CONSUME_CREDITS = "consume credits"  # admins; products use PostgreSQL's consume_credits

@@ -193,6 +193,13 @@ BEGIN
                              AND NEW.source = a.payment_intent_id)
                             OR (NEW.kind = 'clawback' AND NEW.amount < 0
                                 AND -NEW.amount <= a.credits)))
+       -- a refund or lost dispute of an invoice that sold credits: at most what it credited
+       AND NOT (NEW.kind = 'clawback' AND NEW.topup_id IS NULL AND NEW.amount < 0
+                AND EXISTS (SELECT 1 FROM {s}.credit_entry p WHERE p.kind = 'purchase'
+                            AND p.topup_id IS NULL AND p.customer_id = NEW.customer_id
+                            AND -NEW.amount <= p.amount
+                            AND EXISTS (SELECT 1 FROM {s}.invoice i
+                                        WHERE i.stripe_id = p.source)))
        -- reconcile's explicit clawback of a purchase nothing paid for (admins)
        AND NOT (NEW.kind = 'clawback' AND NEW.source LIKE 'unpaid:%'
                 AND pg_has_role(session_user, 'billing_admin', 'MEMBER')

@@ -1,4 +1,4 @@
-"""Pulling customers, invoices, products and prices from Stripe into the local mirror.
+"""Pulling customers, invoices, products, prices and subscriptions from Stripe into the mirror.
 
 Pages of 100, one transaction per page, progress after each page, and a cancel check between
 pages: a cancelled pull keeps the pages it finished and is safe to run again.
@@ -24,7 +24,15 @@ import peewee
 from services.audit import Authority
 from services.errors import AppError
 from services.mirror import upsert
-from services.models import Customer, Invoice, Price, Product, StripeMirror, tuples
+from services.models import (
+    Customer,
+    Invoice,
+    Price,
+    Product,
+    StripeMirror,
+    Subscription,
+    tuples,
+)
 from services.permissions import Permission
 from services.pg_security import can_write
 from services.stripe_gateway import StripeGateway
@@ -32,12 +40,15 @@ from services.stripe_gateway import StripeGateway
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100
+#: Stripe lists only subscriptions that have not ended unless asked for every status.
+_LIST_PARAMS: dict[str, dict[str, str]] = {"/v1/subscriptions": {"status": "all"}}
 
 
 class SyncTarget(enum.Enum):
     CUSTOMERS = "customers"
     PRODUCTS = "products"
     INVOICES = "invoices"
+    SUBSCRIPTIONS = "subscriptions"
     ALL = "all"
 
 
@@ -127,6 +138,8 @@ class SyncService:
         if target in (SyncTarget.PRODUCTS, SyncTarget.ALL):
             plan.append(("products", Product, "/v1/products"))
             plan.append(("prices", Price, "/v1/prices"))
+        if target in (SyncTarget.SUBSCRIPTIONS, SyncTarget.ALL):
+            plan.append(("subscriptions", Subscription, "/v1/subscriptions"))
         seen: dict[str, int] = {}
         changed: dict[str, int] = {}
         marked = 0
@@ -159,7 +172,7 @@ class SyncService:
         """One list page as plain JSON, and the id to continue after (None on the last page).
 
         Goes through the gateway, so a Stripe error comes out typed, on whichever thread."""
-        params: dict[str, Any] = {"limit": PAGE_SIZE}
+        params: dict[str, Any] = {"limit": PAGE_SIZE, **_LIST_PARAMS.get(path, {})}
         if starting_after:
             params["starting_after"] = starting_after
         response = self._gateway.call(lambda c: c.raw_request("get", path, **params))

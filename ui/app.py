@@ -30,6 +30,7 @@ from ui.operators_dialog import OperatorsDialog
 from ui.panels.base import EmptyState
 from ui.qt_binding import reference_leaks
 from ui.settings_dialog import SettingsDialog
+from ui.subscription_dialogs import NewSubscriptionDialog
 from ui.tasks import TaskRunner
 
 log = logging.getLogger(__name__)
@@ -249,7 +250,7 @@ def take_screenshots(window: MainWindow, tasks: TaskRunner, out_dir: Path) -> in
             continue
         window.show_panel(name)
         panel = window.panels[name]
-        if name in ("customers", "invoices", "topups") and panel.model.rowCount():
+        if name in ("customers", "invoices", "topups", "subscriptions") and panel.model.rowCount():
             panel.table.selectRow(0)  # show the detail pane with something in it
             tasks.wait_idle()
         QApplication.processEvents()
@@ -263,6 +264,7 @@ def take_screenshots(window: MainWindow, tasks: TaskRunner, out_dir: Path) -> in
         ("operators", OperatorsDialog(window.ctx, tasks, window)),
         ("journal", JournalDialog(window.ctx, tasks, window)),
         ("new-invoice", NewInvoiceDialog(window.ctx, tasks, "", window)),
+        ("new-subscription", NewSubscriptionDialog(window.ctx, tasks, "", window)),
     ):
         dialog.show()
         tasks.wait_idle()

@@ -75,6 +75,8 @@ class CustomerPicker(QWidget):
         layout.addWidget(self.table)
         layout.addWidget(self.chosen)
         self._picked: CustomerRow | None = None
+        #: How the pick is announced ("Invoice for: …"); other dialogs say their own.
+        self.chosen_prefix = "Invoice for"
         tasks.run(self, ctx.browse.customers, self._on_customers_loaded, self._on_load_failed)
 
     def customer(self) -> CustomerRow | None:
@@ -125,7 +127,9 @@ class CustomerPicker(QWidget):
         shown, total = self.model.rowCount(), self.model.total_count
         if row is not None:
             who = row.name or "(no name)"
-            self.chosen.setText(f"Invoice for: {who} · {row.email or 'no email'} · {row.stripe_id}")
+            self.chosen.setText(
+                f"{self.chosen_prefix}: {who} · {row.email or 'no email'} · {row.stripe_id}"
+            )
         elif total and not shown:
             self.chosen.setText(f"No customer matches “{self.search.text().strip()}”.")
         elif total:

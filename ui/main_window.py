@@ -45,6 +45,7 @@ from ui.panels.events import EventsPanel
 from ui.panels.invoices import InvoicesPanel
 from ui.panels.overview import DrillDown, OverviewPanel
 from ui.panels.products import ProductsPanel
+from ui.panels.subscriptions import SubscriptionsPanel
 from ui.panels.topups import TopUpsPanel
 from ui.reconcile_dialog import ReconcileIndicator
 from ui.settings_dialog import SettingsDialog
@@ -52,8 +53,10 @@ from ui.tasks import CancelToken, TaskRunner
 
 log = logging.getLogger(__name__)
 
-PANEL_NAMES = ("customers", "products", "invoices", "credits", "topups", "events", "audit")
-OVERVIEW = "overview"  # the first page (Ctrl+0); the list panels follow it, Ctrl+1 … Ctrl+7
+PANEL_NAMES = (
+    "customers", "products", "invoices", "credits", "topups", "events", "audit", "subscriptions",
+)  # fmt: skip
+OVERVIEW = "overview"  # the first page (Ctrl+0); the list panels follow it, Ctrl+1 … Ctrl+8
 CONNECTION_CHECK_MS = 120_000  # the status bar's "Connected" should not go stale
 DEFAULT_SIZE = QSize(1280, 800)
 DB_LABEL_PX = 230  # the database label's width; the rest of the bar is for messages
@@ -61,7 +64,8 @@ DB_LABEL_PX = 230  # the database label's width; the rest of the bar is for mess
 
 def _sync_message(summary: SyncSummary) -> str:
     """Short enough for the status bar: counts seen, and how many changed in all."""
-    seen = ", ".join(f"{n:,} {kind}" for kind, n in summary.seen.items())
+    # Prices go with their products (their changes are counted): the line must fit the bar.
+    seen = ", ".join(f"{n:,} {kind}" for kind, n in summary.seen.items() if kind != "prices")
     changed = sum(summary.changed.values())
     text = f"Synced {seen or 'nothing'} · {changed:,} changed"
     if summary.marked_deleted:
@@ -117,6 +121,7 @@ class MainWindow(QMainWindow):
             "credits": CreditsPanel(ctx, tasks),
             "topups": TopUpsPanel(ctx, tasks),
             "events": EventsPanel(ctx, tasks),
+            "subscriptions": SubscriptionsPanel(ctx, tasks),
         }
         if ctx.authority.can(Permission.VIEW_AUDIT):
             audit = AuditPanel(ctx, tasks)

@@ -180,3 +180,24 @@ def test_database_errors_never_show_the_password() -> None:
     with pytest.raises(DatabaseError) as info:
         open_database("postgresql://nobody:secretpw@127.0.0.1:9/none")
     assert "secretpw" not in str(info.value)
+
+
+def test_migration_12_adds_the_subscription_columns_to_an_old_database(db_url: str) -> None:
+    """A version-8 database with a subscription row: migrating keeps the row, adds the columns
+    (empty until the next sync) and marks its stored copy stale so the sync rewrites it."""
+    from services.models import Subscription
+
+    db = open_database(db_url, run_migrations=False)
+    try:
+        migrations.migrate(db, [m for m in migrations.MIGRATIONS if m.version <= 8])
+        db.execute_sql(
+            "INSERT INTO subscription (stripe_id, livemode, created, raw, synced_at, customer_id,"
+            " status, current_period_end, cancel_at_period_end) VALUES"
+            " ('sub_old', false, 1, '{\"id\":\"sub_old\"}', 1, 'cus_1', 'active', 5, false)"
+        )
+        assert migrations.migrate(db) == [12]
+        row = Subscription.get(Subscription.stripe_id == "sub_old")
+        assert (row.status, row.current_period_end, row.raw) == ("active", 5, {})
+        assert (row.amount, row.mrr, row.items, row.price_ids) == (0, 0, [], "")
+    finally:
+        db.close()

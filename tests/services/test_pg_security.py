@@ -477,3 +477,43 @@ def test_a_login_without_a_role_and_a_staff_db_setup_get_one_line(
     assert setup_as_staff.returncode == 3, setup_as_staff.stderr
     assert len(setup_as_staff.stderr.strip().splitlines()) == 1, setup_as_staff.stderr
     assert "owner" in setup_as_staff.stderr
+
+
+def test_the_listener_credits_a_credit_plan_and_claws_back_its_refund(
+    team: Team, sandbox: SandboxServer
+) -> None:
+    """The ledger's guard lets the listener write a paid subscription invoice's credits and the
+    clawback of its refund (at most what the invoice credited), nothing more."""
+    from services.catchup import CURSOR_KEY, CatchUp
+    from services.credits import CREDIT_ROUTES
+    from services.events import ROUTES, EventPipeline
+    from services.models import AppState
+    from services.stripe_gateway import StripeGateway
+
+    client = stripe.StripeClient("sk_test_unused", base_addresses={"api": sandbox.url})
+    customer = client.v1.customers.create({"email": "plan@example.com",
+                                           "payment_method": "pm_card_visa"})  # fmt: skip
+    pm = client.v1.customers.payment_methods.list(customer.id).data[0].id
+    client.v1.customers.update(customer.id, {"invoice_settings": {"default_payment_method": pm}})
+    product = client.v1.products.create({"name": "Plan", "metadata": {"credits": "40"}})
+    price = client.v1.prices.create({"product": product.id, "unit_amount": 900, "currency": "usd",
+                                     "recurring": {"interval": "month"}})  # fmt: skip
+    sub = client.v1.subscriptions.create({"customer": customer.id, "items": [{"price": price.id}]})
+    [invoice] = client.v1.invoices.list({"subscription": sub.id}).data
+    intent = client.v1.invoice_payments.list({"invoice": invoice.id}).data[0].payment
+    client.v1.refunds.create({"payment_intent": str(intent.payment_intent), "amount": 450})
+    gateway = StripeGateway("sk_test_unused", api_base=sandbox.url, sandbox=True)
+    db, _lst = _open_as(team, "lst")
+    try:
+        pipeline = EventPipeline(db, gateway, [*CREDIT_ROUTES, *ROUTES])
+        AppState.insert(key=CURSOR_KEY, value="0").execute()
+        summary = CatchUp(db, gateway, pipeline).run()
+        assert summary.failed == 0, summary
+        entries = {
+            (e.kind, e.amount, e.source)
+            for e in CreditEntry.select().where(CreditEntry.customer_id == customer.id)
+        }
+        refund = client.v1.refunds.list({"payment_intent": str(intent.payment_intent)}).data[0]
+        assert entries == {("purchase", 40, invoice.id), ("clawback", -20, refund.id)}
+    finally:
+        db.close()

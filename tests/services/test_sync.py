@@ -12,7 +12,7 @@ from services.audit import Authority
 from services.browse import BrowseService
 from services.errors import AuthenticationFailed
 from services.mirror import ROW_BUILDERS
-from services.models import Customer, Invoice, Price, Product
+from services.models import Customer, Invoice, Price, Product, Subscription
 from services.operators import sign_in
 from services.stripe_gateway import StripeGateway
 from services.sync import SyncProgress, SyncService, SyncTarget
@@ -45,7 +45,8 @@ def test_pull_mirrors_everything_and_a_second_pull_writes_nothing(
     assert first.seen["products"] == Product.select().count() > 0
     assert first.seen["prices"] == Price.select().count() > 0
     assert seen
-    assert seen[-1].kind == "prices"
+    assert seen[-1].kind == "subscriptions"  # the demo's, pulled last
+    assert first.seen["subscriptions"] == Subscription.select().count() > 0
     packs = [
         p
         for p in BrowseService(
@@ -56,7 +57,9 @@ def test_pull_mirrors_everything_and_a_second_pull_writes_nothing(
     assert packs, "the demo seed has credit packs"
 
     second = sync.pull()
-    assert second.changed == {"customers": 0, "invoices": 0, "products": 0, "prices": 0}
+    assert second.changed == {
+        "customers": 0, "invoices": 0, "products": 0, "prices": 0, "subscriptions": 0
+    }  # fmt: skip
     assert "0 changed" in second.line()
 
 

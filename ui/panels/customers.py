@@ -32,6 +32,7 @@ from ui.dialogs import denied_tooltip
 from ui.formatting import format_amount, format_date, format_datetime
 from ui.invoice_dialogs import NewInvoiceDialog
 from ui.panels.base import ListPanel
+from ui.panels.subscriptions import show_subscriptions
 from ui.table_model import Column
 from ui.tasks import TaskRunner
 from ui.topup_dialogs import GrantDialog, TopUpDialog
@@ -96,9 +97,12 @@ class CustomerDetailPane(QFrame):
         self.grant_button.setEnabled(False)
         self.invoices_caption = QLabel("Invoices")
         self.topups_caption = QLabel("Top-ups")
+        self.subscriptions_caption = QLabel("Subscriptions")
         self.invoices = QListWidget()
         self.topups = QListWidget()
+        self.subscriptions = QListWidget()
         for caption, listing, panel in (
+            (self.subscriptions_caption, self.subscriptions, "subscriptions"),
             (self.invoices_caption, self.invoices, "invoices"),
             (self.topups_caption, self.topups, "topups"),
         ):
@@ -113,6 +117,8 @@ class CustomerDetailPane(QFrame):
         layout.addLayout(id_row)
         layout.addLayout(form)
         layout.addWidget(self.grant_button)
+        layout.addWidget(self.subscriptions_caption)
+        layout.addWidget(self.subscriptions)
         layout.addWidget(self.invoices_caption)
         layout.addWidget(self.invoices)
         layout.addWidget(self.topups_caption)
@@ -130,6 +136,8 @@ class CustomerDetailPane(QFrame):
                 label.setText("—")
             self.invoices.clear()
             self.topups.clear()
+            self.subscriptions.clear()
+            self.subscriptions_caption.setText("Subscriptions")
             self.invoices_caption.setText("Invoices")
             self.topups_caption.setText("Top-ups")
             return
@@ -155,6 +163,7 @@ class CustomerDetailPane(QFrame):
         self._show_lists(d)
 
     def _show_lists(self, d: CustomerDetail) -> None:
+        show_subscriptions(self.subscriptions_caption, self.subscriptions, d.subscriptions)
         open_invoices = sum(1 for i in d.invoices if i.status == "open")
         latest = " — latest 50" if len(d.invoices) >= 50 else ""
         self.invoices_caption.setText(

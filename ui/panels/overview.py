@@ -104,6 +104,19 @@ def _invoices(n: int, what: str = "") -> str:
     return f"{n:,} {what}invoice{'' if n == 1 else 's'}"
 
 
+def subscriptions_line(o: Overview, money: Callable[[int], str]) -> str:
+    """MRR, active, new and churned subscriptions in the currency, with the change in MRR."""
+    f = o.subscriptions
+    if f is None or not (f.active or f.trialing or f.churned or f.mrr_before):
+        return f"Subscriptions ({o.currency.upper()}): none"
+    words, _colour = change_text(Change(f.mrr, f.mrr_before), money)
+    return (
+        f"Subscriptions ({o.currency.upper()}): MRR {money(f.mrr)} ({words or 'no change'}) · "
+        f"{f.active:,} active · {f.trialing:,} trialing · {f.new:,} new · "
+        f"{f.churned:,} canceled in the period"
+    )
+
+
 def change_text(c: Change, fmt: Callable[[int], str]) -> tuple[str, str]:
     """The change line under a figure, and its colour ("" for neutral)."""
     pct = c.percent
@@ -287,6 +300,14 @@ class OverviewPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 12, 16, 12)
         layout.addLayout(header)
+        # Subscriptions in one line (services.subscriptions.SubscriptionFigures).
+        self.subscriptions_label = QLabel()
+        self.subscriptions_label.setObjectName("subscriptionsLine")
+        self.subscriptions_label.setToolTip(
+            "MRR: active and past-due subscriptions, normalised to a month. The previous "
+            "period's figures are estimated from today's amounts (the mirror keeps no history)."
+        )
+        layout.addWidget(self.subscriptions_label)
         layout.addWidget(self.stack, 1)
         self.funnel.view.setMinimumHeight(150)
 
@@ -377,6 +398,7 @@ class OverviewPanel(QWidget):
             f"{o.period.first:%d %b %Y} – {o.period.last:%d %b %Y} · {cur.upper()} · compared "  # noqa: RUF001
             f"with {o.previous.first:%d %b} – {o.previous.last:%d %b %Y}"  # noqa: RUF001
         )
+        self.subscriptions_label.setText(subscriptions_line(o, money))
         if o.is_empty:
             self.empty.show_message(
                 f"Nothing happened in {cur.upper()} — {o.period.label.lower()}",
