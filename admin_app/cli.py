@@ -25,6 +25,7 @@ from admin_app import (
     overview_commands,
     pricing_commands,
     reconcile_commands,
+    settings_commands,
 )
 from admin_app import commands as cmd
 from admin_app.logging_setup import setup_logging
@@ -105,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     pricing_commands.add_parsers(commands, _Parser)
     reconcile_commands.add_parsers(commands, _Parser)
     overview_commands.add_parsers(commands, _Parser)
+    settings_commands.add_parsers(commands, _Parser)
     return parser
 
 

@@ -24,6 +24,7 @@ from services.database import open_database, sqlite_url
 from services.errors import ConfigurationError, DatabaseDenied, NotAnOperator
 from services.events import ROUTES, EventPipeline
 from services.export import ExportService
+from services.heartbeat import HeartbeatWriter
 from services.identity import current_login, is_shared, os_login
 from services.invoices import InvoiceService
 from services.journal import Journal
@@ -82,7 +83,12 @@ class Runtime:
     _closed: bool = field(default=False, repr=False)
 
     def make_listener(
-        self, *, port: int = DEFAULT_PORT, receive: bool = True, use_cli: bool = True
+        self,
+        *,
+        port: int | None = None,
+        receive: bool = True,
+        use_cli: bool = True,
+        kind: str = "window",
     ) -> ListenerService:
         """Receiver (+ `stripe listen` supervisor) + catch-up for this runtime's account.
 
@@ -97,6 +103,8 @@ class Runtime:
                 "`admin-app db setup --listener LOGIN`)."
             )
         gateway = ctx.gateway
+        if port is None:
+            port = self.settings.webhook_port or DEFAULT_PORT
         receiver = (
             WebhookReceiver(ctx.events, lambda: listener.secrets(), port) if receive else None
         )
@@ -119,6 +127,9 @@ class Runtime:
             receiver,
             supervisor if use_cli else None,
             [configured] if configured else [],
+        )
+        listener.heartbeat = HeartbeatWriter(
+            self.database, listener.beat_state, login=ctx.actor.login, kind=kind
         )
         return listener
 
@@ -227,6 +238,11 @@ def build_context(
     pricing = PricingService(database, authority)
     # Credits first: their checkout/charge routes are more specific than the mirror's.
     events = EventPipeline(database, gateway, [*CREDIT_ROUTES, *ROUTES])
+    # On a shared PostgreSQL the team settings (return pages, prices) are the database's.
+    config = ConfigService(
+        settings_store, secrets, authority, pricing,
+        shared_db=database if is_shared(database) else None,
+    )  # fmt: skip
     return AppContext(
         pricing=pricing,
         reconcile=Reconciler(database, gateway, authority, events),
@@ -238,14 +254,21 @@ def build_context(
         customers=CustomerService(database, gateway, authority, journal),
         catalog=CatalogService(database, gateway, authority, journal),
         sync=SyncService(database, gateway, authority),
-        config=ConfigService(settings_store, secrets, authority, pricing),
+        config=config,
         # SQLite is single-seat: only the OS user who owns the file (README: Threat model).
         operators=OperatorService(
             database, authority, single_seat=None if is_shared(database) else os_login()
         ),
         audit=AuditLog(database, authority),
         events=events,
-        credits=CreditService(database, gateway, authority, settings_store.load(), journal),
+        credits=CreditService(
+            database,
+            gateway,
+            authority,
+            settings_store.load(),
+            journal,
+            settings_now=config.settings,
+        ),
         invoices=InvoiceService(database, gateway, authority, journal),
         journal=journal,
         overview=OverviewService(database, authority),

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from services.catchup import INTERVAL_S, CatchUp, CatchUpSummary
 from services.errors import AppError
 from services.events import EventPipeline, Result
+from services.heartbeat import BeatState, HeartbeatWriter
 from services.stripe_listen import ListenState, ListenStatus, ListenSupervisor
 from services.webhook_receiver import WebhookReceiver
 
@@ -31,6 +32,7 @@ class ListenerState:
     last_event: str
     catch_up: CatchUpSummary | None
     catch_up_problem: str
+    catch_up_at: float | None = None  # when the last catch-up finished (seconds)
 
     def line(self) -> str:
         parts = [
@@ -71,6 +73,8 @@ class ListenerService:
         self._listeners: list[Callable[[ListenerState], None]] = []
         self._supervisor_factory = supervisor_factory
         self.supervisor: ListenSupervisor | None = None
+        #: Set by the composition root: tells the team this listener runs (services.heartbeat).
+        self.heartbeat: HeartbeatWriter | None = None
         self._state = ListenerState(
             port=receiver.port if receiver else 0,
             receiving=False,
@@ -116,6 +120,8 @@ class ListenerService:
                 target=self._catch_up_loop, name="catch-up", daemon=True
             )
             self._thread.start()
+        if self.heartbeat is not None:
+            self.heartbeat.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -127,6 +133,13 @@ class ListenerService:
             self._thread.join(timeout=30)
             self._thread = None
         self._update(receiving=False, receiver_problem="stopped")
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+
+    def beat_state(self) -> BeatState:
+        """What this listener's heartbeat row says."""
+        state = self._state
+        return BeatState(state.receiving, state.listen.state, state.line())
 
     def catch_up_now(self) -> CatchUpSummary:
         try:
@@ -134,7 +147,7 @@ class ListenerService:
         except AppError as exc:
             self._update(catch_up_problem=str(exc))
             raise
-        self._update(catch_up=summary, catch_up_problem="")
+        self._update(catch_up=summary, catch_up_problem="", catch_up_at=time.time())
         return summary
 
     # ---- background

@@ -286,6 +286,32 @@ def _v8_overview_indexes(db: peewee.Database) -> None:
     )
 
 
+def _v9_listener_heartbeat(db: peewee.Database) -> None:
+    text, big, char = peewee.TextField, peewee.BigIntegerField, peewee.CharField
+    db.create_tables(
+        [
+            _frozen_table(
+                db,
+                "listener_heartbeat",
+                {
+                    "instance": char(max_length=64, unique=True),
+                    "login": text(),
+                    "host": text(),
+                    "pid": peewee.IntegerField(),
+                    "kind": char(max_length=16),
+                    "started_at": big(),
+                    "seen_at": big(index=True),
+                    "stopped_at": big(null=True),
+                    "receiving": peewee.BooleanField(default=False),
+                    "listen_state": char(max_length=32),
+                    "listen_session": text(null=True),
+                    "detail": text(null=True),
+                },
+            )
+        ]
+    )
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "customers, products, prices, invoices, credit ledger", _v1_initial),
     Migration(2, "operators and the audit log", _v2_operators_and_audit),
@@ -295,6 +321,7 @@ MIGRATIONS: list[Migration] = [
     Migration(6, "the request journal: intent and outcome of Stripe requests", _v6_request_journal),
     Migration(7, "team settings (credit prices and limits), append-only", _v7_team_settings),
     Migration(8, "invoices' paid date as a column; indexes for the Overview", _v8_overview_indexes),
+    Migration(9, "listener heartbeats: who receives events, when", _v9_listener_heartbeat),
 ]
 
 
