@@ -24,7 +24,7 @@ from services.database import open_database, sqlite_url
 from services.errors import ConfigurationError, DatabaseDenied, NotAnOperator
 from services.events import ROUTES, EventPipeline
 from services.export import ExportService
-from services.heartbeat import HeartbeatWriter
+from services.heartbeat import HeartbeatWriter, TeamListeners
 from services.identity import current_login, is_shared, os_login
 from services.invoices import InvoiceService
 from services.journal import Journal
@@ -274,6 +274,7 @@ def build_context(
         overview=OverviewService(database, authority),
         topup_attempts=TopUpAttemptReader(gateway, authority),
         exports=ExportService(authority),
+        listeners=TeamListeners(database),
     )
 
 

@@ -12,6 +12,7 @@ from services.credits import CreditService
 from services.customers import CustomerService
 from services.events import EventPipeline
 from services.export import ExportService
+from services.heartbeat import TeamListeners
 from services.invoices import InvoiceService
 from services.journal import Journal
 from services.operators import OperatorService
@@ -47,6 +48,8 @@ class AppContext:
     reconcile: Reconciler
     topup_attempts: TopUpAttemptReader
     exports: ExportService
+    #: The team's listeners' heartbeats (the status bar's "Listener: … seen 1 min ago").
+    listeners: TeamListeners | None = None
 
     @property
     def actor(self) -> Actor:

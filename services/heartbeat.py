@@ -61,13 +61,15 @@ class TeamListenerStatus:
     last_seen: ListenerSeen | None
     running: tuple[ListenerSeen, ...]
     forwarding: tuple[ListenerSeen, ...]
-    warning: str
+    warning: str  # whole sentences, for the tooltip and logs
+    short: str  # for the status bar
 
     def line(self) -> str:
-        if self.warning:
-            return "⚠ " + self.warning
+        if self.short:
+            return "⚠ " + self.short
         assert self.last_seen is not None
-        return f"Listener: {self.last_seen.who()} · seen {ago(self.now - self.last_seen.seen_at)}"
+        seen = self.last_seen
+        return f"Listener: {seen.login}@{seen.host} · seen {ago(self.now - seen.seen_at)}"
 
 
 def ago(seconds: int) -> str:
@@ -102,25 +104,38 @@ def team_status(db: peewee.Database) -> TeamListenerStatus:
     running = tuple(r for r in rows if not r.stopped and now - r.seen_at <= FRESH_S)
     forwarding = tuple(r for r in running if r.forwarding)
     last = rows[0] if rows else None
-    warning = ""
+    warning = short = ""
     if last is None:
+        short = "No listener has run"
         warning = (
             "No listener has ever run on this database: Stripe's events arrive only while one "
             "runs (README: Team set-up)."
         )
     elif not running and now - last.seen_at >= STALE_S:
+        short = f"No listener seen for {ago(now - last.seen_at).removesuffix(' ago')}"
         warning = (
             f"No listener seen for {ago(now - last.seen_at).removesuffix(' ago')} "
             f"(last: {last.who()}): Stripe's events are not arriving."
         )
     elif len(forwarding) > 1:
         names = ", ".join(r.who() for r in forwarding)
+        short = f"{len(forwarding)} listeners forwarding at once"
         warning = (
             f"{len(forwarding)} listeners forward from separate `stripe listen` sessions "
             f"({names}): each event arrives more than once (stored once, harmless); one is "
             "usually enough."
         )
-    return TeamListenerStatus(now, last, running, forwarding, warning)
+    return TeamListenerStatus(now, last, running, forwarding, warning, short)
+
+
+class TeamListeners:
+    """Reads the team's listeners for a window (everyone may look)."""
+
+    def __init__(self, db: peewee.Database) -> None:
+        self._db = db
+
+    def status(self) -> TeamListenerStatus:
+        return team_status(self._db)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from services.sync import SyncProgress, SyncSummary, SyncTarget
 from ui.banner import ModeBanner
 from ui.dialogs import denied_tooltip
 from ui.journal_dialog import JournalIndicator
+from ui.listener_indicator import ListenerIndicator
 from ui.operators_dialog import OperatorsDialog
 from ui.panels.audit import AuditPanel
 from ui.panels.base import EmptyState, ListPanel
@@ -219,7 +220,10 @@ class MainWindow(QMainWindow):
         # The last reconcile ("Books match · 07:00"), for finance and admins.
         self.reconcile_indicator = ReconcileIndicator(self.ctx, self.tasks, self)
         self.reconcile_indicator.repaired.connect(self.data_changed)
+        # When the team's listener was last seen (heartbeats), and warnings about it.
+        self.listener_indicator = ListenerIndicator(self.ctx, self.tasks, self)
         for widget in (
+            self.listener_indicator,
             self.reconcile_indicator,
             self.journal_indicator,
             self.mode_label,
@@ -345,6 +349,7 @@ class MainWindow(QMainWindow):
         self.check_connection()
         self._connection_timer.start()
         self.journal_indicator.start()
+        self.listener_indicator.start()
         self.reconcile_indicator.refresh()
         if not self._may_sync:
             self.sync_action.setEnabled(False)
