@@ -86,7 +86,8 @@ def test_every_setting_round_trips_and_is_audited(tmp_path: Path) -> None:
     shown = json.loads(_run(tmp_path, "settings", "show", "--json", env=env).stdout)
     assert {k: v["value"] for k, v in shown.items()} == wanted
     saved = json.loads(_settings_file(tmp_path).read_text())
-    assert saved["webhook_port"] == 4343 and saved["database_url"] == db
+    assert saved["webhook_port"] == 4343
+    assert saved["database_url"] == db
     assert "credit_price" not in saved  # the team's prices are the database's
 
     result = _run(tmp_path, "settings", "unset", "credit-price", env=env)
@@ -130,7 +131,8 @@ def test_bad_input_is_exit_2_one_line_and_nothing_saved(
     result = _run(tmp_path, "settings", "set", key, value)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
     assert "hunter2" not in result.stderr
     assert _settings_file(tmp_path).read_bytes() == file_before
     assert _show(tmp_path) == shown_before
@@ -177,7 +179,8 @@ def test_a_secret_comes_from_stdin_into_the_keyring_and_is_never_on_a_command_li
         stop.set()
         watcher.join()
     assert proc.returncode == 0, err
-    assert "whsec_…0042" in out and secret not in out + err
+    assert "whsec_…0042" in out
+    assert secret not in out + err
     assert b"the command itself" in seen, "the watcher never saw the command run"
     assert [s for s in seen if s != b"the command itself"] == []
     assert json.loads(keyring_file.read_text()) == {"billing-admin/STRIPE_WEBHOOK_SECRET": secret}
@@ -186,16 +189,17 @@ def test_a_secret_comes_from_stdin_into_the_keyring_and_is_never_on_a_command_li
             assert secret.encode() not in path.read_bytes(), f"the secret is in {path}"
     audit = _run(tmp_path, "audit", "list", "--action", "settings.change", "--json", env=env)
     (row,) = json.loads(audit.stdout)
-    assert row["target"] == "STRIPE_WEBHOOK_SECRET" and "whsec_…0042" in json.dumps(
-        row, ensure_ascii=False
-    )
+    assert row["target"] == "STRIPE_WEBHOOK_SECRET"
+    assert "whsec_…0042" in json.dumps(row, ensure_ascii=False)
 
     # Not a Stripe key: exit 2, one line, the keyring keeps what it had.
     bad = _run(tmp_path, "secrets", "set", "stripe-key", stdin="pk_test_123456789\n", env=env)
-    assert bad.returncode == 2 and "publishable key" in bad.stderr
+    assert bad.returncode == 2
+    assert "publishable key" in bad.stderr
     assert len(json.loads(keyring_file.read_text())) == 1
     empty = _run(tmp_path, "secrets", "set", "stripe-key", stdin="", env=env)
-    assert empty.returncode == 2 and "never as an argument" in empty.stderr
+    assert empty.returncode == 2
+    assert "never as an argument" in empty.stderr
 
 
 def test_without_a_keyring_it_names_the_environment_variable(tmp_path: Path) -> None:
@@ -203,7 +207,8 @@ def test_without_a_keyring_it_names_the_environment_variable(tmp_path: Path) -> 
     result = _run(tmp_path, "secrets", "set", "stripe-key", stdin=key + "\n")
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
-    assert "No usable OS keyring" in line and "STRIPE_SECRET_KEY" in line
+    assert "No usable OS keyring" in line
+    assert "STRIPE_SECRET_KEY" in line
     assert "/etc/billing-admin/listen.env" in line
     assert key not in result.stderr
     assert os.environ.get("STRIPE_SECRET_KEY") != key
