@@ -55,6 +55,7 @@ class HealthCheck:
         catch_up: CatchUp,
         *,
         runs_stripe_cli: bool,
+        stripe_every_s: float = STRIPE_CHECK_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._db = db
@@ -63,6 +64,7 @@ class HealthCheck:
         self._catch_up = catch_up
         self._runs_cli = runs_stripe_cli
         self._clock = clock
+        self._stripe_every = stripe_every_s
         self._stripe_lock = threading.Lock()
         self._stripe_checked = 0.0
         self._stripe_problem: str | None = None
@@ -116,7 +118,7 @@ class HealthCheck:
 
     def _stripe(self, problems: list[str], now: float) -> dict[str, Any]:
         with self._stripe_lock:
-            if now - self._stripe_checked >= STRIPE_CHECK_S or self._stripe_checked == 0.0:
+            if now - self._stripe_checked >= self._stripe_every or self._stripe_checked == 0.0:
                 try:
                     self._gateway.check_connection()
                     self._stripe_problem = None
