@@ -82,7 +82,7 @@ def test_healthz_is_200_with_the_facts_then_503_when_stripe_goes_away(
     own_sandbox: SandboxServer,
     tmp_path: Path,
 ) -> None:
-    runtime, listener, server = listening
+    _runtime, listener, server = listening
     assert server.url.startswith("http://127.0.0.1:")
     status, body = _until(server.url, lambda s, b: s == 200 and b["catch_up"]["last_at"])
     assert body["status"] == "ok"
@@ -124,7 +124,7 @@ def test_healthz_is_503_when_the_database_goes_away(
     # The database file goes away (a disk unmounted, a volume lost): 503, and what is wrong.
     db_file = tmp_path / "listen.sqlite3"
     db_file.rename(tmp_path / "moved.sqlite3")
-    status, body = _until(server.url, lambda s, _b: s == 503)
+    _status, body = _until(server.url, lambda s, _b: s == 503)
     assert body["status"] == "unhealthy"
     assert body["database"]["ok"] is False
     assert any(p.startswith("the database does not answer") for p in body["problems"])
