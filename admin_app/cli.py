@@ -26,6 +26,7 @@ from admin_app import (
     pricing_commands,
     reconcile_commands,
     settings_commands,
+    team_commands,
 )
 from admin_app import commands as cmd
 from admin_app.logging_setup import setup_logging
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile_commands.add_parsers(commands, _Parser)
     overview_commands.add_parsers(commands, _Parser)
     settings_commands.add_parsers(commands, _Parser)
+    team_commands.add_parsers(commands, _Parser)
     return parser
 
 

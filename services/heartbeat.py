@@ -168,6 +168,7 @@ class HeartbeatWriter:
         self._host = socket.gethostname()
         self._started_at = int(time.time())
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         #: The last write's problem (e.g. the database went away), for /healthz.
@@ -180,9 +181,14 @@ class HeartbeatWriter:
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
         self._thread.start()
 
+    def nudge(self) -> None:
+        """Beat now rather than at the next interval (e.g. `stripe listen` started forwarding)."""
+        self._wake.set()
+
     def stop(self) -> None:
         """Stop beating and mark the row stopped (a clean stop is not a dead listener)."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
@@ -233,7 +239,7 @@ class HeartbeatWriter:
         try:
             while not self._stop.is_set():
                 self.beat()
-                if self._stop.wait(self._interval):
-                    return
+                self._wake.wait(self._interval)
+                self._wake.clear()
         finally:
             self._db.close()  # this thread's own connection

@@ -163,7 +163,10 @@ class ListenerService:
                 return
 
     def _on_listen_status(self, status: ListenStatus) -> None:
+        changed = status.state is not self._state.listen.state
         self._update(listen=status)
+        if changed and self.heartbeat is not None:
+            self.heartbeat.nudge()  # the team sees forwarding (or not) now, not in 30 s
 
     def _on_event(self, evt_id: str, result: Result) -> None:
         log.info("event %s: %s", evt_id, result.value)
