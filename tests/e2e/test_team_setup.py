@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -167,7 +168,7 @@ def test_two_seats_and_one_listener_share_one_postgresql(
                 stderr=subprocess.PIPE,
                 text=True,
                 cwd=REPO,
-            )  # fmt: skip
+            )
             for home, who in ((seat_a, "adm"), (seat_b, "fin"))
         ]
         shown = []
@@ -219,5 +220,5 @@ def test_two_seats_and_one_listener_share_one_postgresql(
     assert seen["last_seen"]["stopped"] is True
     assert seen["warning"] is None
     assert time.time() - seen["last_seen"]["seen_at"] < 300
-    with pytest.raises(OSError):
+    with pytest.raises(urllib.error.URLError, match="refused"):
         _get(health)  # the health port went with the listener
