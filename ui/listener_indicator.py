@@ -13,6 +13,8 @@ from ui.tasks import TaskRunner
 
 #: Read again this often (a heartbeat is written every 30 s).
 REFRESH_MS = 30_000
+#: After this window's own listener changed state, once its heartbeat has been written.
+SOON_MS = 2_000
 
 
 class ListenerIndicator(QLabel):
@@ -29,6 +31,15 @@ class ListenerIndicator(QLabel):
         self._timer = QTimer(self)
         self._timer.setInterval(REFRESH_MS)
         self._timer.timeout.connect(self.refresh)
+        self._soon = QTimer(self)
+        self._soon.setSingleShot(True)
+        self._soon.setInterval(SOON_MS)
+        self._soon.timeout.connect(self.refresh)
+
+    def refresh_soon(self) -> None:
+        """Read again shortly (this window's own listener changed: its heartbeat follows)."""
+        if not self._soon.isActive():
+            self._soon.start()
 
     def start(self) -> None:
         self.refresh()

@@ -334,6 +334,7 @@ class MainWindow(QMainWindow):
         """Show the listener's state, and refresh the panels as events arrive."""
         relay = _ListenerRelay(self)
         relay.state_changed.connect(self._on_listener_state_changed)
+        relay.state_changed.connect(lambda _state: self.listener_indicator.refresh_soon())
         relay.event_arrived.connect(self._on_listener_event_arrived)
         listener.add_listener(relay.state_changed.emit)
         self.ctx.events.add_listener(lambda evt_id, _result: relay.event_arrived.emit(evt_id))

@@ -101,6 +101,8 @@ def test_the_deb_installs_the_unit_disabled_with_its_user_and_environment_file(
     subprocess.run(["dpkg-deb", "-e", str(deb), str(control)], check=True)
     assert (control / "conffiles").read_text().split() == ["/etc/billing-admin/listen.env"]
     postinst = (control / "postinst").read_text()
+    for script in ("postinst", "prerm", "postrm"):
+        subprocess.run(["sh", "-n", str(control / script)], check=True)  # parses
     assert "billing-admin" in postinst
     assert "chown root:billing-admin /etc/billing-admin/listen.env" in postinst
     # Disabled by default: the package never enables or starts it.

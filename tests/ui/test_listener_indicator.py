@@ -120,3 +120,24 @@ def test_two_forwarding_listeners_are_named(
     ).execute()
     text = _refreshed(window, tasks)
     assert text.startswith("Listener: svc_listen@billing-srv · seen")
+
+
+def test_the_windows_own_listener_shows_up_once_it_beats(
+    qtbot: QtBot, runtime: Runtime, tasks: TaskRunner
+) -> None:
+    window = _window(qtbot, runtime, tasks)
+    window.listener_indicator.start()
+    tasks.wait_idle()
+    assert window.listener_indicator.text() == "⚠ No listener has run"
+    listener = runtime.make_listener(port=0, use_cli=False)
+    window.attach_listener(listener)
+    listener.start(catch_up=False)
+    try:
+        qtbot.waitUntil(
+            lambda: window.listener_indicator.text().startswith("Listener: "), timeout=15_000
+        )
+        assert "(window)" in window.listener_indicator.toolTip()
+    finally:
+        listener.stop()
+    (row,) = ListenerHeartbeat.select()
+    assert row.stopped_at is not None

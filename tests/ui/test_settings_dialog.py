@@ -81,3 +81,20 @@ def test_top_up_prices_are_validated_and_saved(
     assert (pricing.unit_amount, pricing.minimum, pricing.maximum) == (25, 1000, 50000)
     assert "credit" not in app_paths.settings_file.read_text()
     assert saved.topup_success_url == "https://example.com/thanks?s={CHECKOUT_SESSION_ID}"
+
+
+def test_the_webhook_port_is_checked_then_saved_for_this_machine(
+    qtbot: QtBot, runtime: Runtime, tasks: TaskRunner, app_paths: AppPaths
+) -> None:
+    dialog = _dialog(qtbot, runtime, tasks)
+    assert dialog.port_edit.text() == ""
+    dialog.port_edit.setText("80")
+    dialog.buttons.button(QDialogButtonBox.StandardButton.Save).click()
+    assert "between 1024 and 65535" in dialog.error_label.text()
+    assert not app_paths.settings_file.exists()
+    dialog.port_edit.setText("4343")
+    with qtbot.waitSignal(dialog.accepted, timeout=5000):
+        dialog.buttons.button(QDialogButtonBox.StandardButton.Save).click()
+    assert '"webhook_port": 4343' in app_paths.settings_file.read_text()
+    again = _dialog(qtbot, runtime, tasks)
+    assert again.port_edit.text() == "4343"
