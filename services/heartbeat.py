@@ -190,9 +190,8 @@ class HeartbeatWriter:
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=30)
+            self._thread.join(timeout=30)  # its last write marks the row stopped
             self._thread = None
-        self.beat(stopped=True)
 
     def beat(self, *, stopped: bool = False) -> None:
         """Write the row now; a failure is logged and kept in `problem`, never raised."""
@@ -241,5 +240,7 @@ class HeartbeatWriter:
                 self.beat()
                 self._wake.wait(self._interval)
                 self._wake.clear()
+            # On this thread, not the caller's (a window's GUI thread does no database work).
+            self.beat(stopped=True)
         finally:
             self._db.close()  # this thread's own connection

@@ -25,6 +25,7 @@ class ListenerIndicator(QLabel):
         self._ctx = ctx
         self._tasks = tasks
         self._loading = False
+        self._stopped = False
         self.status: TeamListenerStatus | None = None
         self.setObjectName("listenerIndicator")
         self.setVisible(False)
@@ -38,16 +39,22 @@ class ListenerIndicator(QLabel):
 
     def refresh_soon(self) -> None:
         """Read again shortly (this window's own listener changed: its heartbeat follows)."""
-        if not self._soon.isActive():
+        if not self._stopped and not self._soon.isActive():
             self._soon.start()
 
     def start(self) -> None:
         self.refresh()
         self._timer.start()
 
+    def stop(self) -> None:
+        """No more reads (the window is closing): later nudges are ignored too."""
+        self._stopped = True
+        self._timer.stop()
+        self._soon.stop()
+
     def refresh(self) -> None:
         listeners = self._ctx.listeners
-        if self._loading or listeners is None:
+        if self._loading or self._stopped or listeners is None:
             return
         self._loading = True
         self._tasks.run(self, listeners.status, self._on_status_loaded, self._on_failed)

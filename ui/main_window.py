@@ -610,4 +610,5 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         if self._sync_token is not None:
             self._sync_token.cancel()
+        self.listener_indicator.stop()
         super().closeEvent(event)
