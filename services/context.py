@@ -48,7 +48,7 @@ class AppContext:
     reconcile: Reconciler
     topup_attempts: TopUpAttemptReader
     exports: ExportService
-    #: The team's listeners' heartbeats (the status bar's "Listener: … seen 1 min ago").
+    #: The team's listeners' heartbeats (the status bar's "Listener seen 1 min ago").
     listeners: TeamListeners | None = None
 
     @property

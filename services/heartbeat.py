@@ -68,8 +68,8 @@ class TeamListenerStatus:
         if self.short:
             return "⚠ " + self.short
         assert self.last_seen is not None
-        seen = self.last_seen
-        return f"Listener: {seen.login}@{seen.host} · seen {ago(self.now - seen.seen_at)}"
+        # Short: the status bar is crowded; who and where are on hover.
+        return f"Listener seen {ago(self.now - self.last_seen.seen_at)}"
 
 
 def ago(seconds: int) -> str:

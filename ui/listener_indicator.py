@@ -1,4 +1,4 @@
-"""The status bar's "Listener: svc_listen@server (headless) · seen 1 min ago", from the team's
+"""The status bar's "Listener seen 1 min ago" (who and where on hover), from the team's
 heartbeat rows; red with ⚠ when no listener has been seen for 5 minutes, or when two forward
 from two `stripe listen` sessions at once."""
 

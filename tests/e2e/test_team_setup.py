@@ -201,6 +201,13 @@ def test_two_seats_and_one_listener_share_one_postgresql(
             assert running["kind"] == "headless"
             assert running["forwarding"] is True
 
+        # jsmith's window (offscreen, rendered to files) reads the same database meanwhile.
+        shots = Path(os.environ.get("BILLING_ADMIN_SHOTS") or tmp_path / "shots")
+        window = _app(seat_b, "--db", site.url("fin"), "--api-base", api, "--screenshot",
+                      str(shots))  # fmt: skip
+        assert window.returncode == 0, window.stderr
+        assert (shots / "customers.png").stat().st_size > 10_000
+
         # No window open anywhere: a customer made in Stripe still reaches the books.
         client = stripe.StripeClient(TEST_KEY, base_addresses={"api": api})
         made = client.v1.customers.create({"email": "closed.windows@example.com"})
