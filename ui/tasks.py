@@ -57,6 +57,7 @@ class TaskRunner(QObject):
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="task")
         self._pending: dict[int, _Pending] = {}
         self._ids = itertools.count(1)
+        self._shut_down = False
         self._finished.connect(self._on_self_finished)
 
     @property
@@ -70,7 +71,14 @@ class TaskRunner(QObject):
         on_ok: Callable[[Any], None] | None = None,
         on_err: Callable[[BaseException], None] | None = None,
     ) -> None:
-        """Run `fn` off the GUI thread; deliver the outcome to `owner`'s callbacks if it lives."""
+        """Run `fn` off the GUI thread; deliver the outcome to `owner`'s callbacks if it lives.
+
+        After `shutdown()` nothing runs: a status-bar timer firing while the app quits (or a
+        test's window outliving its runner) is dropped, not an error.
+        """
+        if self._shut_down:
+            log.debug("Dropped a task submitted after shutdown")
+            return
         task_id = next(self._ids)
         self._pending[task_id] = _Pending(owner, on_ok, on_err)
         self.busy_changed.emit(len(self._pending))
@@ -99,6 +107,7 @@ class TaskRunner(QObject):
 
     def shutdown(self) -> None:
         """Stop accepting work; running tasks finish, their results are dropped."""
+        self._shut_down = True
         self._pending.clear()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
