@@ -25,7 +25,9 @@ from admin_app import (
     overview_commands,
     pricing_commands,
     reconcile_commands,
+    settings_commands,
     subscription_commands,
+    team_commands,
 )
 from admin_app import commands as cmd
 from admin_app.logging_setup import setup_logging
@@ -107,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile_commands.add_parsers(commands, _Parser)
     overview_commands.add_parsers(commands, _Parser)
     subscription_commands.add_parsers(commands, _Parser)
+    settings_commands.add_parsers(commands, _Parser)
+    team_commands.add_parsers(commands, _Parser)
     return parser
 
 

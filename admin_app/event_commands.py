@@ -14,10 +14,12 @@ from typing import Any
 
 from admin_app import argtypes, output
 from admin_app.wiring import Runtime
+from services.catchup import CatchUp
 from services.context import AppContext
 from services.errors import AppError, ValidationError
 from services.export import EVENTS
-from services.listener import ListenerState
+from services.health import HealthCheck, HealthServer
+from services.listener import ListenerService, ListenerState
 from services.permissions import Permission
 from services.webhook_receiver import DEFAULT_PORT
 
@@ -29,7 +31,8 @@ RECONCILE_EVERY_S = 24 * 3600
 
 def listen(args: argparse.Namespace, runtime: Runtime) -> int:
     """Receiver + catch-up (+ supervised `stripe listen`) until SIGINT/SIGTERM."""
-    listener = runtime.make_listener(port=args.port, use_cli=args.stripe_cli)
+    listener = runtime.make_listener(port=args.port, use_cli=args.stripe_cli, kind="headless")
+    health = _health_server(args, runtime, listener)
     stop = threading.Event()
     last_line = [""]
 
@@ -55,6 +58,13 @@ def listen(args: argparse.Namespace, runtime: Runtime) -> int:
         print(f"admin-app: {listener.state.receiver_problem}", file=sys.stderr)
         return 2
     print(f"Listening on {listener.receiver.url if listener.receiver else '?'}", flush=True)
+    if health is not None:
+        try:
+            health.start()
+        except AppError:
+            listener.stop()
+            raise
+        print(f"Health on {health.url}", flush=True)
     daily = threading.Thread(
         target=_reconcile_daily, args=(runtime.require_context(), stop), name="reconcile",
         daemon=True,
@@ -62,8 +72,23 @@ def listen(args: argparse.Namespace, runtime: Runtime) -> int:
     daily.start()
     while not stop.wait(0.5):
         pass
+    if health is not None:
+        health.stop()
     listener.stop()
     return 0
+
+
+def _health_server(
+    args: argparse.Namespace, runtime: Runtime, listener: ListenerService
+) -> HealthServer | None:
+    if args.health_port is None:
+        return None
+    ctx = runtime.require_context()
+    check = HealthCheck(
+        runtime.database, ctx.gateway, listener,
+        CatchUp(runtime.database, ctx.gateway, ctx.events), runs_stripe_cli=args.stripe_cli,
+    )  # fmt: skip
+    return HealthServer(check, args.health_port)
 
 
 def _reconcile_daily(ctx: AppContext, stop: threading.Event) -> None:
@@ -123,11 +148,18 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
     p = commands.add_parser(
         "listen", help="receive webhooks and catch up on events, without the window"
     )
-    p.add_argument("--port", type=argtypes.port, default=DEFAULT_PORT, help="on 127.0.0.1")
+    p.add_argument(
+        "--port", type=argtypes.port, default=None,
+        help=f"on 127.0.0.1 (default: the webhook-port setting, else {DEFAULT_PORT})",
+    )  # fmt: skip
     p.add_argument(
         "--stripe-cli", action="store_true", help="also run and supervise `stripe listen`"
     )
     p.add_argument("--no-catch-up", action="store_true", help="only receive; do not poll events")
+    p.add_argument(
+        "--health-port", type=argtypes.port, metavar="N",
+        help="answer GET http://127.0.0.1:N/healthz (200 healthy, 503 and why not)",
+    )  # fmt: skip
     p.set_defaults(handler=listen, needs_stripe=True, wants_runtime=True)
 
     ev = commands.add_parser("events", help="stored Stripe events")

@@ -26,6 +26,7 @@ from services.database import open_database, sqlite_url
 from services.errors import ConfigurationError, DatabaseDenied, NotAnOperator
 from services.events import ROUTES, EventPipeline
 from services.export import ExportService
+from services.heartbeat import HeartbeatWriter, TeamListeners
 from services.identity import current_login, is_shared, os_login
 from services.invoices import InvoiceService
 from services.journal import Journal
@@ -85,7 +86,12 @@ class Runtime:
     _closed: bool = field(default=False, repr=False)
 
     def make_listener(
-        self, *, port: int = DEFAULT_PORT, receive: bool = True, use_cli: bool = True
+        self,
+        *,
+        port: int | None = None,
+        receive: bool = True,
+        use_cli: bool = True,
+        kind: str = "window",
     ) -> ListenerService:
         """Receiver (+ `stripe listen` supervisor) + catch-up for this runtime's account.
 
@@ -100,6 +106,8 @@ class Runtime:
                 "`admin-app db setup --listener LOGIN`)."
             )
         gateway = ctx.gateway
+        if port is None:
+            port = self.settings.webhook_port or DEFAULT_PORT
         receiver = (
             WebhookReceiver(ctx.events, lambda: listener.secrets(), port) if receive else None
         )
@@ -126,6 +134,9 @@ class Runtime:
             scanners=[ctx.auto_topup.scan],
             scan_interval_s=SCAN_INTERVAL_S,
             housekeeping=lambda: lots.expire_due(self.database),
+        )
+        listener.heartbeat = HeartbeatWriter(
+            self.database, listener.beat_state, login=ctx.actor.login, kind=kind
         )
         return listener
 
@@ -235,7 +246,15 @@ def build_context(
     # Credits first: their checkout/charge routes are more specific than the mirror's; auto
     # top-ups before them (their payment intents and charges, then the rest go on).
     events = EventPipeline(database, gateway, [*AUTO_TOPUP_ROUTES, *CREDIT_ROUTES, *ROUTES])
-    credits = CreditService(database, gateway, authority, settings_store.load(), journal)
+    # On a shared PostgreSQL the team settings (return pages, prices) are the database's.
+    config = ConfigService(
+        settings_store, secrets, authority, pricing, lots.LotService(database, authority),
+        shared_db=database if is_shared(database) else None,
+    )  # fmt: skip
+    credits = CreditService(
+        database, gateway, authority, settings_store.load(), journal,
+        settings_now=config.settings,
+    )  # fmt: skip
     auto_topup = AutoTopUpService(database, gateway, authority, credits)
     credits.after_spend = auto_topup.after_spend  # a spend below the threshold charges, once
     return AppContext(
@@ -249,9 +268,7 @@ def build_context(
         customers=CustomerService(database, gateway, authority, journal),
         catalog=CatalogService(database, gateway, authority, journal),
         sync=SyncService(database, gateway, authority),
-        config=ConfigService(
-            settings_store, secrets, authority, pricing, lots.LotService(database, authority)
-        ),
+        config=config,
         # SQLite is single-seat: only the OS user who owns the file (README: Threat model).
         operators=OperatorService(
             database, authority, single_seat=None if is_shared(database) else os_login()
@@ -266,6 +283,7 @@ def build_context(
         topup_attempts=TopUpAttemptReader(gateway, authority),
         exports=ExportService(authority),
         subscriptions=SubscriptionService(database, gateway, authority, journal),
+        listeners=TeamListeners(database),
     )
 
 

@@ -13,6 +13,7 @@ from services.credits import CreditService
 from services.customers import CustomerService
 from services.events import EventPipeline
 from services.export import ExportService
+from services.heartbeat import TeamListeners
 from services.invoices import InvoiceService
 from services.journal import Journal
 from services.operators import OperatorService
@@ -51,6 +52,8 @@ class AppContext:
     exports: ExportService
     auto_topup: AutoTopUpService
     subscriptions: SubscriptionService
+    #: The team's listeners' heartbeats (the status bar's "Listener seen 1 min ago").
+    listeners: TeamListeners | None = None
 
     @property
     def actor(self) -> Actor:

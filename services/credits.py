@@ -129,11 +129,13 @@ class CreditService:
         authority: Authority,
         settings: Settings,
         journal: Journal | None = None,
+        settings_now: Callable[[], Settings] | None = None,
     ) -> None:
         self._db = db
         self._gateway = gateway
         self._authority = authority
-        self._settings = settings
+        # The return pages in force when a link is made (on a shared database, the team's).
+        self._settings_now = settings_now or (lambda: settings)
         self._journal = journal or Journal(db, authority)
         # Called with the customer's id after every new spend this app makes (automatic
         # top-ups hook in here; spends through the SQL function are found by the listener).
@@ -267,7 +269,7 @@ class CreditService:
                 },
                 "quantity": 1,
             }
-        success = self._settings.topup_success_url
+        success = self._settings_now().topup_success_url
         if not success and self._gateway.mode is not StripeMode.SANDBOX:
             raise ValidationError(
                 "Set the top-up success URL in Settings first: Stripe needs a page to send "
@@ -305,8 +307,8 @@ class CreditService:
         """The Checkout Session and its top-up row: (top-up id, session id).
 
         The top-up id follows from the key."""
-        success = self._settings.topup_success_url
-        cancel = self._settings.topup_cancel_url
+        pages = self._settings_now()
+        success, cancel = pages.topup_success_url, pages.topup_cancel_url
         topup_id = topup_id_for(idempotency_key)
         # From the key's first use, so a re-run with the same key sends the same parameters.
         expires_at = started_at + EXPIRY_S - 60  # Stripe allows at most 24 h

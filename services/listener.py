@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from services.catchup import INTERVAL_S, CatchUp, CatchUpSummary
 from services.errors import AppError
 from services.events import EventPipeline, Result
+from services.heartbeat import BeatState, HeartbeatWriter
 from services.stripe_listen import ListenState, ListenStatus, ListenSupervisor
 from services.webhook_receiver import WebhookReceiver
 
@@ -31,6 +32,7 @@ class ListenerState:
     last_event: str
     catch_up: CatchUpSummary | None
     catch_up_problem: str
+    catch_up_at: float | None = None  # when the last catch-up finished (seconds)
 
     def line(self) -> str:
         parts = [
@@ -82,6 +84,8 @@ class ListenerService:
         self._listeners: list[Callable[[ListenerState], None]] = []
         self._supervisor_factory = supervisor_factory
         self.supervisor: ListenSupervisor | None = None
+        #: Set by the composition root: tells the team this listener runs (services.heartbeat).
+        self.heartbeat: HeartbeatWriter | None = None
         self._state = ListenerState(
             port=receiver.port if receiver else 0,
             receiving=False,
@@ -131,6 +135,8 @@ class ListenerService:
             self._stop.clear()
             self._scan_thread = threading.Thread(target=self._scan_loop, name="scan", daemon=True)
             self._scan_thread.start()
+        if self.heartbeat is not None:
+            self.heartbeat.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -145,6 +151,13 @@ class ListenerService:
             self._scan_thread.join(timeout=30)
             self._scan_thread = None
         self._update(receiving=False, receiver_problem="stopped")
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+
+    def beat_state(self) -> BeatState:
+        """What this listener's heartbeat row says."""
+        state = self._state
+        return BeatState(state.receiving, state.listen.state, state.line())
 
     def catch_up_now(self) -> CatchUpSummary:
         try:
@@ -154,7 +167,7 @@ class ListenerService:
             raise
         finally:
             self._run_housekeeping()  # local work: also when Stripe is out of reach
-        self._update(catch_up=summary, catch_up_problem="")
+        self._update(catch_up=summary, catch_up_problem="", catch_up_at=time.time())
         return summary
 
     def _run_housekeeping(self) -> None:
@@ -190,7 +203,10 @@ class ListenerService:
                 return
 
     def _on_listen_status(self, status: ListenStatus) -> None:
+        changed = status.state is not self._state.listen.state
         self._update(listen=status)
+        if changed and self.heartbeat is not None:
+            self.heartbeat.nudge()  # the team sees forwarding (or not) now, not in 30 s
 
     def _on_event(self, evt_id: str, result: Result) -> None:
         log.info("event %s: %s", evt_id, result.value)

@@ -287,6 +287,32 @@ def _v8_overview_indexes(db: peewee.Database) -> None:
     )
 
 
+def _v9_listener_heartbeat(db: peewee.Database) -> None:
+    text, big, char = peewee.TextField, peewee.BigIntegerField, peewee.CharField
+    db.create_tables(
+        [
+            _frozen_table(
+                db,
+                "listener_heartbeat",
+                {
+                    "instance": char(max_length=64, unique=True),
+                    "login": text(),
+                    "host": text(),
+                    "pid": peewee.IntegerField(),
+                    "kind": char(max_length=16),
+                    "started_at": big(),
+                    "seen_at": big(index=True),
+                    "stopped_at": big(null=True),
+                    "receiving": peewee.BooleanField(default=False),
+                    "listen_state": char(max_length=32),
+                    "listen_session": text(null=True),
+                    "detail": text(null=True),
+                },
+            )
+        ]
+    )
+
+
 def _v10_credit_lots(db: peewee.Database) -> None:
     big, char = peewee.BigIntegerField, peewee.CharField
     tables: dict[str, dict[str, peewee.Field]] = {
@@ -436,6 +462,7 @@ MIGRATIONS: list[Migration] = [
     Migration(6, "the request journal: intent and outcome of Stripe requests", _v6_request_journal),
     Migration(7, "team settings (credit prices and limits), append-only", _v7_team_settings),
     Migration(8, "invoices' paid date as a column; indexes for the Overview", _v8_overview_indexes),
+    Migration(9, "listener heartbeats: who receives events, when", _v9_listener_heartbeat),
     Migration(10, "credit lots, spending, overdraft and expiry", _v10_credit_lots),
     Migration(
         11, "automatic top-ups: settings per customer, one trigger in flight", _v11_auto_topup

@@ -319,6 +319,27 @@ class RequestJournal(BaseModel):
         table_name = "request_journal"
 
 
+class ListenerHeartbeat(BaseModel):
+    """One running listener (a window's or the headless `admin-app listen`), rewritten every
+    half minute: the team sees when its listener was last seen, and two forwarding at once."""
+
+    instance = peewee.CharField(max_length=64, unique=True)  # random, per process start
+    login = peewee.TextField()
+    host = peewee.TextField()
+    pid = peewee.IntegerField()
+    kind = peewee.CharField(max_length=16)  # window, headless
+    started_at = peewee.BigIntegerField()  # seconds
+    seen_at = peewee.BigIntegerField(index=True)  # seconds
+    stopped_at = peewee.BigIntegerField(null=True)
+    receiving = peewee.BooleanField(default=False)
+    listen_state = peewee.CharField(max_length=32)  # services.stripe_listen.ListenState value
+    listen_session = peewee.TextField(null=True)  # which `stripe listen` forwards to it
+    detail = peewee.TextField(null=True)  # the listener's one-line state
+
+    class Meta:
+        table_name = "listener_heartbeat"
+
+
 class TeamSetting(BaseModel):
     """One change of a team-wide setting (credit prices and limits): append-only history; the
     value in force at a time is the newest row for its key set at or before it."""
@@ -346,6 +367,7 @@ ALL_MODELS.extend(
         CreditLot,
         CreditAllocation,
         CreditAccount,
+        ListenerHeartbeat,
     ]
 )
 

@@ -87,7 +87,8 @@ GRANT USAGE ON SCHEMA {s} TO billing_staff, billing_listener, billing_product, b
 
 -- everyone who uses the app reads what it shows, writes its own audit rows and journal
 GRANT SELECT ON customer, product, price, invoice, subscription, credit_entry, top_up,
-  operator, webhook_event, app_state, schema_version, request_journal, team_setting
+  operator, webhook_event, app_state, schema_version, request_journal, team_setting,
+  listener_heartbeat
   TO billing_staff;
 GRANT SELECT (id), INSERT ON audit_record TO billing_staff;
 GRANT INSERT, UPDATE ON request_journal TO billing_staff;
@@ -106,7 +107,8 @@ GRANT USAGE ON ALL SEQUENCES IN SCHEMA {s} TO billing_admin;
 
 -- the listener: what Stripe's events decide
 GRANT SELECT ON customer, product, price, invoice, subscription, credit_entry, top_up,
-  operator, webhook_event, app_state, schema_version, request_journal, team_setting
+  operator, webhook_event, app_state, schema_version, request_journal, team_setting,
+  listener_heartbeat
   TO billing_listener;
 GRANT SELECT (id), INSERT ON audit_record TO billing_listener;
 GRANT INSERT, UPDATE, DELETE ON customer, product, price, invoice, subscription, app_state
@@ -114,6 +116,8 @@ GRANT INSERT, UPDATE, DELETE ON customer, product, price, invoice, subscription,
 GRANT INSERT, UPDATE ON webhook_event TO billing_listener;
 GRANT INSERT ON credit_entry TO billing_listener;
 GRANT UPDATE ON top_up TO billing_listener;
+-- every listener says it runs (its own row only: billing_heartbeat_guard)
+GRANT INSERT, UPDATE, DELETE ON listener_heartbeat TO billing_listener;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA {s} TO billing_listener;
 
 -- credit lots: read wherever balances are read, written only by the ledger's SQL functions
@@ -239,6 +243,40 @@ BEGIN
   IF NOT {s}.billing_is_owner() THEN
     NEW.set_by := session_user;
     NEW.set_at := extract(epoch FROM now())::bigint;
+  END IF;
+  RETURN NEW;
+END $$;
+
+-- Listener heartbeats: the login and times are the database's (one machine's wrong clock or
+-- a forged row cannot make a dead listener look alive); a listener rewrites only its own row;
+-- a row goes only a day after it was last seen.
+CREATE OR REPLACE FUNCTION {s}.billing_heartbeat_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  now_s bigint := extract(epoch FROM now())::bigint;
+BEGIN
+  IF {s}.billing_is_owner() THEN
+    IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+    RETURN NEW;
+  END IF;
+  IF TG_OP = 'DELETE' THEN
+    IF OLD.seen_at > now_s - 86400 THEN
+      PERFORM {s}.billing_deny('a listener heartbeat goes only a day after it was last seen');
+    END IF;
+    RETURN OLD;
+  END IF;
+  IF TG_OP = 'UPDATE' AND OLD.login <> session_user THEN
+    PERFORM {s}.billing_deny('a listener writes only its own heartbeat');
+  END IF;
+  NEW.login := session_user;
+  NEW.seen_at := now_s;
+  IF NEW.stopped_at IS NOT NULL THEN
+    NEW.stopped_at := now_s;
+  END IF;
+  IF TG_OP = 'INSERT' THEN
+    NEW.started_at := now_s;
+  ELSE
+    NEW.started_at := OLD.started_at;
   END IF;
   RETURN NEW;
 END $$;
@@ -379,6 +417,9 @@ CREATE CONSTRAINT TRIGGER billing_last_admin_guard AFTER UPDATE OR DELETE ON ope
 DROP TRIGGER IF EXISTS billing_team_setting_guard ON team_setting;
 CREATE TRIGGER billing_team_setting_guard BEFORE INSERT ON team_setting
   FOR EACH ROW EXECUTE FUNCTION {s}.billing_team_setting_guard();
+DROP TRIGGER IF EXISTS billing_heartbeat_guard ON listener_heartbeat;
+CREATE TRIGGER billing_heartbeat_guard BEFORE INSERT OR UPDATE OR DELETE ON listener_heartbeat
+  FOR EACH ROW EXECUTE FUNCTION {s}.billing_heartbeat_guard();
 DROP TRIGGER IF EXISTS billing_journal_guard ON request_journal;
 CREATE TRIGGER billing_journal_guard BEFORE INSERT OR UPDATE ON request_journal
   FOR EACH ROW EXECUTE FUNCTION {s}.billing_journal_guard();

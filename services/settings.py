@@ -34,8 +34,12 @@ class Settings:
     # Top-ups: where Checkout sends the customer afterwards ({CHECKOUT_SESSION_ID} allowed).
     topup_success_url: str | None = None
     topup_cancel_url: str | None = None
-    # (Credit prices and limits are the team's, in the database: services/pricing.py. A
-    # `credit_*` key left in an old settings file is ignored.)
+    # The webhook receiver's port on 127.0.0.1; None: 4242 (what `stripe listen` forwards to).
+    webhook_port: int | None = None
+    # (Top-up pages here are used on SQLite only; on a shared PostgreSQL they are the team's,
+    # in the database: services/team_settings.py. Credit prices and limits are the team's, in
+    # the database: services/pricing.py. A `credit_*` key left in an old settings file is
+    # ignored.)
 
 
 def validate_database_url(url: str) -> str:
@@ -103,6 +107,17 @@ def _api_base_problem(text: str) -> str | None:
     if host == STRIPE_API_HOST:
         return f"{STRIPE_API_HOST} only over https on its standard port"
     return f"the host {host or '(none)'!r} is neither this machine nor {STRIPE_API_HOST}"
+
+
+def validate_webhook_port(text: str) -> int:
+    """A port for the webhook receiver on 127.0.0.1: 1024..65535 (no root needed)."""
+    try:
+        port = int(text.strip())
+    except ValueError:
+        raise ValidationError(f"The webhook port must be a number, not {text.strip()!r}.") from None
+    if not 1024 <= port <= 65535:
+        raise ValidationError(f"The webhook port must be between 1024 and 65535, not {port}.")
+    return port
 
 
 def validate_stripe_cli(path: str) -> str:

@@ -36,6 +36,7 @@ from services.sync import SyncProgress, SyncSummary, SyncTarget
 from ui.banner import ModeBanner
 from ui.dialogs import denied_tooltip
 from ui.journal_dialog import JournalIndicator
+from ui.listener_indicator import ListenerIndicator
 from ui.operators_dialog import OperatorsDialog
 from ui.panels.audit import AuditPanel
 from ui.panels.base import EmptyState, ListPanel
@@ -224,7 +225,10 @@ class MainWindow(QMainWindow):
         # The last reconcile ("Books match · 07:00"), for finance and admins.
         self.reconcile_indicator = ReconcileIndicator(self.ctx, self.tasks, self)
         self.reconcile_indicator.repaired.connect(self.data_changed)
+        # When the team's listener was last seen (heartbeats), and warnings about it.
+        self.listener_indicator = ListenerIndicator(self.ctx, self.tasks, self)
         for widget in (
+            self.listener_indicator,
             self.reconcile_indicator,
             self.journal_indicator,
             self.mode_label,
@@ -335,6 +339,7 @@ class MainWindow(QMainWindow):
         """Show the listener's state, and refresh the panels as events arrive."""
         relay = _ListenerRelay(self)
         relay.state_changed.connect(self._on_listener_state_changed)
+        relay.state_changed.connect(lambda _state: self.listener_indicator.refresh_soon())
         relay.event_arrived.connect(self._on_listener_event_arrived)
         listener.add_listener(relay.state_changed.emit)
         self.ctx.events.add_listener(lambda evt_id, _result: relay.event_arrived.emit(evt_id))
@@ -350,6 +355,7 @@ class MainWindow(QMainWindow):
         self.check_connection()
         self._connection_timer.start()
         self.journal_indicator.start()
+        self.listener_indicator.start()
         self.reconcile_indicator.refresh()
         if not self._may_sync:
             self.sync_action.setEnabled(False)
@@ -609,4 +615,5 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         if self._sync_token is not None:
             self._sync_token.cancel()
+        self.listener_indicator.stop()
         super().closeEvent(event)

@@ -62,6 +62,8 @@ class SettingsDialog(QDialog):
         self.api_edit.setPlaceholderText("Empty: Stripe (https://api.stripe.com)")
         self.cli_edit = QLineEdit()
         self.cli_edit.setPlaceholderText("Empty: `stripe` found on PATH (for stripe listen)")
+        self.port_edit = QLineEdit()
+        self.port_edit.setPlaceholderText("Empty: 4242 (on 127.0.0.1, for stripe listen)")
         self.success_edit = QLineEdit()
         self.success_edit.setPlaceholderText(
             "https://…/thanks?session={CHECKOUT_SESSION_ID} (required with a real Stripe key)"
@@ -101,6 +103,7 @@ class SettingsDialog(QDialog):
         form.addRow("Database URL:", self.db_edit)
         form.addRow("Stripe API address:", self.api_edit)
         form.addRow("Stripe CLI:", self.cli_edit)
+        form.addRow("Webhook port:", self.port_edit)
         form.addRow("Secrets are kept in:", self.keyring_label)
         form.addRow(QLabel("<b>Top-ups</b>"))
         form.addRow("After payment:", self.success_edit)
@@ -156,8 +159,8 @@ class SettingsDialog(QDialog):
     def _edits(self) -> tuple[QLineEdit, ...]:
         return (
             self.key_edit, self.webhook_edit, self.db_edit, self.api_edit, self.cli_edit,
-            self.success_edit, self.cancel_edit, self.price_edit, self.currency_edit,
-            self.min_edit, self.max_edit,
+            self.port_edit, self.success_edit, self.cancel_edit, self.price_edit,
+            self.currency_edit, self.min_edit, self.max_edit,
         )  # fmt: skip
 
     def _on_snapshot_ok(self, snap: ConfigSnapshot) -> None:
@@ -167,6 +170,7 @@ class SettingsDialog(QDialog):
         self.api_edit.setText(snap.settings.api_base or "")
         s = snap.settings
         self.cli_edit.setText(s.stripe_cli or "")
+        self.port_edit.setText(str(s.webhook_port) if s.webhook_port else "")
         self.success_edit.setText(s.topup_success_url or "")
         self.cancel_edit.setText(s.topup_cancel_url or "")
         p = snap.pricing  # the team's, from the database
@@ -195,6 +199,7 @@ class SettingsDialog(QDialog):
             database_url=self.db_edit.text(),
             api_base=self.api_edit.text(),
             stripe_cli=self.cli_edit.text(),
+            webhook_port=self.port_edit.text(),
             topup_success_url=self.success_edit.text(),
             topup_cancel_url=self.cancel_edit.text(),
             credit_price=self.price_edit.text(),

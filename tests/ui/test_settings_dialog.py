@@ -95,3 +95,20 @@ def test_purchased_credits_expiry_is_the_teams_setting(
     assert "expiry" not in app_paths.settings_file.read_text()  # the database's, not a file's
     again = _dialog(qtbot, runtime, tasks)
     assert again.expiry_spin.value() == 12
+
+
+def test_the_webhook_port_is_checked_then_saved_for_this_machine(
+    qtbot: QtBot, runtime: Runtime, tasks: TaskRunner, app_paths: AppPaths
+) -> None:
+    dialog = _dialog(qtbot, runtime, tasks)
+    assert dialog.port_edit.text() == ""
+    dialog.port_edit.setText("80")
+    dialog.buttons.button(QDialogButtonBox.StandardButton.Save).click()
+    assert "between 1024 and 65535" in dialog.error_label.text()
+    assert not app_paths.settings_file.exists()
+    dialog.port_edit.setText("4343")
+    with qtbot.waitSignal(dialog.accepted, timeout=5000):
+        dialog.buttons.button(QDialogButtonBox.StandardButton.Save).click()
+    assert '"webhook_port": 4343' in app_paths.settings_file.read_text()
+    again = _dialog(qtbot, runtime, tasks)
+    assert again.port_edit.text() == "4343"

@@ -64,3 +64,17 @@ def test_callbacks_are_dropped_when_the_owner_is_gone(qtbot: QtBot, tasks: TaskR
     release.set()
     assert tasks.wait_idle(5000)
     assert called == []
+
+
+def test_work_submitted_after_shutdown_is_dropped(qapp: object) -> None:
+    from PySide6.QtCore import QObject
+
+    from ui.tasks import TaskRunner
+
+    runner = TaskRunner()
+    owner = QObject()
+    runner.shutdown()
+    ran: list[int] = []
+    runner.run(owner, lambda: ran.append(1), lambda _r: ran.append(2))  # e.g. a late timer
+    assert runner.busy == 0
+    assert ran == []
