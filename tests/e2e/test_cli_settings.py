@@ -50,6 +50,7 @@ def test_every_setting_round_trips_and_is_audited(tmp_path: Path) -> None:
     assert set(before) == {
         "database-url", "api-base", "stripe-cli", "webhook-port", "topup-success-url",
         "topup-cancel-url", "credit-price", "credit-currency", "credit-min", "credit-max",
+        "purchase-expiry-months",
     }  # fmt: skip
     assert before["webhook-port"] == {
         "value": None,
@@ -73,6 +74,7 @@ def test_every_setting_round_trips_and_is_audited(tmp_path: Path) -> None:
         "credit-price": "0.25",
         "credit-max": "5000",
         "credit-min": "10",
+        "purchase-expiry-months": "6",
         "database-url": db,  # last: from here on the commands would open that database
     }
     for key, value in wanted.items():

@@ -34,7 +34,9 @@ def test_a_page_set_on_one_seat_is_every_seats(
     db, adm = _open_as(team, "adm")
     try:
         admin_file = SettingsStore(tmp_path / "admin.json")
-        config = ConfigService(admin_file, SecretStore({}), adm, PricingService(db, adm), db)
+        config = ConfigService(
+            admin_file, SecretStore({}), adm, PricingService(db, adm), shared_db=db
+        )
         config.set_value("topup-success-url", TEAM_PAGE)
         # The dialog's Save on the admin's seat keeps the team's pages out of its file.
         config.apply(
@@ -50,7 +52,9 @@ def test_a_page_set_on_one_seat_is_every_seats(
         # A support seat with an old page of its own in its settings file.
         own_file = SettingsStore(tmp_path / "support.json")
         own_file.save(Settings(topup_success_url="https://local.example/ignored"))
-        config = ConfigService(own_file, SecretStore({}), sup, PricingService(db, sup), db)
+        config = ConfigService(
+            own_file, SecretStore({}), sup, PricingService(db, sup), shared_db=db
+        )
         shown = {v.key.name: v for v in config.values()}
         assert shown["topup-success-url"].value == TEAM_PAGE
         assert shown["topup-success-url"].stored_in == "the shared database"
