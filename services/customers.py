@@ -284,7 +284,7 @@ class CustomerService:
                 summary=f"New customer {draft.email}",
             ) as attempt,
             self._authority.action(
-                Permission.EDIT_CUSTOMER, "customer.create", params=audit_params
+                Permission.EDIT_CUSTOMER, "customer.create", params=audit_params, stripe_first=True
             ) as record,
         ):  # fmt: skip
             record.idempotency_key = attempt.key
@@ -292,7 +292,8 @@ class CustomerService:
                 lambda c: c.v1.customers.create(params, {"idempotency_key": attempt.key})
             )
             attempt.answered(created.id)
-            self._store(created, record, draft)
+            with record.writes():
+                self._store(created, record, draft)
         return self.detail(created.id)
 
     def update(
@@ -335,7 +336,8 @@ class CustomerService:
                 target=stripe_id, summary=f"Change {stripe_id}: {', '.join(sorted(params))}",
             ) as attempt,
             self._authority.action(
-                Permission.EDIT_CUSTOMER, "customer.update", target=stripe_id, params=audit_params
+                Permission.EDIT_CUSTOMER, "customer.update", target=stripe_id, params=audit_params,
+                stripe_first=True,
             ) as record,
         ):  # fmt: skip
             record.idempotency_key = attempt.key
@@ -344,7 +346,8 @@ class CustomerService:
                 lambda c: c.v1.customers.update(stripe_id, typed, {"idempotency_key": attempt.key})
             )
             attempt.answered(updated.id)
-            self._store(updated, record, draft)
+            with record.writes():
+                self._store(updated, record, draft)
         return self.detail(stripe_id)
 
     def portal_link(
@@ -361,7 +364,7 @@ class CustomerService:
                 summary=f"Customer Portal link for {stripe_id}",
             ) as attempt,
             self._authority.action(
-                Permission.ISSUE_PORTAL_LINK, "portal.create", target=stripe_id
+                Permission.ISSUE_PORTAL_LINK, "portal.create", target=stripe_id, stripe_first=True
             ) as record,
         ):  # fmt: skip
             record.idempotency_key = attempt.key

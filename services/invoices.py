@@ -717,7 +717,7 @@ class InvoiceService:
             ) as attempt,
             self._authority.action(
                 Permission.CREATE_INVOICE, "invoice.create", target=draft.customer_id,
-                params=audit,
+                params=audit, stripe_first=True,
             ) as record,
         ):  # fmt: skip
             key = record.idempotency_key = attempt.key
@@ -743,7 +743,8 @@ class InvoiceService:
                 self._add_item(item, f"{key}-line-{n}")
             fresh = self._gateway.call(lambda c: c.v1.invoices.retrieve(invoice.id))
             record.params["total"] = fresh.total
-            upsert(Invoice, [fresh.to_dict(for_json=True)])
+            with record.writes():
+                upsert(Invoice, [fresh.to_dict(for_json=True)])
         return self.detail(invoice.id, refresh=False)
 
     def _add_item(self, item: stripe.params.InvoiceItemCreateParams, key: str) -> None:
@@ -798,14 +799,17 @@ class InvoiceService:
                     action, {"invoice": invoice_id}, key=idempotency_key, target=invoice_id,
                     summary=f"{words}: {invoice_id}",
                 ) as attempt,
-                self._authority.action(permission, action, target=invoice_id) as record,
+                self._authority.action(
+                    permission, action, target=invoice_id, stripe_first=True
+                ) as record,
             ):  # fmt: skip
                 record.idempotency_key = attempt.key
                 invoice = self._gateway.call(lambda c: call(c, attempt.key))
                 attempt.answered(invoice.id)
                 record.stripe_request_id = _request_id(invoice)
                 record.params = {"status": invoice.status}
-                upsert(Invoice, [invoice.to_dict(for_json=True)])
+                with record.writes():
+                    upsert(Invoice, [invoice.to_dict(for_json=True)])
         except StripeRefused:
             self._refresh_quietly(invoice_id)  # the mirror was probably stale; show the truth
             raise
