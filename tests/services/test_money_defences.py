@@ -21,9 +21,11 @@ import stripe
 
 import services.credits
 from services.audit import Authority
+from services.errors import NotFound, ValidationError
 from services.events import EventPipeline, Handler, HandlerContext, Result, Source, Status
 from services.invoices import ChargeOutcome, ChargeUnreachable
-from services.models import RequestJournal, TopUp, WebhookEvent
+from services.models import AuditRecord, CreditEntry, RequestJournal, TopUp, WebhookEvent
+from services.reconcile import Reconciler
 from services.stripe_gateway import StripeGateway
 from services.sync import SyncService, SyncTarget
 from stripe_sandbox import SandboxServer
@@ -330,3 +332,92 @@ def test_a_delivery_of_an_applied_event_is_answered_without_asking_stripe(
     assert pipeline.receive(event, Source.RECEIVER) is Result.DUPLICATE
     assert pipeline.receive(event, Source.CATCH_UP) is Result.DUPLICATE
     assert (counting.fetched, counting.applied) == (1, 1)
+
+
+# ---- survivors of `make mutants` in the repairs, grants and replays, killed here
+
+
+def test_claw_back_unpaid_takes_back_only_what_nothing_paid_for(
+    topups: test_credits.World,
+) -> None:
+    """A paid top-up's credits are never "credited, not paid"; an entry tampered up to more
+    than the top-up gives back only the excess; an invoice's credits only while it is unpaid."""
+    books = Reconciler(topups.db, topups.gateway, topups.authority, topups.pipeline)
+    customer = topups.customer()
+    topup_id = topups.issue(customer, credits=300)
+    topups.pay(topup_id, card="4242424242424242")
+    test_credits._wait(lambda: topups.balance(customer) == 300, "the credit")
+    with pytest.raises(ValidationError, match="was paid for in Stripe"):
+        books.claw_back_unpaid(topup_id, "looks odd")
+    CreditEntry.update(amount=301).where(CreditEntry.source == topup_id).execute()  # tampered
+    assert books.claw_back_unpaid(topup_id, "edited in the database") == 1  # just the excess
+    assert topups.balance(customer) == 300
+    (entry,) = [e for e in topups.credits.ledger(customer) if e.kind == "clawback"]
+    assert entry.source == f"unpaid:{topup_id}"
+    assert entry.reason == "Credited, not paid: edited in the database"
+    assert CreditEntry.get(CreditEntry.source == f"unpaid:{topup_id}").topup_id == topup_id
+    audit = AuditRecord.get(AuditRecord.action == "reconcile.claw_back")
+    assert (audit.outcome, audit.target) == ("ok", topup_id)
+    assert audit.params == {"credits": 1, "customer": customer}
+
+    unpaid = topups.issue(customer, credits=200)  # an open link, "credited" behind our back
+    CreditEntry.insert(customer_id=customer, amount=200, kind="purchase", source=unpaid,
+                       topup_id=unpaid, operator="x", created_at=0).execute()  # fmt: skip
+    assert books.claw_back_unpaid(unpaid, "never paid") == 200
+
+    paid = topups.client.v1.invoices.create({"customer": customer, "auto_advance": False})
+    topups.client.v1.invoice_items.create(
+        {"customer": customer, "invoice": paid.id, "amount": 500, "currency": "usd"}
+    )
+    topups.client.v1.invoices.finalize_invoice(paid.id)
+    topups.client.v1.invoices.pay(paid.id, {"paid_out_of_band": True})
+    other = topups.customer()
+    for source, owner in ((paid.id, customer), (paid.id, other), ("in_unknown", customer)):
+        CreditEntry.delete().where(CreditEntry.source == source).execute()
+        CreditEntry.insert(customer_id=owner, amount=50, kind="purchase", source=source,
+                           operator="x", created_at=0).execute()  # fmt: skip
+        if owner == customer and source == paid.id:
+            with pytest.raises(ValidationError, match="was paid for in Stripe"):
+                books.claw_back_unpaid(source, "check")
+        else:  # paid by someone else, or not at all: nothing paid for these credits
+            assert books.claw_back_unpaid(source, "check") == 50
+            CreditEntry.delete().where(CreditEntry.source == f"unpaid:{source}").execute()
+
+
+def test_a_grant_needs_a_customer_of_ours(topups: test_credits.World) -> None:
+    topups.customer()  # someone exists; the grant names someone else
+    with pytest.raises(NotFound, match="cus_nobody"):
+        topups.credits.grant("cus_nobody", 100, "goodwill")
+    assert not CreditEntry.select().where(CreditEntry.customer_id == "cus_nobody").exists()
+    audit = AuditRecord.get(AuditRecord.action == "credits.grant")
+    assert (audit.outcome, audit.target) == ("refused", "cus_nobody")
+    customer = topups.customer()
+    topups.credits.grant(customer, 250, "goodwill")
+    audit = AuditRecord.select().where(AuditRecord.outcome == "ok").order_by(AuditRecord.id.desc())
+    assert audit.get().params == {"credits": 250}
+
+
+def test_a_replayed_ignored_event_stays_ignored(
+    database: peewee.Database, sandbox: SandboxServer, authority: Authority
+) -> None:
+    seen: list[str] = []
+
+    def apply(_ctx: HandlerContext, event: Mapping[str, Any], _data: Any) -> Status:
+        seen.append(str(event["id"]))
+        return Status.IGNORED
+
+    gateway = StripeGateway(TEST_KEY, api_base=sandbox.url, sandbox=True)
+    route = ("test.counted", Handler(lambda _c, _e: None, apply))
+    pipeline = EventPipeline(database, gateway, [route])
+    event = _event("evt_nothing_to_do")
+    assert pipeline.receive(event, Source.RECEIVER) is Result.IGNORED
+    assert pipeline.replay(event["id"], authority) is Result.IGNORED
+    assert WebhookEvent.get(WebhookEvent.evt_id == event["id"]).status == "ignored"
+    assert seen == [event["id"], event["id"]]
+    with pytest.raises(ValidationError, match="No stored event evt_other"):
+        pipeline.replay("evt_other", authority)
+    replays = AuditRecord.select().where(AuditRecord.action == "event.replay")
+    assert [(r.target, r.outcome) for r in replays.order_by(AuditRecord.id)] == [
+        (event["id"], "ok"), ("evt_other", "failed"),
+    ]  # fmt: skip
+    assert replays.first().params == {"type": "test.counted", "previous_status": "ignored"}
