@@ -21,7 +21,7 @@ import stripe
 
 import services.credits
 from services.audit import Authority
-from services.errors import NotFound, ValidationError
+from services.errors import NotFound, StripeRefused, ValidationError
 from services.events import EventPipeline, Handler, HandlerContext, Result, Source, Status
 from services.invoices import ChargeOutcome, ChargeUnreachable
 from services.models import AuditRecord, CreditEntry, RequestJournal, TopUp, WebhookEvent
@@ -421,3 +421,21 @@ def test_a_replayed_ignored_event_stays_ignored(
         (event["id"], "ok"), ("evt_other", "failed"),
     ]  # fmt: skip
     assert replays.first().params == {"type": "test.counted", "previous_status": "ignored"}
+
+
+def test_a_failure_recorded_outside_an_action_keeps_its_error_and_request_id(
+    authority: Authority,
+) -> None:
+    authority.record_failure(
+        "invoice.charge", StripeRefused("Your card was declined.", request_id="req_123"),
+        target="in_1",
+    )  # fmt: skip
+    authority.record_failure("sync.pull", ValidationError("Bad page"), target=None)
+    rows = [
+        (r.action, r.target, r.outcome, r.error, r.stripe_request_id)
+        for r in AuditRecord.select().order_by(AuditRecord.id)
+    ]
+    assert rows[-2:] == [
+        ("invoice.charge", "in_1", "refused", "Your card was declined.", "req_123"),
+        ("sync.pull", None, "failed", "Bad page", None),
+    ]
