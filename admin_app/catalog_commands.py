@@ -23,6 +23,7 @@ from services.errors import ValidationError
 from services.export import CREDIT_BALANCES, CREDIT_LEDGER, CUSTOMERS, PRODUCTS, TOPUPS
 from services.money import format_amount
 from services.sync import SyncProgress, SyncTarget
+from services.topup_status import STATUS_VALUES
 from services.validation import currency, parse_metadata_lines
 
 
@@ -360,16 +361,7 @@ def add_credit_parsers(commands: Any, parser_class: type[argparse.ArgumentParser
     p = sub.add_parser("list", help="top-up links, newest first")
     p.add_argument(
         "--status",
-        choices=[
-            "open",
-            "pending",
-            "paid",
-            "credited",
-            "expired",
-            "failed",
-            "refunded",
-            "disputed",
-        ],
+        choices=STATUS_VALUES,
     )
     p.add_argument("--customer", metavar="ID")
     output.add_output_options(p, limit=True)

@@ -12,8 +12,8 @@ import enum
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -57,6 +57,17 @@ class ActionRecord:
     params: dict[str, Any] = field(default_factory=dict)
     stripe_request_id: str | None = None
     idempotency_key: str | None = None
+    _writes: Callable[[], AbstractContextManager[None]] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    def writes(self) -> AbstractContextManager[None]:
+        """The one short transaction for the action's local changes and its "ok" row.
+
+        In a `stripe_first` action the body calls Stripe with no transaction open, then writes
+        what Stripe answered inside this block; elsewhere the body is one transaction already
+        and this adds nothing."""
+        return self._writes() if self._writes is not None else nullcontext()
 
 
 #: Parameter names holding money in minor units (formatted with the row's `currency`).
@@ -164,20 +175,40 @@ class Authority:
         target: str | None = None,
         params: Mapping[str, Any] | None = None,
         reason: str | None = None,
+        stripe_first: bool = False,
     ) -> Iterator[ActionRecord]:
-        """Check `permission`, run the body in one transaction, and audit the outcome.
+        """Check `permission`, run the body, and audit the outcome.
 
-        The body may call Stripe first (no database lock is held before the first write) and
-        then write its changes; the "ok" row joins that transaction.
+        The body runs in one transaction and the "ok" row joins it. With `stripe_first` no
+        transaction is open while the body runs: it calls Stripe (on SQLite a transaction
+        holds the write lock, so a slow call would lock out every other writer, the webhook
+        listener included), then writes the outcome inside `record.writes()`, the short
+        transaction the "ok" row joins.
         """
         self.require(permission, action, target)
         record = ActionRecord(target=target, params=dict(params or {}))
-        try:
+        committed = False
+
+        @contextmanager
+        def writes() -> Iterator[None]:
+            nonlocal committed
             with self._db.atomic():
-                yield record
+                yield
                 self._write(action, Outcome.OK, record, reason=reason)
+            committed = True
+
+        try:
+            if stripe_first:
+                record._writes = writes
+                yield record
+                if not committed:  # nothing local to change: the "ok" row alone
+                    with writes():
+                        pass
+            else:
+                with writes():
+                    yield record
         except BaseException as exc:
-            if isinstance(exc, GeneratorExit) or getattr(exc, "audited", False):
+            if committed or isinstance(exc, GeneratorExit) or getattr(exc, "audited", False):
                 raise
             error = str(exc) if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
             if isinstance(exc, AppError) and exc.request_id and not record.stripe_request_id:

@@ -93,7 +93,7 @@ class CatalogService:
                 summary=f"New product {draft.name} ({draft.amount} {draft.currency})",
             ) as attempt,
             self._authority.action(
-                Permission.MANAGE_CATALOG, "product.create", params=audit
+                Permission.MANAGE_CATALOG, "product.create", params=audit, stripe_first=True
             ) as record,
         ):  # fmt: skip
             record.idempotency_key = attempt.key
@@ -101,7 +101,8 @@ class CatalogService:
                 lambda c: c.v1.products.create(params, {"idempotency_key": attempt.key})
             )
             attempt.answered(product.id)
-            self._store_product(product, record)
+            with record.writes():
+                self._store_product(product, record)
         return self.product(product.id)
 
     def update(
@@ -135,10 +136,12 @@ class CatalogService:
                 target=stripe_id, summary=f"Change product {stripe_id}: {', '.join(sorted(audit))}",
             ) as attempt,
             self._authority.action(
-                Permission.MANAGE_CATALOG, "product.update", target=stripe_id, params=audit
+                Permission.MANAGE_CATALOG, "product.update", target=stripe_id, params=audit,
+                stripe_first=True,
             ) as record,
         ):  # fmt: skip
             key = record.idempotency_key = attempt.key
+            prices: list[dict[str, Any]] = []  # written with the product, after the calls
             if new_price:
                 created = self._gateway.call(
                     lambda c: c.v1.prices.create(
@@ -147,7 +150,7 @@ class CatalogService:
                         {"idempotency_key": f"{key}-price"},
                     )
                 )  # fmt: skip
-                upsert(Price, [created.to_dict(for_json=True)])
+                prices.append(created.to_dict(for_json=True))
                 params["default_price"] = created.id
             params["expand"] = ["default_price"]
             typed: stripe.params.ProductUpdateParams = params  # type: ignore[assignment]
@@ -157,7 +160,6 @@ class CatalogService:
                 )
             )
             attempt.answered(product.id)
-            self._store_product(product, record)
             if new_price and price is not None and price.active:
                 old = self._gateway.call(
                     lambda c: c.v1.prices.update(
@@ -166,7 +168,11 @@ class CatalogService:
                         {"idempotency_key": f"{key}-archive"},
                     )
                 )
-                upsert(Price, [old.to_dict(for_json=True)])
+                prices.append(old.to_dict(for_json=True))
+            with record.writes():  # the new price first: the product refers to it
+                upsert(Price, prices[:1])
+                self._store_product(product, record)
+                upsert(Price, prices[1:])
         return self.product(stripe_id)
 
     def set_active(
@@ -180,7 +186,9 @@ class CatalogService:
                 action, {"product": stripe_id, "active": active}, key=idempotency_key,
                 target=stripe_id, summary=f"{'Restore' if active else 'Archive'} {stripe_id}",
             ) as attempt,
-            self._authority.action(Permission.MANAGE_CATALOG, action, target=stripe_id) as rec,
+            self._authority.action(
+                Permission.MANAGE_CATALOG, action, target=stripe_id, stripe_first=True
+            ) as rec,
         ):  # fmt: skip
             rec.idempotency_key = attempt.key
             product = self._gateway.call(
@@ -191,7 +199,8 @@ class CatalogService:
                 )
             )
             attempt.answered(product.id)
-            self._store_product(product, rec)
+            with rec.writes():
+                self._store_product(product, rec)
         return self.product(stripe_id)
 
     def _store_product(self, product: Any, record: ActionRecord) -> None:

@@ -331,8 +331,9 @@ class CreditService:
         audit = {"credits": credits, "amount": amount, "currency": currency,
                  "pack": pack_product_id, **({"save_card": True} if save_card else {})}  # fmt: skip
         with self._authority.action(
-            Permission.ISSUE_TOPUP_LINK, "topup.issue", target=topup_id, params=audit
-        ) as record:
+            Permission.ISSUE_TOPUP_LINK, "topup.issue", target=topup_id, params=audit,
+            stripe_first=True,
+        ) as record:  # fmt: skip
             record.idempotency_key = idempotency_key
             typed: stripe.params.checkout.SessionCreateParams = params  # type: ignore[assignment]
             session = self._gateway.call(
@@ -340,21 +341,31 @@ class CreditService:
             )
             record.stripe_request_id = getattr(session.last_response, "request_id", None)
             record.params["checkout_session"] = session.id
-            TopUp.insert(
-                topup_id=topup_id,
-                customer_id=customer_id,
-                credits=credits,
-                amount=amount,
-                currency=currency,
-                product_id=pack_product_id,
-                status="open",
-                checkout_session_id=session.id,
-                url=session.url,
-                issued_by=self._authority.actor.login,
-                issued_at=int(time.time()),
-                expires_at=int(session.expires_at or expires_at),
-            ).on_conflict_ignore().execute()  # a retry with the same key stores nothing new
+            with record.writes():
+                self._store_topup(
+                    topup_id, customer_id, credits, amount, currency, pack_product_id, session,
+                    expires_at,
+                )  # fmt: skip
         return topup_id, session.id
+
+    def _store_topup(
+        self, topup_id: str, customer_id: str, credits: int, amount: int, currency: str,
+        pack_product_id: str | None, session: Any, expires_at: int,
+    ) -> None:  # fmt: skip
+        TopUp.insert(
+            topup_id=topup_id,
+            customer_id=customer_id,
+            credits=credits,
+            amount=amount,
+            currency=currency,
+            product_id=pack_product_id,
+            status="open",
+            checkout_session_id=session.id,
+            url=session.url,
+            issued_by=self._authority.actor.login,
+            issued_at=int(time.time()),
+            expires_at=int(session.expires_at or expires_at),
+        ).on_conflict_ignore().execute()  # a retry with the same key stores nothing new
 
     def expire_topup(self, topup_id: str, idempotency_key: str | None = None) -> TopUpRow:
         """Expire an open link in Stripe, so it can no longer be paid."""
@@ -365,7 +376,7 @@ class CreditService:
                 summary=f"Expire top-up link {topup_id}",
             ) as attempt,
             self._authority.action(
-                Permission.ISSUE_TOPUP_LINK, "topup.expire", target=topup_id
+                Permission.ISSUE_TOPUP_LINK, "topup.expire", target=topup_id, stripe_first=True
             ) as record,
         ):  # fmt: skip
             topup = TopUp.get_or_none(TopUp.topup_id == topup_id)
@@ -381,9 +392,10 @@ class CreditService:
             )
             attempt.answered(session.id)
             record.stripe_request_id = getattr(session.last_response, "request_id", None)
-            TopUp.update(status="expired", url=None).where(
-                (TopUp.topup_id == topup_id) & (TopUp.status == "open")
-            ).execute()
+            with record.writes():
+                TopUp.update(status="expired", url=None).where(
+                    (TopUp.topup_id == topup_id) & (TopUp.status == "open")
+                ).execute()
         return _row(TopUp.get(TopUp.topup_id == topup_id))
 
     # ---- grants

@@ -285,7 +285,7 @@ class CustomerService:
                 summary=f"New customer {draft.email}",
             ) as attempt,
             self._authority.action(
-                Permission.EDIT_CUSTOMER, "customer.create", params=audit_params
+                Permission.EDIT_CUSTOMER, "customer.create", params=audit_params, stripe_first=True
             ) as record,
         ):  # fmt: skip
             record.idempotency_key = attempt.key
@@ -293,7 +293,8 @@ class CustomerService:
                 lambda c: c.v1.customers.create(params, {"idempotency_key": attempt.key})
             )
             attempt.answered(created.id)
-            self._store(created, record, draft)
+            with record.writes():
+                self._store(created, record, draft)
         return self.detail(created.id)
 
     def update(
@@ -336,7 +337,8 @@ class CustomerService:
                 target=stripe_id, summary=f"Change {stripe_id}: {', '.join(sorted(params))}",
             ) as attempt,
             self._authority.action(
-                Permission.EDIT_CUSTOMER, "customer.update", target=stripe_id, params=audit_params
+                Permission.EDIT_CUSTOMER, "customer.update", target=stripe_id, params=audit_params,
+                stripe_first=True,
             ) as record,
         ):  # fmt: skip
             record.idempotency_key = attempt.key
@@ -345,7 +347,8 @@ class CustomerService:
                 lambda c: c.v1.customers.update(stripe_id, typed, {"idempotency_key": attempt.key})
             )
             attempt.answered(updated.id)
-            self._store(updated, record, draft)
+            with record.writes():
+                self._store(updated, record, draft)
         return self.detail(stripe_id)
 
     def portal_link(
@@ -362,7 +365,7 @@ class CustomerService:
                 summary=f"Customer Portal link for {stripe_id}",
             ) as attempt,
             self._authority.action(
-                Permission.ISSUE_PORTAL_LINK, "portal.create", target=stripe_id
+                Permission.ISSUE_PORTAL_LINK, "portal.create", target=stripe_id, stripe_first=True
             ) as record,
         ):  # fmt: skip
             record.idempotency_key = attempt.key

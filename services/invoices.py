@@ -36,6 +36,7 @@ from services.errors import (
     StripeUnreachable,
     ValidationError,
 )
+from services.invoice_rules import InvoiceAction, InvoiceState, why_not
 from services.journal import Journal
 from services.mirror import upsert
 from services.models import AuditRecord, Customer, Invoice, Price, WebhookEvent, tuples
@@ -717,7 +718,7 @@ class InvoiceService:
             ) as attempt,
             self._authority.action(
                 Permission.CREATE_INVOICE, "invoice.create", target=draft.customer_id,
-                params=audit,
+                params=audit, stripe_first=True,
             ) as record,
         ):  # fmt: skip
             key = record.idempotency_key = attempt.key
@@ -743,7 +744,8 @@ class InvoiceService:
                 self._add_item(item, f"{key}-line-{n}")
             fresh = self._gateway.call(lambda c: c.v1.invoices.retrieve(invoice.id))
             record.params["total"] = fresh.total
-            upsert(Invoice, [fresh.to_dict(for_json=True)])
+            with record.writes():
+                upsert(Invoice, [fresh.to_dict(for_json=True)])
         return self.detail(invoice.id, refresh=False)
 
     def _add_item(self, item: stripe.params.InvoiceItemCreateParams, key: str) -> None:
@@ -791,6 +793,7 @@ class InvoiceService:
         call: Callable[[stripe.StripeClient, str], Any],
     ) -> InvoiceDetail:
         self._authority.require(permission, action, invoice_id)
+        self._check_rules(InvoiceAction(action), invoice_id)
         words = _ACTION_WORDS.get(action, action)
         try:
             with (
@@ -798,18 +801,40 @@ class InvoiceService:
                     action, {"invoice": invoice_id}, key=idempotency_key, target=invoice_id,
                     summary=f"{words}: {invoice_id}",
                 ) as attempt,
-                self._authority.action(permission, action, target=invoice_id) as record,
+                self._authority.action(
+                    permission, action, target=invoice_id, stripe_first=True
+                ) as record,
             ):  # fmt: skip
                 record.idempotency_key = attempt.key
                 invoice = self._gateway.call(lambda c: call(c, attempt.key))
                 attempt.answered(invoice.id)
                 record.stripe_request_id = _request_id(invoice)
                 record.params = {"status": invoice.status}
-                upsert(Invoice, [invoice.to_dict(for_json=True)])
+                with record.writes():
+                    upsert(Invoice, [invoice.to_dict(for_json=True)])
         except StripeRefused:
             self._refresh_quietly(invoice_id)  # the mirror was probably stale; show the truth
             raise
         return self.detail(invoice_id, refresh=False)
+
+    def _check_rules(self, action: InvoiceAction, invoice_id: str) -> None:
+        """Refuse, before anything is sent, what the invoice's state (read fresh from Stripe:
+        the mirror may be behind) does not allow, with the reason the panel shows too."""
+        fresh = self._gateway.call(lambda c: c.v1.invoices.retrieve(invoice_id))
+        raw = fresh.to_dict(for_json=True)
+        lines = raw.get("lines")
+        state = InvoiceState(
+            str(raw.get("status") or ""), str(raw.get("collection_method") or ""),
+            not isinstance(lines, Mapping) or bool(lines.get("data")),
+        )  # fmt: skip
+        reason = why_not(action, state)
+        if not reason:
+            return
+        with self._db.atomic():
+            upsert(Invoice, [raw])  # the mirror was behind: show the truth
+        refused = ValidationError(f"Nothing was sent to Stripe: {reason}")
+        self._authority.record_failure(action.value, refused, target=invoice_id)
+        raise refused
 
     def _refresh_quietly(self, invoice_id: str) -> None:
         try:

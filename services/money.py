@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-# Stripe's zero-decimal currencies: the amount is already in whole units.
-ZERO_DECIMAL = frozenset(
-    {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv"}
-    | {"xaf", "xof", "xpf"}
-)
+from minor_units import THREE_DECIMAL, ZERO_DECIMAL, decimals
+
+__all__ = ["THREE_DECIMAL", "ZERO_DECIMAL", "decimals", "format_amount", "major_units_text"]
+
 _SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥"}
 
 
@@ -15,10 +14,12 @@ def format_amount(amount: int | None, currency: str | None) -> str:
     if amount is None:
         return "—"
     code = (currency or "").lower()
-    if code in ZERO_DECIMAL:
+    places = decimals(code)
+    if places == 0:
         text = f"{abs(amount):,}"
     else:
-        text = f"{abs(amount) // 100:,}.{abs(amount) % 100:02d}"
+        unit = 10**places
+        text = f"{abs(amount) // unit:,}.{abs(amount) % unit:0{places}d}"
     sign = "-" if amount < 0 else ""
     symbol = _SYMBOLS.get(code)
     if symbol:
@@ -28,7 +29,9 @@ def format_amount(amount: int | None, currency: str | None) -> str:
 
 def major_units_text(amount: int, currency: str) -> str:
     """`1250, "usd"` → `"12.50"` (for an edit box; no symbol, no separators)."""
-    if currency.lower() in ZERO_DECIMAL:
+    places = decimals(currency)
+    if places == 0:
         return str(amount)
     sign = "-" if amount < 0 else ""
-    return f"{sign}{abs(amount) // 100}.{abs(amount) % 100:02d}"
+    unit = 10**places
+    return f"{sign}{abs(amount) // unit}.{abs(amount) % unit:0{places}d}"

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 
 from services.errors import ValidationError
-from services.money import ZERO_DECIMAL
+from services.money import decimals as currency_decimals
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 _PHONE_RE = re.compile(r"^\+?[0-9 ()\-.]{5,20}$")
@@ -113,10 +113,10 @@ def positive_int(value: str | int, label: str, *, maximum: int = 10**9) -> int:
 def amount_in_minor_units(value: str, currency_code: str) -> int:
     """`"12.50"` in usd → 1250; zero-decimal currencies take whole units."""
     raw = value.strip().replace(",", "")
-    decimals = 0 if currency_code in ZERO_DECIMAL else 2
+    decimals = currency_decimals(currency_code)
     match = re.fullmatch(r"(\d{1,9})(?:\.(\d+))?", raw)
     if not match or (match.group(2) and len(match.group(2)) > decimals):
-        example = "1500" if decimals == 0 else "12.50"
+        example = {0: "1500", 3: "12.500"}.get(decimals, "12.50")
         raise ValidationError(f"Amount must be a number like {example}, not {value!r}.")
     whole, frac = match.group(1), (match.group(2) or "")
     cents: int = int(whole) * 10**decimals + (int(frac.ljust(decimals, "0")) if decimals else 0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from html import escape
 
+from minor_units import decimals
 from stripe_sandbox.wire import Response
 
 _STYLE = """
@@ -60,32 +61,8 @@ def redirect(url: str) -> Response:
 
 def money(amount: int, currency: str) -> str:
     """Format minor units for display, e.g. ``1000, "usd"`` → ``"10.00 USD"``."""
-    if currency.lower() in ZERO_DECIMAL:
-        return f"{amount:,} {currency.upper()}"
-    return f"{amount / 100:,.2f} {currency.upper()}"
-
-
-# Stripe's zero-decimal currencies (amounts are in whole units).
-ZERO_DECIMAL = frozenset(
-    [
-        "bif",
-        "clp",
-        "djf",
-        "gnf",
-        "jpy",
-        "kmf",
-        "krw",
-        "mga",
-        "pyg",
-        "rwf",
-        "ugx",
-        "vnd",
-        "vuv",
-        "xaf",
-        "xof",
-        "xpf",
-    ]
-)
+    places = decimals(currency)
+    return f"{amount / 10**places:,.{places}f} {currency.upper()}"
 
 
 def table(headers: Iterable[str], rows: Iterable[Iterable[str]], numeric: int = -1) -> str:

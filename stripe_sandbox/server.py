@@ -124,15 +124,17 @@ class _Handler(BaseHTTPRequestHandler):
                 response = Response(500, encode_json(err.body(request_id)))
                 response.headers["Request-Id"] = request_id
                 response.headers["Stripe-Should-Retry"] = "false"
-        self._send(response)
+        # The Idempotency-Key is no secret; tests read it here to see what a client really sent.
         log.debug(
-            "%s %s -> %d %s (%.1f ms)",
+            "%s %s -> %d %s idempotency-key=%s (%.1f ms)",
             method,
             path,
             response.status,
             response.headers.get("Request-Id", "-"),
+            headers.get("idempotency-key") or "-",
             (time.perf_counter() - started) * 1000,
         )
+        self._send(response)  # logged first: a client that gave up still had its request run
 
     def _send(self, response: Response) -> None:
         self.send_response(response.status)

@@ -587,20 +587,29 @@ def test_random_bytes_and_headers_never_write_a_row(
     assert not WebhookEvent.select().exists()
 
 
-def _two_processes(db_url: str, evt_id: str) -> list[str]:
+def _two_processes(db_url: str, evt_id: str, barrier: Path) -> list[str]:
+    """Both processes deliver the event; each waits in fetch until the other is there too, so
+    both passed the status check before either claims: only the claim can keep it to once."""
+    barrier.mkdir()
     script = f"""
-import sys, time
+import os, pathlib, sys, time
 from services.database import open_database
 from services.events import EventPipeline, Handler, Source, Status
 from services.models import CreditEntry
 from services.stripe_gateway import StripeGateway
 db = open_database({db_url!r})
+barrier = pathlib.Path({str(barrier)!r})
+def fetch(ctx, event):
+    (barrier / str(os.getpid())).touch()
+    deadline = time.monotonic() + 30
+    while len(list(barrier.iterdir())) < 2:
+        assert time.monotonic() < deadline, "the other process never arrived"
+        time.sleep(0.01)
 def apply(ctx, event, fetched):
-    time.sleep(0.2)  # widen the window in which the other process could slip in
     CreditEntry.create(customer_id="cus_x", amount=1, kind="adjustment", source=event["id"],
                        operator="proc", created_at=0)
     return Status.APPLIED
-route = ("test.counted", Handler(lambda c, e: None, apply))
+route = ("test.counted", Handler(fetch, apply))
 pipe = EventPipeline(db, StripeGateway("sk_test_x"), [route])
 event = {{"id": {evt_id!r}, "type": "test.counted", "created": 1, "data": {{"object": {{}}}}}}
 print(pipe.receive(event, Source.RECEIVER).value)
@@ -620,9 +629,9 @@ print(pipe.receive(event, Source.RECEIVER).value)
 
 
 def test_two_processes_applying_one_event_apply_it_once(
-    database: peewee.Database, db_url: str
+    database: peewee.Database, db_url: str, tmp_path: Path
 ) -> None:
-    outputs = _two_processes(db_url, "evt_two_procs")
+    outputs = _two_processes(db_url, "evt_two_procs", tmp_path / "barrier")
     assert sorted(outputs) == ["applied", "duplicate"]
     assert CreditEntry.select().count() == 1
 

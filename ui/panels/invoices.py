@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from services.context import AppContext
 from services.errors import AppError, ValidationError
+from services.invoice_rules import InvoiceAction, InvoiceState, permission_for, why_not
 from services.invoices import (
     OVERDUE,
     ChargeResult,
@@ -510,49 +511,28 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
         self.detail.title.setText(str(exc))
 
     # ---- what may be done to the selected invoice, and why not
-    def _reason(self, permission: Permission, allowed_statuses: tuple[str, ...], what: str) -> str:
-        """'' when the action is possible, else why not (shown on hover)."""
+    def _reason(self, action: InvoiceAction) -> str:
+        """'' when the action is possible, else why not (shown on hover): who may, then what the
+        invoice allows (services.invoice_rules, which the service also checks)."""
         d = self.detail.detail
+        permission = permission_for(action)
         if not self._can[permission]:
             return self._denied[permission]
         if d is None:
             return "Select an invoice first."
-        if d.status not in allowed_statuses:
-            return f"{what}; this invoice is {d.status}."
-        return ""
+        return why_not(action, InvoiceState(d.status, d.collection_method, bool(d.lines)))
 
     def _update_buttons(self) -> None:
         d = self.detail.detail
         reasons = {
-            self.finalize_button: self._reason(
-                Permission.FINALIZE_INVOICE, ("draft",), "Only drafts can be finalized"
-            ),
-            self.charge_button: self._reason(
-                Permission.CHARGE_INVOICE,
-                ("open", "uncollectible"),
-                "Only open (or uncollectible) invoices can be charged",
-            ),
-            self.send_button: self._reason(
-                Permission.FINALIZE_INVOICE, ("open",), "Only open invoices can be sent"
-            ),
-            self.void_button: self._reason(
-                Permission.VOID_INVOICE,
-                ("open", "uncollectible"),
-                "Only open or uncollectible invoices can be voided",
-            ),
-            self.uncollectible_button: self._reason(
-                Permission.VOID_INVOICE, ("open",), "Only open invoices can be marked uncollectible"
-            ),
+            self.finalize_button: self._reason(InvoiceAction.FINALIZE),
+            self.charge_button: self._reason(InvoiceAction.CHARGE),
+            self.send_button: self._reason(InvoiceAction.SEND),
+            self.void_button: self._reason(InvoiceAction.VOID),
+            self.uncollectible_button: self._reason(InvoiceAction.MARK_UNCOLLECTIBLE),
         }
-        if d is not None:
-            if not reasons[self.send_button] and d.collection_method != "send_invoice":
-                reasons[self.send_button] = (
-                    "This invoice is charged to the saved card, not emailed for payment by link."
-                )
-            if not reasons[self.charge_button] and d.stripe_id in self._charging:
-                reasons[self.charge_button] = "A charge of this invoice is in progress."
-            if not reasons[self.finalize_button] and not d.lines:
-                reasons[self.finalize_button] = "Add a line first: this draft is empty."
+        if d is not None and not reasons[self.charge_button] and d.stripe_id in self._charging:
+            reasons[self.charge_button] = "A charge of this invoice is in progress."
         hints = {
             self.finalize_button: "Number the draft and make it payable (lines can no longer "
             "change).",

@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
 from services.context import AppContext
 from services.errors import AppError
 from services.invoices import InvoiceFilter
-from services.money import ZERO_DECIMAL
+from services.money import decimals
 from services.overview import (
     PERIOD_CHOICES,
     AgeBucket,
@@ -86,7 +86,7 @@ class DrillDown:
 
 
 def _major(amount: int, currency: str) -> float:
-    return float(amount) if currency in ZERO_DECIMAL else amount / 100.0
+    return float(amount) / float(10 ** decimals(currency))
 
 
 def _nice_max(value: float) -> float:

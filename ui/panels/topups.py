@@ -23,6 +23,7 @@ from services.credits import TopUpRow
 from services.errors import AppError
 from services.permissions import Permission
 from services.topup_attempts import TopUpAttempts
+from services.topup_status import STATUS_VALUES
 from ui.dialogs import ask_first, denied_tooltip
 from ui.formatting import format_amount, format_datetime
 from ui.panels.base import ListPanel
@@ -172,9 +173,7 @@ class TopUpsPanel(ListPanel[TopUpRow]):
         self._status: str | None = None
         super().__init__(tasks, self._load_rows, COLUMNS, _search_text, parent)
         self.status_combo = QComboBox()
-        self.status_combo.addItems(
-            [ANY, "open", "pending", "credited", "expired", "failed", "refunded", "disputed"]
-        )
+        self.status_combo.addItems([ANY, *STATUS_VALUES])
         self.status_combo.currentTextChanged.connect(self._on_status_combo_changed)
         self.copy_button = QPushButton("Copy link")
         self.copy_button.clicked.connect(self._on_copy_clicked)
