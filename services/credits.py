@@ -25,7 +25,7 @@ from typing import Any, NamedTuple, TypeVar
 import peewee
 import stripe
 
-from services import validation
+from services import changes, validation
 from services.audit import Authority
 from services.errors import NotFound, ValidationError
 from services.events import (
@@ -338,6 +338,7 @@ class CreditService:
                 issued_at=int(time.time()),
                 expires_at=int(session.expires_at or expires_at),
             ).on_conflict_ignore().execute()  # a retry with the same key stores nothing new
+            changes.note(topups=[topup_id])
         return topup_id, session.id
 
     def expire_topup(self, topup_id: str, idempotency_key: str | None = None) -> TopUpRow:
@@ -368,6 +369,7 @@ class CreditService:
             TopUp.update(status="expired", url=None).where(
                 (TopUp.topup_id == topup_id) & (TopUp.status == "open")
             ).execute()
+            changes.note(topups=[topup_id])
         return _row(TopUp.get(TopUp.topup_id == topup_id))
 
     # ---- grants
@@ -390,6 +392,7 @@ class CreditService:
                 reason=reason,
                 created_at=int(time.time()),
             )
+            changes.note(credits=[customer_id])
         return self.ledger(customer_id)[0]
 
 
@@ -562,6 +565,7 @@ def _write_purchase(
             ).execute()
     except peewee.IntegrityError:
         return False
+    changes.note(credits=[customer_id])
     return True
 
 
@@ -627,6 +631,7 @@ def _claw_back(topup: TopUp, truth: _TopUpTruth, now: int) -> bool:
                     reason=reversal.reason, created_at=now,
                 ).execute()  # fmt: skip
             wrote = True
+            changes.note(credits=[topup.customer_id])
         except peewee.IntegrityError:
             continue  # clawed back already
     refunded = sum(
@@ -663,6 +668,8 @@ def _settle(_ctx: HandlerContext, event: Mapping[str, Any], truth: _TopUpTruth) 
     if session is None:
         return Status.IGNORED  # a payment that is not a Checkout payment: not a top-up
     topup = _find_topup(session)
+    if topup is not None:
+        changes.note(topups=[topup.topup_id])  # re-read whatever this settles it to
     if topup is None:
         if str(event.get("type", "")).startswith("checkout.session."):
             _flag_event(

@@ -154,6 +154,7 @@ class InvoiceFilter:
     paid_since: int | None = None
     paid_until: int | None = None
     days_overdue: tuple[int, int | None] | None = None
+    ids: tuple[str, ...] | None = None  # only these invoices (a window updating changed rows)
 
 
 @dataclass(frozen=True)
@@ -517,6 +518,8 @@ class InvoiceService:
             query = query.where(Invoice.paid_at < flt.paid_until)
         if flt.days_overdue is not None:
             query = query.where(_overdue_between(*flt.days_overdue, now))
+        if flt.ids is not None:
+            query = query.where(Invoice.stripe_id.in_(flt.ids))
         return [
             InvoiceListRow._make((*t, t[4] == "open" and t[11] is not None and int(t[11]) < now))
             for t in tuples(query)

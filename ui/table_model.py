@@ -8,7 +8,7 @@ milliseconds at 100k rows, where QSortFilterProxyModel takes a second per keystr
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress, repeat
 from typing import Any, Generic, TypeVar
@@ -62,6 +62,68 @@ class RowTableModel(QAbstractTableModel, Generic[R]):
         self._haystack = [self._search_text(r).casefold() for r in self._all]
         self._apply()
         self.endResetModel()
+
+    def update_rows(self, updates: Mapping[Any, R | None], key: Callable[[R], Any]) -> bool:
+        """Put the rows in `updates` (by `key`; None: gone) in place of the ones held.
+
+        Rows that stay where they are and stay shown (under the search, the scope and the sort)
+        are replaced in place with one `dataChanged` each: the view, its selection and scroll
+        are untouched. A row added, removed, shown, hidden or moved by the sort makes one reset
+        over the rows already held (no reload). Returns True when it reset.
+        """
+        if not updates:
+            return False
+        wanted = updates.keys()
+        where = {k: i for i, k in enumerate(map(key, self._all)) if k in wanted}
+        added = [row for k, row in updates.items() if row is not None and k not in where]
+        gone = [i for k, i in where.items() if updates[k] is None]
+        terms = self._filter.split()
+        moved: list[tuple[R, R]] = []  # (old, new) rows replaced in place
+        structural = bool(added or gone)
+        for k, i in where.items():
+            new = updates[k]
+            if new is None:
+                continue
+            old, old_hay = self._all[i], self._haystack[i]
+            hay = self._search_text(new).casefold()
+            self._all[i], self._haystack[i] = new, hay
+            if not structural:
+                shown_before = self._shows(old, old_hay, terms)
+                if shown_before != self._shows(new, hay, terms) or (
+                    shown_before and self._sort is not None and self._sort_moves(old, new)
+                ):
+                    structural = True
+                elif shown_before:
+                    moved.append((old, new))
+        if structural:
+            self.beginResetModel()
+            for i in sorted(gone, reverse=True):
+                del self._all[i], self._haystack[i]
+            if added:  # newest first, as the services list them
+                self._all[:0] = added
+                self._haystack[:0] = [self._search_text(r).casefold() for r in added]
+            self._apply()
+            self.endResetModel()
+            return True
+        olds = {id(old): new for old, new in moved}
+        last = len(self._columns) - 1
+        for i, row in enumerate(self._rows):
+            new = olds.get(id(row))
+            if new is not None:
+                self._rows[i] = new
+                self.dataChanged.emit(self.index(i, 0), self.index(i, last))
+        return False
+
+    def _shows(self, row: R, hay: str, terms: list[str]) -> bool:
+        if self._only is not None and not self._only(row):
+            return False
+        return all(term in hay for term in terms)
+
+    def _sort_moves(self, old: R, new: R) -> bool:
+        assert self._sort is not None
+        col = self._columns[self._sort[0]]
+        sort_key = col.sort_key or col.display
+        return bool(sort_key(old) != sort_key(new))
 
     def set_filter(self, text: str) -> None:
         text = text.strip().casefold()  # as services.browse.fold: Straße finds STRASSE

@@ -5,7 +5,7 @@ Purchases appear only after Stripe confirms a top-up payment; grants carry who a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from services.browse import CreditBalanceRow
+from services.changes import Changes
 from services.context import AppContext
 from services.credits import LedgerRow
 from services.errors import AppError
@@ -144,12 +145,22 @@ class CreditsPanel(ListPanel[CreditBalanceRow]):
     def row_key(self, row: CreditBalanceRow) -> object:
         return row.customer_id
 
+    def rows_changed(self, changes: Changes) -> Set[object] | None:
+        # Balances are sums over the ledger: reloaded whole, only when a ledger moved (or a
+        # customer with a balance was renamed).
+        if changes.everything or changes.credits:
+            return None
+        if changes.customers and not changes.customers.isdisjoint(
+            row.customer_id for row in self.model.visible_rows()
+        ):
+            return None
+        return frozenset()
+
     def grant_to_selected(self) -> None:
         row = self.current_row()
         if row is None or not self._can_grant:
             return
         dialog = GrantDialog(self._ctx, self._tasks, row.customer_id, row.customer_name, self)
-        dialog.granted.connect(lambda _entry: self.changed_elsewhere.emit())
         dialog.open()
 
     def _on_self_row_selected(self, row: CreditBalanceRow | None) -> None:
