@@ -52,9 +52,18 @@ def _on_qt_message(kind: QtMsgType, context: QMessageLogContext, message: str) -
     _qt_log.log(level, "%s", message)
 
 
+#: How long a thread may hold the interpreter lock while another waits (Python's default: 5 ms).
+GUI_SWITCH_INTERVAL_S = 0.001
+
+
 def make_application(resources: Path, version: str = "") -> QApplication:
     """The QApplication, styled; reuses one that already exists (tests)."""
     qInstallMessageHandler(_on_qt_message)
+    # The GUI thread shares the interpreter lock with the webhook receiver's and the task
+    # runner's threads; each holds it up to the switch interval before handing over. At the
+    # default 5 ms a burst of events left the GUI thread waiting ~80 ms at a time; at 1 ms,
+    # ~40 ms (bench/stall.py).
+    sys.setswitchinterval(GUI_SWITCH_INTERVAL_S)
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setApplicationName("Billing Admin")

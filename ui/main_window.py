@@ -410,6 +410,10 @@ class MainWindow(QMainWindow):
         if not self._flush_timer.isActive():  # not restarted: a steady stream still flushes
             self._flush_timer.start()
 
+    def changes_pending(self) -> bool:
+        """Changes noted and not yet shown (they will be within a frame)."""
+        return self._flush_timer.isActive()
+
     def flush_changes(self) -> None:
         """Apply what is pending now (tests, benchmarks); normally the frame timer does it."""
         self._flush_timer.stop()
