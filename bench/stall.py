@@ -12,7 +12,9 @@ Interleaved, each repetition measures:
 - baseline: the same window idle for one second;
 - a burst: 1,000 signed `customer.updated` deliveries from 4 senders at once (as `stripe listen`
   forwards), each for a customer whose mirror row is out of date, so each is applied and names
-  its row; measured until the last event is applied and the window has shown it;
+  its row; measured until the last event is applied and the window has shown it. The same burst
+  with the window not told of the changes is measured too: what the receiver's threads alone
+  cost the GUI thread (they share one interpreter lock);
 - a sync: every one of the 10,000 mirror rows out of date, then *Sync* (Ctrl+R) in the window,
   until it finished and the list shows the rows it wrote.
 
@@ -52,7 +54,7 @@ from stripe_sandbox.resources import customers
 from stripe_sandbox.resources.common import Ctx
 from stripe_sandbox.store import RequestInfo
 from ui.app import make_application
-from ui.main_window import MainWindow
+from ui.main_window import MainWindow, _ListenerRelay
 from ui.panels.customers import CustomersPanel
 from ui.tasks import TaskRunner
 
@@ -80,6 +82,7 @@ class _Probe:
         self._gui = threading.get_ident()
         self._running = False
         self._active = False  # read by the watchdog: no Qt call from its thread
+        self.phase = ""
         self._watchdog: threading.Thread | None = None
 
     def watch(self) -> None:
@@ -98,10 +101,11 @@ class _Probe:
             if self._active and time.perf_counter() - self._last > 0.020:
                 frame = sys._current_frames().get(self._gui)
                 stack = traceback.extract_stack(frame)[-3:] if frame is not None else []
+                del frame  # at once: the GUI thread's locals are not ours to free
                 where = " < ".join(
                     f"{Path(f.filename).stem}.{f.name}:{f.lineno}" for f in reversed(stack)
                 )
-                self.samples[where] += 1
+                self.samples[f"{self.phase}: {where}"] += 1
 
     def start(self) -> None:
         self.worst = 0.0
@@ -122,30 +126,41 @@ class _Probe:
         self._last = now
 
 
-def _wait(done: Callable[[], bool], timeout_s: float = 300.0) -> None:
-    """Run the event loop (as `app.exec()` does) until `done()`; never `processEvents` in a
-    busy loop, which would itself be the GUI thread doing everything in one go."""
-    loop = QEventLoop()
-    poll = QTimer()
-    poll.setInterval(10)
-    poll.timeout.connect(lambda: loop.quit() if done() else None)
-    give_up = QTimer()
-    give_up.setSingleShot(True)
-    give_up.timeout.connect(loop.quit)
-    if done():
-        return
-    poll.start()
-    give_up.start(int(timeout_s * 1000))
-    loop.exec()
-    poll.stop()
-    if not done():
-        raise TimeoutError(f"not done within {timeout_s:.0f} s")
+class _Loop:
+    """Runs the event loop (as `app.exec()` does) until something is done; never
+    `processEvents` in a busy loop, which would itself be the GUI thread doing everything in
+    one go. Its timers live as long as it does: the watchdog's glimpses of the GUI thread's
+    frames must not be what last holds a timer (Qt objects die on their own thread)."""
 
+    def __init__(self) -> None:
+        self._loop = QEventLoop()
+        self._poll = QTimer()
+        self._poll.setInterval(10)
+        self._give_up = QTimer()
+        self._give_up.setSingleShot(True)
+        self._give_up.timeout.connect(self._loop.quit)
+        self._done: Callable[[], bool] = lambda: True
+        self._poll.timeout.connect(self._on_poll)
 
-def _idle(seconds: float) -> None:
-    loop = QEventLoop()
-    QTimer.singleShot(int(seconds * 1000), loop.quit)
-    loop.exec()
+    def _on_poll(self) -> None:
+        if self._done():
+            self._loop.quit()
+
+    def wait(self, done: Callable[[], bool], timeout_s: float = 300.0) -> None:
+        if done():
+            return
+        self._done = done
+        self._poll.start()
+        self._give_up.start(int(timeout_s * 1000))
+        self._loop.exec()
+        self._poll.stop()
+        self._give_up.stop()
+        if not done():
+            raise TimeoutError(f"not done within {timeout_s:.0f} s")
+
+    def idle(self, seconds: float) -> None:
+        until = time.perf_counter() + seconds
+        self.wait(lambda: time.perf_counter() >= until, seconds + 5)
 
 
 def _seed(sandbox: SandboxServer, count: int) -> list[str]:
@@ -226,6 +241,8 @@ def run(quick: bool = False) -> list[Line]:
     secret = "whsec_" + secrets.token_hex(24)
     idle: list[float] = []
     burst: list[float] = []
+    quiet: list[float] = []
+    quiet_s: list[float] = []
     sync: list[float] = []
     burst_s: list[float] = []
     sync_s: list[float] = []
@@ -264,7 +281,10 @@ def run(quick: bool = False) -> list[Line]:
             window.sync_finished.connect(synced.append)
             applied: list[int] = []
             ctx.events.add_listener(lambda _e, _r: applied.append(1))
+            relay = window.findChild(_ListenerRelay)
+            assert relay is not None
             probe = _Probe()
+            loop = _Loop()
             probe.watch()
             app.processEvents()
 
@@ -273,37 +293,47 @@ def run(quick: bool = False) -> list[Line]:
 
             env = {**os.environ, SECRET_VAR: secret}
             for rep in range(reps):
+                probe.phase = "idle"
                 probe.start()
-                _idle(1.0)
+                loop.idle(1.0)
                 idle.append(probe.stop())
 
-                targets = ids[rep * events % count :][:events]
-                _out_of_date(targets)
-                applied.clear()
-                sender = subprocess.Popen(
-                    [sys.executable, "-m", "bench.stall", "--send", str(port), str(rep)],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
-                )  # fmt: skip
-                probe.start()
-                t0 = time.perf_counter()
-                assert sender.stdin is not None
-                sender.stdin.write(json.dumps(targets))
-                sender.stdin.close()
-                wanted = len(targets)
-                _wait(lambda s=sender, n=wanted: s.poll() is not None  # type: ignore[misc]
-                      and len(applied) >= n and settled())  # fmt: skip
-                burst_s.append(time.perf_counter() - t0)
-                burst.append(probe.stop())
-                assert sender.stdout is not None
-                report = sender.stdout.read().split()
-                failed += int(report[-1]) if report else len(targets)
+                # The same burst twice: first with the window not told (the receiver's own
+                # cost to the GUI thread: the interpreter lock it holds), then updating.
+                for told in (False, True):
+                    first = (rep * 2 + told) * events % count
+                    targets = (ids[first:] + ids[:first])[:events]
+                    _out_of_date(targets)
+                    applied.clear()
+                    relay.blockSignals(not told)
+                    probe.phase = "burst" if told else "burst, window not told"
+                    sender = subprocess.Popen(
+                        [sys.executable, "-m", "bench.stall", "--send", str(port),
+                         f"{rep}{int(told)}"],
+                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+                    )  # fmt: skip
+                    probe.start()
+                    t0 = time.perf_counter()
+                    assert sender.stdin is not None
+                    sender.stdin.write(json.dumps(targets))
+                    sender.stdin.close()
+                    wanted = len(targets)
+                    loop.wait(lambda s=sender, n=wanted: s.poll() is not None  # type: ignore[misc]
+                          and len(applied) >= n and settled())  # fmt: skip
+                    (burst_s if told else quiet_s).append(time.perf_counter() - t0)
+                    (burst if told else quiet).append(probe.stop())
+                    assert sender.stdout is not None
+                    report = sender.stdout.read().split()
+                    failed += int(report[-1]) if report else len(targets)
+                relay.blockSignals(False)
 
                 _out_of_date(ids)
                 synced.clear()
+                probe.phase = "sync"
                 probe.start()
                 t0 = time.perf_counter()
                 window.start_sync()
-                _wait(lambda: bool(synced) and settled())
+                loop.wait(lambda: bool(synced) and settled())
                 sync_s.append(time.perf_counter() - t0)
                 sync.append(probe.stop())
             assert panel.model.total_count == count
@@ -322,7 +352,10 @@ def run(quick: bool = False) -> list[Line]:
     base = statistics.median(idle)
     lines: list[Line] = [
         f"  window over {count:,} customers, Customers panel in front; {reps} repetitions, "
-        f"interleaved; idle baseline: longest gap of a {TICK_MS} ms timer {_spread_ms(idle)}"
+        f"interleaved; idle baseline: longest gap of a {TICK_MS} ms timer {_spread_ms(idle)}",
+        f"  the same {events:,}-event burst with the window not told (what intake alone costs "
+        f"the GUI thread): longest gap {_spread_ms(quiet)}; took "
+        f"{statistics.median(quiet_s):.1f} s median",
     ]
     for what, samples, took in (
         (f"{events:,}-event burst", burst, burst_s),
@@ -344,7 +377,7 @@ def run(quick: bool = False) -> list[Line]:
     seen = sum(probe.samples.values())
     if seen:
         lines.append(f"  where the GUI thread was during ticks over 20 ms late ({seen} samples):")
-        lines += [f"    {n:4d}  {where}" for where, n in probe.samples.most_common(6)]
+        lines += [f"    {n:4d}  {where}" for where, n in probe.samples.most_common(8)]
     return lines
 
 

@@ -54,11 +54,17 @@ class RowTableModel(QAbstractTableModel, Generic[R]):
         self._filter = ""
         self._only: Callable[[R], bool] | None = None
         self._sort: tuple[int, Qt.SortOrder] | None = None
+        # For `update_rows`, built on first use: row key -> index in `_all` (with the key
+        # function it was built with), and id(row) -> index in `_rows` (the rows shown).
+        self._where: dict[Any, int] | None = None
+        self._where_key: Callable[[R], Any] | None = None
+        self._shown: dict[int, int] | None = None
 
     # ---- the data
     def set_rows(self, rows: Sequence[R]) -> None:
         self.beginResetModel()
         self._all = list(rows)
+        self._where = None
         self._haystack = [self._search_text(r).casefold() for r in self._all]
         self._apply()
         self.endResetModel()
@@ -73,8 +79,11 @@ class RowTableModel(QAbstractTableModel, Generic[R]):
         """
         if not updates:
             return False
-        wanted = updates.keys()
-        where = {k: i for i, k in enumerate(map(key, self._all)) if k in wanted}
+        if self._where is None or self._where_key is not key:
+            self._where = {k: i for i, k in enumerate(map(key, self._all))}
+            self._where_key = key
+        index = self._where
+        where = {k: index[k] for k in updates if k in index}
         added = [row for k, row in updates.items() if row is not None and k not in where]
         gone = [i for k, i in where.items() if updates[k] is None]
         terms = self._filter.split()
@@ -97,6 +106,7 @@ class RowTableModel(QAbstractTableModel, Generic[R]):
                     moved.append((old, new))
         if structural:
             self.beginResetModel()
+            self._where = None
             for i in sorted(gone, reverse=True):
                 del self._all[i], self._haystack[i]
             if added:  # newest first, as the services list them
@@ -105,13 +115,21 @@ class RowTableModel(QAbstractTableModel, Generic[R]):
             self._apply()
             self.endResetModel()
             return True
-        olds = {id(old): new for old, new in moved}
+        if self._shown is None:
+            self._shown = {id(row): i for i, row in enumerate(self._rows)}
+        shown = self._shown
+        places = []
+        for old, new in moved:
+            i = shown.pop(id(old))
+            self._rows[i] = new
+            shown[id(new)] = i
+            places.append(i)
+        # A signal per row, not one over the span: the view repaints only rows it shows, so a
+        # change far off screen paints nothing (a span signal repainted the whole viewport on
+        # every update of a burst: 85 ms stalls instead of 40, bench/stall.py).
         last = len(self._columns) - 1
-        for i, row in enumerate(self._rows):
-            new = olds.get(id(row))
-            if new is not None:
-                self._rows[i] = new
-                self.dataChanged.emit(self.index(i, 0), self.index(i, last))
+        for i in sorted(places):
+            self.dataChanged.emit(self.index(i, 0), self.index(i, last))
         return False
 
     def _shows(self, row: R, hay: str, terms: list[str]) -> bool:
@@ -156,6 +174,7 @@ class RowTableModel(QAbstractTableModel, Generic[R]):
         return list(self._rows)
 
     def _apply(self) -> None:
+        self._shown = None
         rows, hays = self._all, self._haystack
         if self._only is not None:
             mask = list(map(self._only, rows))
@@ -209,5 +228,6 @@ class RowTableModel(QAbstractTableModel, Generic[R]):
         # A reset rather than layoutChanged: no persistent indexes to remap at 100k rows.
         self.beginResetModel()
         self._sort = (column, order)
+        self._shown = None
         self._sort_rows(column, order)
         self.endResetModel()

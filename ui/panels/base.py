@@ -143,6 +143,7 @@ class ListPanel(QWidget, Generic[R]):
         self._stale = False  # changes arrived while hidden: reload when shown
         self._patching = False
         self._patch_keys: set[object] = set()
+        self._key_fn: Callable[[R], object] | None = None
         self.model: RowTableModel[R] = RowTableModel(columns, search_text)
 
         heading = QLabel(self.title)
@@ -284,7 +285,11 @@ class ListPanel(QWidget, Generic[R]):
         )
 
     def _key_of(self) -> Callable[[R], object]:
-        return operator.attrgetter(self.key_attr) if self.key_attr else self.row_key
+        # One function for the panel's life: the model keeps its index of rows by key while
+        # the key function stays the same.
+        if self._key_fn is None:
+            self._key_fn = operator.attrgetter(self.key_attr) if self.key_attr else self.row_key
+        return self._key_fn
 
     def _on_patch_ok(self, updates: Mapping[object, R | None]) -> None:
         self._patching = False

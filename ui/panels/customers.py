@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence, Set
 
 from PySide6.QtCore import Qt, Signal
@@ -24,7 +23,7 @@ from services.browse import CustomerRow
 from services.changes import Changes
 from services.context import AppContext
 from services.customers import CustomerDetail
-from services.errors import AppError, NotFound
+from services.errors import AppError
 from services.invoices import InvoiceDetail
 from services.permissions import Permission
 from ui.customer_dialogs import CustomerDialog, PortalLinkDialog
@@ -293,18 +292,9 @@ class CustomersPanel(ListPanel[CustomerRow]):
         return None if changes.everything else changes.customers
 
     def load_rows_by_key(self, keys: Set[object]) -> Mapping[object, CustomerRow | None]:
-        rows: dict[object, CustomerRow | None] = {}
-        for key in keys:
-            try:
-                d = self._ctx.customers.detail(str(key))
-            except NotFound:
-                rows[key] = None
-                continue
-            meta = json.dumps(d.metadata) if d.metadata else ""
-            row = CustomerRow(d.stripe_id, d.name, d.email, d.phone, d.currency, d.balance,
-                              d.created, d.deleted, meta)  # fmt: skip
-            rows[key] = None if d.deleted else row  # the list hides deleted customers
-        return rows
+        found = {r.stripe_id: r for r in self._ctx.browse.customers_by_id([str(k) for k in keys])}
+        # Gone, or deleted in Stripe: the list hides deleted customers.
+        return {k: r if (r := found.get(str(k))) and not r.deleted else None for k in keys}
 
     def apply_changes(self, changes: Changes) -> None:
         super().apply_changes(changes)
