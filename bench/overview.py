@@ -12,7 +12,7 @@ totals under it and the view painted. Baseline: a bare `QTableView` over a minim
 columns and rows, then painted (goal: <= 1.5x the bare table).
 
 Each repetition runs the baseline and ours back to back (interleaved); medians with min/max.
-`quick`: 20,000 customers and 40,000 invoices.
+`quick`: 4,000 customers and 10,000 invoices.
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ def run(quick: bool = False) -> list[Line]:
     from ui.panels.overview import OverviewPanel
     from ui.tasks import TaskRunner
 
-    customers, invoices = (20_000, 40_000) if quick else (100_000, 200_000)
+    customers, invoices = (4_000, 10_000) if quick else (100_000, 200_000)
     app = QApplication.instance() or QApplication([])
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()

@@ -160,7 +160,7 @@ def _measure(srv: SandboxServer, label: str, url: str, bare: _Bare, count: int) 
 def run(quick: bool = False) -> list[Line]:
     logging.getLogger("stripe_sandbox").setLevel(logging.WARNING)
     logging.getLogger("services.sync").setLevel(logging.WARNING)
-    count = 2_000 if quick else CUSTOMERS
+    count = 500 if quick else CUSTOMERS
     srv = SandboxServer(port=0)
     srv.start()
     try:

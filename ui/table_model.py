@@ -61,11 +61,18 @@ class RowTableModel(QAbstractTableModel, Generic[R]):
         self._shown: dict[int, int] | None = None
 
     # ---- the data
-    def set_rows(self, rows: Sequence[R]) -> None:
+    def haystack(self, rows: Sequence[R]) -> list[str]:
+        """The folded search text of `rows` (pure Python: a worker thread may build it)."""
+        search_text = self._search_text
+        return [search_text(r).casefold() for r in rows]
+
+    def set_rows(self, rows: Sequence[R], haystack: list[str] | None = None) -> None:
+        """Show `rows`; `haystack`, from `haystack(rows)` on a worker, saves the GUI thread
+        building it."""
         self.beginResetModel()
         self._all = list(rows)
         self._where = None
-        self._haystack = [self._search_text(r).casefold() for r in self._all]
+        self._haystack = self.haystack(self._all) if haystack is None else haystack
         self._apply()
         self.endResetModel()
 

@@ -32,6 +32,15 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
+
+class _Prepared(Generic[R]):
+    """Rows loaded on a worker with their search text already folded (off the GUI thread)."""
+
+    def __init__(self, rows: list[R], haystack: list[str]) -> None:
+        self.rows = rows
+        self.haystack = haystack
+
+
 #: More changed rows than this in one update reload the whole list instead (a sync's pages).
 MAX_PATCH = 500
 
@@ -231,7 +240,15 @@ class ListPanel(QWidget, Generic[R]):
         self._patch_keys.clear()  # what changed so far is in what this load reads
         if not self._loaded_once:
             self.count_label.setText("Loading…")
-        self._tasks.run(self, self._load, self._on_load_ok, self._on_load_err)
+        self._tasks.run(self, self._load_prepared, self._on_load_ok, self._on_load_err)
+
+    def _load_prepared(self) -> Any:
+        """Worker side: the rows, and their search text folded here rather than on the GUI
+        thread (a list of rows; any other result, e.g. the audit log's, goes on as it is)."""
+        rows = self._load()
+        if isinstance(rows, list):
+            return _Prepared(rows, self.model.haystack(rows))
+        return rows
 
     # ---- changes (Anki's operation_did_execute with its OpChanges)
     def rows_changed(self, changes: Changes) -> Set[object] | None:
@@ -388,7 +405,10 @@ class ListPanel(QWidget, Generic[R]):
         bars = (self.table.verticalScrollBar(), self.table.horizontalScrollBar())
         self._kept_scroll = (bars[0].value(), bars[1].value())
         try:
-            self.model.set_rows(rows)
+            if isinstance(rows, _Prepared):
+                self.model.set_rows(rows.rows, rows.haystack)
+            else:
+                self.model.set_rows(rows)
         finally:
             self._kept_scroll = None
         if not self.table.property("widthsSet"):
