@@ -177,6 +177,10 @@ class RowTableModel(QAbstractTableModel, Generic[R]):
     def row_at(self, row: int) -> R:
         return self._rows[row]
 
+    def all_rows(self) -> list[R]:
+        """Every row held, shown or hidden by the search or scope."""
+        return list(self._all)
+
     def visible_rows(self) -> list[R]:
         return list(self._rows)
 

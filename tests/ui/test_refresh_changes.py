@@ -247,3 +247,28 @@ def test_the_model_replaces_in_place_or_resets_when_a_row_leaves_the_search(
     assert model.update_rows({"cus_9": row(9, "Anna New"), "cus_0": None}, key)
     assert [r.stripe_id for r in model.visible_rows()] == ["cus_9", "cus_1", "cus_2", "cus_4"]
     qtmodeltester.check(model)  # type: ignore[attr-defined]
+
+
+def test_a_renamed_customer_updates_the_invoice_rows_that_show_the_name(
+    qtbot: QtBot, runtime: Runtime, tasks: TaskRunner, stripe_client: stripe.StripeClient
+) -> None:
+    from services.invoices import DraftLine, InvoiceDraft
+    from ui.panels.invoices import InvoicesPanel
+
+    window, customers = _window(qtbot, runtime, tasks, stripe_client, front="invoices")
+    ctx = window.ctx
+    target = customers.model.visible_rows()[0]
+    line = DraftLine(description="Named", amount=1200, currency="usd")
+    draft = ctx.invoices.create_draft(InvoiceDraft(target.stripe_id, (line,)), None)
+    panel = window.panels["invoices"]
+    assert isinstance(panel, InvoicesPanel)
+    with qtbot.waitSignal(panel.rows_loaded, timeout=10_000):
+        panel.refresh()
+    before = {r.stripe_id: r for r in panel.model.visible_rows()}
+    assert before[draft.stripe_id].customer_name == target.name
+    stripe_client.v1.customers.update(target.stripe_id, {"name": "Renamed On Invoices"})
+
+    with qtbot.waitSignal(panel.rows_patched, timeout=10_000):
+        ctx.events.receive(_event("customer.updated", target.stripe_id), Source.RECEIVER)
+    after = {r.stripe_id: r for r in panel.model.visible_rows()}
+    assert after[draft.stripe_id].customer_name == "Renamed On Invoices"

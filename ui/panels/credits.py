@@ -110,6 +110,8 @@ class CreditsPanel(ListPanel[CreditBalanceRow]):
 
     def __init__(self, ctx: AppContext, tasks: TaskRunner, parent: QWidget | None = None) -> None:
         super().__init__(tasks, ctx.browse.credit_balances, COLUMNS, _search_text, parent)
+        self._listed: frozenset[str] | None = None  # customers with a balance shown
+        self.model.modelReset.connect(self._on_model_reset_forget_listed)
         self._ctx = ctx
         self.grant_button = QPushButton("Grant credits…")
         self.grant_button.clicked.connect(self.grant_to_selected)
@@ -150,11 +152,18 @@ class CreditsPanel(ListPanel[CreditBalanceRow]):
         # customer with a balance was renamed).
         if changes.everything or changes.credits:
             return None
-        if changes.customers and not changes.customers.isdisjoint(
-            row.customer_id for row in self.model.visible_rows()
-        ):
+        if changes.customers and not changes.customers.isdisjoint(self._listed_customers()):
             return None
         return frozenset()
+
+    def _on_model_reset_forget_listed(self) -> None:
+        self._listed = None
+
+    def _listed_customers(self) -> frozenset[str]:
+        # Built once per load (not per update: a burst checks it every frame).
+        if self._listed is None:
+            self._listed = frozenset(row.customer_id for row in self.model.all_rows())
+        return self._listed
 
     def grant_to_selected(self) -> None:
         row = self.current_row()

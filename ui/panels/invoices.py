@@ -283,6 +283,8 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
         self._scope: InvoiceFilter | None = None  # an Overview drill-down, filtered in SQL
         self._charging: set[str] = set()
         super().__init__(tasks, self._load_rows, COLUMNS, _search_text, parent)
+        self._by_customer: dict[str, list[str]] | None = None  # invoice ids, by customer shown
+        self.model.modelReset.connect(self._on_model_reset_forget_index)
         self.search.setMinimumWidth(300)
         # Newest first, and say so in the header.
         self.table.sortByColumn(COLUMNS.index(_CREATED), Qt.SortOrder.DescendingOrder)
@@ -404,7 +406,26 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
         return row.stripe_id
 
     def rows_changed(self, changes: Changes) -> Set[object] | None:
-        return None if changes.everything else changes.invoices
+        if changes.everything:
+            return None
+        if not changes.customers:
+            return changes.invoices
+        # A renamed customer: the rows that show that name are re-read too.
+        by_customer = self._invoices_by_customer()
+        named = [i for c in changes.customers for i in by_customer.get(c, ())]
+        return changes.invoices.union(named) if named else changes.invoices
+
+    def _invoices_by_customer(self) -> dict[str, list[str]]:
+        # Built once per load (a burst asks every frame), from the rows held.
+        if self._by_customer is None:
+            index: dict[str, list[str]] = {}
+            for row in self.model.all_rows():
+                index.setdefault(row.customer_id, []).append(row.stripe_id)
+            self._by_customer = index
+        return self._by_customer
+
+    def _on_model_reset_forget_index(self) -> None:
+        self._by_customer = None
 
     def load_rows_by_key(self, keys: Set[object]) -> Mapping[object, InvoiceListRow | None]:
         ids = tuple(sorted(str(k) for k in keys))
