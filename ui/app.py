@@ -242,7 +242,9 @@ def take_screenshots(window: MainWindow, tasks: TaskRunner, out_dir: Path) -> in
     window.show()
     window.start(sync_first=window.ctx.mode is StripeMode.SANDBOX)
     tasks.wait_idle()
-    # The sync refreshes the panels when it finishes; wait for those loads too.
+    # The sync's changes update the panels within a frame; pages behind go stale and reload
+    # when shown (below), so each is waited for.
+    window.flush_changes()
     tasks.wait_idle()
     written = []
     window.show_panel(OVERVIEW)
@@ -257,6 +259,7 @@ def take_screenshots(window: MainWindow, tasks: TaskRunner, out_dir: Path) -> in
         if name not in window.panels:
             continue
         window.show_panel(name)
+        tasks.wait_idle()  # a page that went stale while hidden reloads as it is shown
         panel = window.panels[name]
         if name in ("customers", "invoices", "topups") and panel.model.rowCount():
             panel.table.selectRow(0)  # show the detail pane with something in it
