@@ -120,13 +120,16 @@ def _sandbox_rates(duration: float, threads: int) -> dict[str, float]:
         }
 
 
-def run(duration: float = 2.0, threads: int = 4) -> list[Line]:
+def run(duration: float = 2.0, threads: int = 4, quick: bool = False) -> list[Line]:
     """Measure and return printable result lines.
 
     Args:
         duration: Seconds per measurement.
         threads: Client threads for the concurrent measurements.
+        quick: Half a second per measurement.
     """
+    if quick:
+        duration = 0.5
     base_single = _baseline(duration, 1)
     base_multi = _baseline(duration, threads)
     rates = _sandbox_rates(duration, threads)

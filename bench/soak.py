@@ -291,10 +291,13 @@ def _progress(soak: Soak, elapsed: float, start: dict[str, int], start_rss: floa
     )
 
 
-def run(argv: list[str] | None = None) -> list[Line]:
-    """The short soak of `make bench`, or the long one with `--soak [MINUTES] [--customers N]`."""
+def run(argv: list[str] | None = None, quick: bool = False) -> list[Line]:
+    """The short soak of `make bench`, or the long one with `--soak [MINUTES] [--customers N]`;
+    `quick`: 6 s at 2,000 customers."""
     args = list(argv or [])
     if "--soak" not in args:
+        if quick:
+            return run_soak(Soak(6 / 60, 2_000, sync_every_s=3.0, phase_s=1.5))
         return run_soak(Soak(20 / 60, 10_000, sync_every_s=8.0, phase_s=5.0))
     after = args[args.index("--soak") + 1 :]
     minutes = float(after[0]) if after and not after[0].startswith("-") else 30.0

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 import peewee
 
+from services import changes
 from services.errors import AppError, PermissionDenied, StripeRefused
 from services.models import AuditRecord, tuples
 from services.money import format_amount
@@ -262,6 +263,7 @@ class Authority:
             reason=redact(reason) if reason else None,
             error=redact(error) if error else None,
         ).execute()
+        changes.note(audit=True)
 
 
 class AuditLog:

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple, TypeVar
 import peewee
 import stripe
 
-from services import lots, validation
+from services import changes, lots, validation
 from services.audit import Authority
 from services.errors import NotFound, ValidationError
 from services.events import (
@@ -346,6 +346,7 @@ class CreditService:
                     topup_id, customer_id, credits, amount, currency, pack_product_id, session,
                     expires_at,
                 )  # fmt: skip
+                changes.note(topups=[topup_id])
         return topup_id, session.id
 
     def _store_topup(
@@ -396,6 +397,7 @@ class CreditService:
                 TopUp.update(status="expired", url=None).where(
                     (TopUp.topup_id == topup_id) & (TopUp.status == "open")
                 ).execute()
+                changes.note(topups=[topup_id])
         return _row(TopUp.get(TopUp.topup_id == topup_id))
 
     # ---- grants
@@ -429,6 +431,7 @@ class CreditService:
                     expires_at=expires_at,
                 )
                 lots.absorb(self._db, customer_id)
+            changes.note(credits=[customer_id])
         return self.ledger(customer_id)[0]
 
     def balances(self, customer_id: str) -> lots.Balances:
@@ -629,6 +632,7 @@ def _write_purchase(
     except peewee.IntegrityError:
         return False
     lots.absorb(db, customer_id)  # the purchase's lot
+    changes.note(credits=[customer_id])
     return True
 
 
@@ -696,6 +700,7 @@ def _claw_back(topup: TopUp, truth: _TopUpTruth, now: int) -> bool:
                 ).execute()  # fmt: skip
             wrote = True
             lots.absorb(topup._meta.database, topup.customer_id)  # drawn from the lots
+            changes.note(credits=[topup.customer_id])
         except peewee.IntegrityError:
             continue  # clawed back already
     refunded = sum(
@@ -733,6 +738,8 @@ def _settle(_ctx: HandlerContext, event: Mapping[str, Any], truth: _TopUpTruth) 
         # Not a top-up; an invoice that sold credits gives back the share refunded or lost.
         return Status.APPLIED if claw_back(truth.invoice, int(time.time())) else Status.IGNORED
     topup = _find_topup(session)
+    if topup is not None:
+        changes.note(topups=[topup.topup_id])  # re-read whatever this settles it to
     if topup is None:
         if str(event.get("type", "")).startswith("checkout.session."):
             _flag_event(

@@ -14,7 +14,7 @@ from typing import Any
 import peewee
 import stripe
 
-from services import lots, validation
+from services import changes, lots, validation
 from services.audit import ActionRecord, Authority
 from services.browse import InvoiceRow
 from services.errors import NotFound, ValidationError
@@ -329,6 +329,7 @@ class CustomerService:
                 Customer.update(notes=draft.notes or None, tags=list(draft.tags) or None).where(
                     Customer.stripe_id == stripe_id
                 ).execute()
+                changes.note(customers=[stripe_id])
             return self.detail(stripe_id)
         self._authority.require(Permission.EDIT_CUSTOMER, "customer.update", stripe_id)
         with (

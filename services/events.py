@@ -23,13 +23,14 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
 import peewee
 
+from services import changes
 from services.audit import Authority
 from services.errors import (
     AppError,
@@ -42,7 +43,7 @@ from services.errors import (
     StripeUnreachable,
     ValidationError,
 )
-from services.mirror import upsert
+from services.mirror import note_rows, upsert
 from services.models import (
     Customer,
     Invoice,
@@ -231,12 +232,14 @@ def _refresh(
             existing = Customer.get_or_none(Customer.stripe_id == data["id"])
             if existing is not None:
                 Customer.update(deleted=True).where(Customer.id == existing.id).execute()
+                changes.note(customers=[str(data["id"])])
             elif data.get("created"):
                 upsert(Customer, [data])  # first heard of as it went: what the event showed
             else:
                 return Status.IGNORED  # never mirrored, gone, and the event shows nothing
         else:
             model.delete().where(model.stripe_id == data["id"]).execute()
+            note_rows(model, [{"stripe_id": data["id"], "product_id": data.get("product")}])
         return Status.APPLIED
 
     return Handler(fetch, apply)
@@ -362,6 +365,7 @@ def flag_event(evt_id: str, why: str) -> None:
     """Mark a stored event as needing a person, with why (the Events panel's ⚑)."""
     log.warning("Event %s flagged: %s", evt_id, why)
     WebhookEvent.update(flagged=why).where(WebhookEvent.evt_id == evt_id).execute()
+    changes.note(events=[evt_id])
 
 
 class ReplayReport(NamedTuple):
@@ -395,6 +399,7 @@ class EventPipeline:
         self._ctx = HandlerContext(gateway, db)
         self.routes = list(ROUTES if routes is None else routes)
         self._listeners: list[Callable[[str, Result], None]] = []
+        self._change_listeners: list[Callable[[changes.Changes], None]] = []
 
     def may_apply(self) -> bool:
         """False for a login that only reads events (a shared database set up by `admin-app db
@@ -453,21 +458,37 @@ class EventPipeline:
             .execute()
         )
         log.debug("Event %s %s from %s (new: %s)", evt_id, event_type, source.value, inserted)
-        if settled and inserted == 1:
-            if flag:
-                log.warning("Event %s flagged: %s", evt_id, flag)
-            result = Result.REJECTED if problem else Result.IGNORED
-        else:
-            result = self._apply(evt_id, event_type, event, problem, fresh=inserted == 1)
-        self._tell(evt_id, result)
+        with changes.collecting() as noted:
+            if settled and inserted == 1:
+                if flag:
+                    log.warning("Event %s flagged: %s", evt_id, flag)
+                result = Result.REJECTED if problem else Result.IGNORED
+            else:
+                result = self._apply(evt_id, event_type, event, problem, fresh=inserted == 1)
+        self._tell(evt_id, result, noted)
         return result
 
-    def _tell(self, evt_id: str, result: Result) -> None:
+    def add_change_listener(self, listener: Callable[[changes.Changes], None]) -> None:
+        """Called (on the receiving thread) after each delivery with what it changed: the
+        stored event itself, and the rows its handler wrote (the window updates just those)."""
+        self._change_listeners.append(listener)
+
+    def _tell(self, evt_id: str, result: Result, noted: changes.Collector) -> None:
+        if result is not Result.DUPLICATE:
+            noted.add("events", [evt_id])
+        what = noted.changes()
         for listener in self._listeners:
             try:
                 listener(evt_id, result)
             except Exception:
                 log.exception("An event listener failed")
+        if not what:
+            return
+        for change_listener in self._change_listeners:
+            try:
+                change_listener(what)
+            except Exception:
+                log.exception("An event change listener failed")
 
     def replay(self, evt_id: str, authority: Authority) -> Result:
         """Apply a stored event again (admins; audited), e.g. after fixing what made it fail."""
@@ -482,7 +503,8 @@ class EventPipeline:
             ).where(WebhookEvent.evt_id == evt_id).execute()
             record.params = {"type": row.type, "previous_status": row.status}
         raw = row.raw if isinstance(row.raw, Mapping) else {}
-        result = self._apply(evt_id, row.type, raw, _malformed(raw, evt_id, row.type))
+        with changes.collecting() as noted:
+            result = self._apply(evt_id, row.type, raw, _malformed(raw, evt_id, row.type))
         if row.status == Status.APPLIED.value and result is Result.IGNORED:
             # Nothing left to do is what a replay of an applied event finds (its effect is
             # there): it stays `applied`, never turned into `ignored`.
@@ -490,7 +512,8 @@ class EventPipeline:
                 WebhookEvent.evt_id == evt_id
             ).execute()
             result = Result.APPLIED
-        self._tell(evt_id, result)
+        noted.add("events", [evt_id])  # its status and source changed, whatever the result
+        self._tell(evt_id, result, noted)
         return result
 
     def replay_failed(self, authority: Authority) -> ReplayReport:
@@ -598,7 +621,9 @@ class EventPipeline:
         event_type: str | None = None,
         flagged: bool = False,
         limit: int | None = 5000,
+        ids: Collection[str] | None = None,
     ) -> list[EventRow]:
+        """Stored events, newest first; `ids`: only those (a window updating changed rows)."""
         authority.require(Permission.BROWSE, "events.list")
         query = WebhookEvent.select(
             WebhookEvent.evt_id,
@@ -616,6 +641,8 @@ class EventPipeline:
             query = query.where(WebhookEvent.status == status)
         if flagged:
             query = query.where(WebhookEvent.flagged.is_null(False))
+        if ids is not None:
+            query = query.where(WebhookEvent.evt_id.in_(list(ids)))
         if event_type:
             if "*" in event_type:
                 query = query.where(WebhookEvent.type.startswith(event_type.rstrip("*")))

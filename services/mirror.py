@@ -12,6 +12,7 @@ from typing import Any
 
 import peewee
 
+from services import changes
 from services.models import (
     Customer,
     Invoice,
@@ -259,4 +260,20 @@ def upsert(model: type[StripeMirror], objects: Sequence[StripeDict], now: int | 
         update={f: peewee.EXCLUDED[f.column_name] for f in columns},
     )
     query.execute()
+    note_rows(model, changed)
     return len(changed)
+
+
+def note_rows(model: type[StripeMirror], rows: Sequence[Mapping[str, Any]]) -> None:
+    """Tell whoever collects `changes` which mirrored rows were written (by Stripe id)."""
+    ids = [str(row["stripe_id"]) for row in rows]
+    if model is Customer:
+        changes.note(customers=ids)
+    elif model is Invoice:
+        changes.note(invoices=ids)
+    elif model is Product:
+        changes.note(products=ids, catalog=True)
+    elif model is Price:
+        changes.note(products=[str(row.get("product_id") or "") for row in rows], catalog=True)
+    elif model is Subscription:
+        changes.note(subscriptions=ids)

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import peewee
 
-from services import validation
+from services import changes, validation
 from services.audit import Authority
 from services.errors import ValidationError
 from services.models import TeamSetting
@@ -107,4 +107,5 @@ class PricingService:
                     key=key, value=json.dumps(value), set_by=self._authority.actor.login,
                     set_at=now, reason=reason,
                 ).execute()  # fmt: skip
+            changes.note(settings=True)
         return self.current()

@@ -16,12 +16,13 @@ import logging
 import time
 from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import peewee
 
 from services.audit import Authority
+from services.changes import NONE, Changes, collecting, note
 from services.errors import AppError
 from services.mirror import upsert
 from services.models import (
@@ -65,6 +66,8 @@ class SyncSummary:
     changed: dict[str, int]
     marked_deleted: int
     cancelled: bool
+    #: The rows the pull wrote (what a window updates); `changes.ALL` when too many to name.
+    changes: Changes = NONE
 
     def line(self) -> str:
         parts = [
@@ -108,7 +111,8 @@ class SyncService:
         """
         self._authority.require(Permission.SYNC, "sync", target.value)
         try:
-            summary = self._pull(target, progress, cancelled)
+            with collecting() as noted:
+                summary = self._pull(target, progress, cancelled)
         except AppError as exc:
             self._authority.record_failure("sync", exc, target=target.value)
             raise
@@ -122,7 +126,8 @@ class SyncService:
                 "cancelled": summary.cancelled,
             },
         )
-        return summary
+        noted.flags.add("audit")
+        return replace(summary, changes=noted.changes())
 
     def _pull(
         self,
@@ -223,4 +228,5 @@ class SyncService:
                 Customer.update(deleted=True, synced_at=now).where(
                     Customer.stripe_id.in_(chunk)
                 ).execute()
+                note(customers=chunk)
         return len(gone)

@@ -53,9 +53,18 @@ def _on_qt_message(kind: QtMsgType, context: QMessageLogContext, message: str) -
     _qt_log.log(level, "%s", message)
 
 
+#: How long a thread may hold the interpreter lock while another waits (Python's default: 5 ms).
+GUI_SWITCH_INTERVAL_S = 0.001
+
+
 def make_application(resources: Path, version: str = "") -> QApplication:
     """The QApplication, styled; reuses one that already exists (tests)."""
     qInstallMessageHandler(_on_qt_message)
+    # The GUI thread shares the interpreter lock with the webhook receiver's and the task
+    # runner's threads; each holds it up to the switch interval before handing over. At the
+    # default 5 ms a burst of events left the GUI thread waiting ~80 ms at a time; at 1 ms,
+    # ~40 ms (bench/stall.py).
+    sys.setswitchinterval(GUI_SWITCH_INTERVAL_S)
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setApplicationName("Billing Admin")
@@ -234,7 +243,9 @@ def take_screenshots(window: MainWindow, tasks: TaskRunner, out_dir: Path) -> in
     window.show()
     window.start(sync_first=window.ctx.mode is StripeMode.SANDBOX)
     tasks.wait_idle()
-    # The sync refreshes the panels when it finishes; wait for those loads too.
+    # The sync's changes update the panels within a frame; pages behind go stale and reload
+    # when shown (below), so each is waited for.
+    window.flush_changes()
     tasks.wait_idle()
     written = []
     window.show_panel(OVERVIEW)
@@ -249,6 +260,7 @@ def take_screenshots(window: MainWindow, tasks: TaskRunner, out_dir: Path) -> in
         if name not in window.panels:
             continue
         window.show_panel(name)
+        tasks.wait_idle()  # a page that went stale while hidden reloads as it is shown
         panel = window.panels[name]
         if name in ("customers", "invoices", "topups", "subscriptions") and panel.model.rowCount():
             panel.table.selectRow(0)  # show the detail pane with something in it

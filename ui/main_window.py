@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from services.changes import ALL, NONE, Changes
 from services.context import AppContext
 from services.errors import AppError
 from services.export import PANEL_TABLES
@@ -61,6 +62,8 @@ OVERVIEW = "overview"  # the first page (Ctrl+0); the list panels follow it, Ctr
 CONNECTION_CHECK_MS = 120_000  # the status bar's "Connected" should not go stale
 DEFAULT_SIZE = QSize(1280, 800)
 DB_LABEL_PX = 230  # the database label's width; the rest of the bar is for messages
+#: Changes arriving within this many ms are merged into one update per panel (one frame).
+COALESCE_MS = 16
 
 
 def _sync_message(summary: SyncSummary) -> str:
@@ -90,12 +93,16 @@ class _ListenerRelay(QObject):
     """Carries listener state and event arrivals from background threads to the GUI."""
 
     state_changed = Signal(object)
-    event_arrived = Signal(str)
+    changes_arrived = Signal(object)
 
 
 class MainWindow(QMainWindow):
-    #: Anki's operation_did_execute: something changed the local data; every panel reloads.
+    #: Something changed the local data in a way nobody named: every panel reloads.
     data_changed = Signal()
+    #: Anki's operation_did_execute: once per frame, every `Changes` that arrived since the
+    #: last (events applied, a sync, a finished action) merged into one; each panel updates
+    #: just the rows named.
+    changes_applied = Signal(object)
     #: Emitted with the result of the connection check (None when connected, else the message).
     connection_checked = Signal(object)
     #: Emitted when a sync finished, with its summary or error message.
@@ -112,6 +119,12 @@ class MainWindow(QMainWindow):
         #: Asks where to save an export (a file dialog; tests put a function returning a path).
         self.choose_export_path: Callable[[str], Path | None] = self._ask_export_path
         self._checking = False
+        self._pending_changes: Changes = NONE
+        self._overview_stale = False
+        self._flush_timer = QTimer(self)
+        self._flush_timer.setSingleShot(True)
+        self._flush_timer.setInterval(COALESCE_MS)
+        self._flush_timer.timeout.connect(self._flush_changes)
         self.setWindowTitle(f"Billing Admin — {ctx.mode.label}")
         self.fit_to_screen()
 
@@ -139,7 +152,6 @@ class MainWindow(QMainWindow):
         self.stack.addWidget(self.overview)
         self.overview.load_failed.connect(self._on_panel_load_failed)
         self.overview.drill_requested.connect(self._on_overview_drill_requested)
-        self.data_changed.connect(self.overview.refresh)
         for number, name in enumerate(PANEL_NAMES, start=1):
             panel = self.panels.get(name)
             title = panel.title if panel is not None else "Audit log"
@@ -159,8 +171,11 @@ class MainWindow(QMainWindow):
             panel.load_failed.connect(self._on_panel_load_failed)
             panel.changed_elsewhere.connect(self.data_changed)
             panel.open_requested.connect(self._on_panel_open_requested)
-            self.data_changed.connect(panel.refresh)
+            self.changes_applied.connect(panel.apply_changes)
+        self.data_changed.connect(lambda: self.note_changes(ALL))
+        tasks.changes_made.connect(self.note_changes)
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.stack.currentChanged.connect(self._on_stack_current_changed)
 
         body = QHBoxLayout()
         body.setContentsMargins(0, 0, 0, 0)
@@ -340,14 +355,11 @@ class MainWindow(QMainWindow):
         relay = _ListenerRelay(self)
         relay.state_changed.connect(self._on_listener_state_changed)
         relay.state_changed.connect(lambda _state: self.listener_indicator.refresh_soon())
-        relay.event_arrived.connect(self._on_listener_event_arrived)
+        relay.changes_arrived.connect(self.note_changes)
         listener.add_listener(relay.state_changed.emit)
-        self.ctx.events.add_listener(lambda evt_id, _result: relay.event_arrived.emit(evt_id))
+        # Each applied event says what it changed; a burst is merged into one update a frame.
+        self.ctx.events.add_change_listener(relay.changes_arrived.emit)
         self._on_listener_state_changed(listener.state)
-        self._refresh_soon = QTimer(self)
-        self._refresh_soon.setSingleShot(True)
-        self._refresh_soon.setInterval(400)  # a burst of events refreshes once
-        self._refresh_soon.timeout.connect(self.data_changed)
 
     def start(self, *, sync_first: bool) -> None:
         """Show what the local database has, check Stripe, and pull if asked."""
@@ -399,6 +411,47 @@ class MainWindow(QMainWindow):
         self.overview.refresh()
         for panel in self.panels.values():
             panel.refresh()
+
+    def note_changes(self, changes: Changes) -> None:
+        """Something changed these rows: update the panels within a frame, merged with
+        whatever else arrives meanwhile (a burst of events is one update per panel)."""
+        if not changes:
+            return
+        self._pending_changes = self._pending_changes | changes
+        if not self._flush_timer.isActive():  # not restarted: a steady stream still flushes
+            self._flush_timer.start()
+
+    def changes_pending(self) -> bool:
+        """Changes noted and not yet shown (they will be within a frame)."""
+        return self._flush_timer.isActive()
+
+    def flush_changes(self) -> None:
+        """Apply what is pending now (tests, benchmarks); normally the frame timer does it."""
+        self._flush_timer.stop()
+        self._flush_changes()
+
+    def _flush_changes(self) -> None:
+        changes, self._pending_changes = self._pending_changes, NONE
+        if not changes:
+            return
+        log.debug("Changes: %s", changes.describe())
+        if changes.everything or changes.invoices or changes.topups or changes.credits:
+            if self.isVisible() and self.stack.currentWidget() is not self.overview:
+                self._overview_stale = True
+            else:
+                self.overview.refresh()
+        if changes.everything or changes.invoices or changes.topups or changes.audit:
+            self.journal_indicator.refresh()
+        self.changes_applied.emit(changes)
+
+    def _on_stack_current_changed(self, _index: int) -> None:
+        page = self.stack.currentWidget()
+        if page is self.overview:
+            if self._overview_stale:
+                self._overview_stale = False
+                self.overview.refresh()
+        elif isinstance(page, ListPanel):
+            page.on_shown()
 
     def check_connection(self) -> None:
         if self._checking:
@@ -524,7 +577,7 @@ class MainWindow(QMainWindow):
         self._end_sync()
         self.statusBar().showMessage(_sync_message(summary), 15_000)
         self._on_connection_result(None)
-        self.data_changed.emit()
+        # The sync's rows come with the task runner's changes (what the pull wrote).
         self.sync_finished.emit(summary)
 
     def _on_sync_err(self, exc: BaseException) -> None:
@@ -575,9 +628,6 @@ class MainWindow(QMainWindow):
         events = self.panels.get("events")
         if isinstance(events, EventsPanel):
             events.show_listener(state.line())
-
-    def _on_listener_event_arrived(self, _evt_id: str) -> None:
-        self._refresh_soon.start()
 
     def _on_overview_drill_requested(self, drill: DrillDown) -> None:
         panel = self.panels.get(drill.panel)

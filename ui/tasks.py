@@ -3,6 +3,11 @@
 `TaskRunner.run(owner, fn, on_ok, on_err)` runs `fn()` on a worker thread and calls `on_ok(result)`
 or `on_err(exc)` back on the GUI thread through a queued signal. When `owner` has been destroyed in
 the meantime the callbacks are dropped, so a closed dialog never gets a late result.
+
+Like Anki's `CollectionOp`, every task reports what it changed: the rows the services it called
+noted (`services.changes`) come back as one `Changes`, announced by `changes_made` on the GUI
+thread just before `on_ok`/`on_err` — whether or not the owner still lives, since the data did
+change. Reads note nothing and announce nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from typing import Any
 
 import shiboken6
 from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QTimer, Signal
+
+from services.changes import Changes, collecting
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +52,10 @@ class TaskRunner(QObject):
     """A small worker pool whose results come back as queued signals on the GUI thread."""
 
     # Emitted from worker threads; the receiver lives on the GUI thread, so Qt queues it.
-    # Carries one (task id, ok, payload) tuple.
+    # Carries one (task id, ok, payload, changes) tuple.
     _finished = Signal(object)
+    #: Emitted on the GUI thread with the `Changes` a finished task made (never empty).
+    changes_made = Signal(object)
     #: Emitted with the number of tasks still running whenever it changes.
     busy_changed = Signal(int)
     #: Emitted on the GUI thread with an unexpected exception that had no `on_err`.
@@ -83,12 +92,14 @@ class TaskRunner(QObject):
         self.busy_changed.emit(len(self._pending))
 
         def work() -> None:
-            try:
-                result = fn()
-            except BaseException as exc:  # delivered to on_err or the crash dialog
-                self._finished.emit((task_id, False, exc))
-            else:
-                self._finished.emit((task_id, True, result))
+            with collecting() as noted:
+                try:
+                    result = fn()
+                except BaseException as exc:  # delivered to on_err or the crash dialog
+                    outcome: tuple[int, bool, object] = (task_id, False, exc)
+                else:
+                    outcome = (task_id, True, result)
+            self._finished.emit((*outcome, noted.changes()))
 
         self._pool.submit(work)
 
@@ -110,12 +121,14 @@ class TaskRunner(QObject):
         self._pending.clear()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def _on_self_finished(self, outcome: tuple[int, bool, object]) -> None:
-        task_id, ok, payload = outcome
+    def _on_self_finished(self, outcome: tuple[int, bool, object, Changes]) -> None:
+        task_id, ok, payload, changes = outcome
         pending = self._pending.pop(task_id, None)
         self.busy_changed.emit(len(self._pending))
         if pending is None:
             return
+        if changes:
+            self.changes_made.emit(changes)
         if not shiboken6.isValid(pending.owner):
             log.debug("Dropped the result of task %d: its window is gone", task_id)
             return

@@ -49,4 +49,8 @@ def synced_window(
     with qtbot.waitSignal(window.sync_finished, timeout=30_000):
         window.start(sync_first=True)
     tasks.wait_idle()
+    # Pages not shown update when shown (stale until then); the tests read them all: F5.
+    window.flush_changes()
+    window.refresh()
+    tasks.wait_idle()
     return window

@@ -50,6 +50,7 @@ def test_events_keep_the_selection_scroll_and_detail(
     tasks.wait_idle()
     panel = window.panels["customers"]
     assert isinstance(panel, CustomersPanel)
+    window.show_panel("customers")  # a page not shown reloads when it is shown
     spin_until(lambda: panel.model.total_count > 40)
     rows = panel.model.visible_rows()
     pick = len(rows) - 3
@@ -62,7 +63,7 @@ def test_events_keep_the_selection_scroll_and_detail(
     other = next(r for r in rows if r.stripe_id != chosen.stripe_id)
     stripe_client.v1.customers.update(other.stripe_id, {"name": "Renamed Elsewhere"})
 
-    with qtbot.waitSignal(panel.rows_loaded, timeout=10_000):
+    with qtbot.waitSignal(panel.rows_patched, timeout=10_000):  # that row only, in place
         ctx.events.receive(_event("customer.updated", other.stripe_id), Source.RECEIVER)
     tasks.wait_idle()
     assert any(r.name == "Renamed Elsewhere" for r in panel.model.visible_rows())
@@ -78,7 +79,7 @@ def test_events_keep_the_selection_scroll_and_detail(
 
     # An event for the selected customer itself refreshes the detail in place.
     stripe_client.v1.customers.update(chosen.stripe_id, {"phone": "+1 212 555 0142"})
-    with qtbot.waitSignal(panel.rows_loaded, timeout=10_000):
+    with qtbot.waitSignal(panel.rows_patched, timeout=10_000):
         ctx.events.receive(_event("customer.updated", chosen.stripe_id), Source.RECEIVER)
     spin_until(lambda: panel.detail.fields["Phone"].text() == "+1 212 555 0142")
     current = panel.current_row()

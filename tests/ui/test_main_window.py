@@ -57,6 +57,11 @@ def test_sync_fills_the_panels_and_search_filters(
     _start_and_wait(qtbot, window, sync=True)
 
     customers = window.panels["customers"]
+    # The Overview is in front: the lists the sync changed load as each is shown.
+    window.flush_changes()
+    assert customers.stale
+    with qtbot.waitSignal(customers.rows_loaded, timeout=10_000):
+        window.show_panel("customers")
     assert customers.model.total_count == counts["customers"]
     assert customers.stack.currentWidget() is customers.table
     assert f"{counts['customers']} customers" in customers.count_label.text()
@@ -74,6 +79,8 @@ def test_sync_fills_the_panels_and_search_filters(
     assert customers.model.rowCount() == counts["customers"]
 
     products = window.panels["products"]
+    with qtbot.waitSignal(products.rows_loaded, timeout=10_000):
+        window.show_panel("products")
     assert any(r.credits for r in products.model.visible_rows())
     assert window.connection_label.text() == "● Connected to sandbox"
 

@@ -127,6 +127,7 @@ def test_events_arriving_with_the_window_open_keep_singletons_alive(
     assert isinstance(events, EventsPanel)
     listener = runtime.make_listener(port=0)  # receiver + the sandbox's own `stripe listen`
     window.attach_listener(listener)
+    window.show_panel("events")  # in front: each arrival is added to the list as it comes
     with qtbot.waitSignal(events.rows_loaded, timeout=10_000):
         window.start(sync_first=False)
     listener.start()
@@ -156,6 +157,7 @@ def test_syncing_in_the_window_keeps_singletons_alive(
     client = stripe.StripeClient(TEST_KEY, base_addresses={"api": sandbox.url})
     for i in range(300):
         client.v1.customers.create({"name": f"Synced {i}", "email": f"synced{i}@example.com"})
+    window.show_panel("customers")  # in front: the rows a sync wrote are shown at once
     with qtbot.waitSignal(window.sync_finished, timeout=60_000):
         window.start_sync()
     tasks.wait_idle()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from services.audit import AuditFilter, AuditRow, describe_params
+from services.changes import Changes
 from services.context import AppContext
 from services.errors import AppError
 from services.permissions import Permission
@@ -135,6 +136,10 @@ class AuditPanel(ListPanel[AuditRow]):
 
     def row_key(self, row: AuditRow) -> object:
         return row.id
+
+    def rows_changed(self, changes: Changes) -> Set[object] | None:
+        # Read with its filters and a row limit: reloaded whole when something was audited.
+        return None if changes.everything or changes.audit else frozenset()
 
     def current_filter(self) -> AuditFilter:
         """The filters as chosen on screen (read on the GUI thread)."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import operator
+from collections.abc import Callable, Mapping, Sequence, Set
 from typing import Any, Generic, TypeVar
 
 from PySide6.QtCore import Qt, Signal
@@ -22,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from services.changes import Changes
 from services.errors import AppError
 from ui.table_model import Column, RowTableModel
 from ui.tasks import TaskRunner
@@ -29,6 +31,18 @@ from ui.tasks import TaskRunner
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
+
+
+class _Prepared(Generic[R]):
+    """Rows loaded on a worker with their search text already folded (off the GUI thread)."""
+
+    def __init__(self, rows: list[R], haystack: list[str]) -> None:
+        self.rows = rows
+        self.haystack = haystack
+
+
+#: More changed rows than this in one update reload the whole list instead (a sync's pages).
+MAX_PATCH = 500
 
 _HEADER_ARROW = QStyle.PrimitiveElement.PE_IndicatorHeaderArrow
 _ARROW_UP = QStyle.PrimitiveElement.PE_IndicatorArrowUp
@@ -106,12 +120,16 @@ class ListPanel(QWidget, Generic[R]):
     changed_elsewhere = Signal()
     #: Emitted to show a row of another panel: the panel's name and the row's key (its id).
     open_requested = Signal(str, object)
+    #: Emitted after `apply_changes` updated rows in place, with how many it re-read.
+    rows_patched = Signal(int)
 
     title = ""
     noun = ("row", "rows")
     search_placeholder = "Search… (Ctrl+F)"
     empty_title = "Nothing here yet"
     empty_hint = ""
+    #: The row field that `row_key` returns, read fast over every row when rows are patched.
+    key_attr: str | None = None
 
     def __init__(
         self,
@@ -131,6 +149,10 @@ class ListPanel(QWidget, Generic[R]):
         self._kept: R | None = None  # the selected row while the model resets
         self._kept_scroll: tuple[int, int] | None = None
         self._restoring = False
+        self._stale = False  # changes arrived while hidden: reload when shown
+        self._patching = False
+        self._patch_keys: set[object] = set()
+        self._key_fn: Callable[[R], object] | None = None
         self.model: RowTableModel[R] = RowTableModel(columns, search_text)
 
         heading = QLabel(self.title)
@@ -209,14 +231,111 @@ class ListPanel(QWidget, Generic[R]):
     # ---- public
     def refresh(self) -> None:
         """Reload rows from the local database in the background."""
+        self._stale = False
         if self._loading:
             self._reload_pending = True  # e.g. a filter changed while loading: load again after
             return
         self._loading = True
         self._reload_pending = False
+        self._patch_keys.clear()  # what changed so far is in what this load reads
         if not self._loaded_once:
             self.count_label.setText("Loading…")
-        self._tasks.run(self, self._load, self._on_load_ok, self._on_load_err)
+        self._tasks.run(self, self._load_prepared, self._on_load_ok, self._on_load_err)
+
+    def _load_prepared(self) -> Any:
+        """Worker side: the rows, and their search text folded here rather than on the GUI
+        thread (a list of rows; any other result, e.g. the audit log's, goes on as it is)."""
+        rows = self._load()
+        if isinstance(rows, list):
+            return _Prepared(rows, self.model.haystack(rows))
+        return rows
+
+    # ---- changes (Anki's operation_did_execute with its OpChanges)
+    def rows_changed(self, changes: Changes) -> Set[object] | None:
+        """The keys of this list's rows that `changes` touches; empty: none; None: reload all.
+
+        This default reloads on unknown changes only; each panel names what it shows."""
+        return None if changes.everything else frozenset()
+
+    def load_rows_by_key(self, keys: Set[object]) -> Mapping[object, R | None]:
+        """Worker side: the rows for `keys` as they are now (None: gone, or not in this list
+        as filtered). Panels whose `rows_changed` names keys implement it."""
+        raise NotImplementedError
+
+    def apply_changes(self, changes: Changes) -> None:
+        """Bring the list up to date with what changed: the rows named, re-read and replaced
+        in place; the whole list when it cannot say which rows or they are too many. A page
+        not shown only remembers that it is stale and reloads when it is shown."""
+        keys = self.rows_changed(changes)
+        if keys is not None and not keys:
+            return
+        if self.off_screen():
+            self._stale = True
+            return
+        if keys is None or len(keys) > MAX_PATCH or not self._loaded_once or self._stale:
+            self.refresh()
+            return
+        self.patch_rows(keys)
+
+    @property
+    def stale(self) -> bool:
+        return self._stale
+
+    def off_screen(self) -> bool:
+        """A page the shown window does not show now (another panel is in front)."""
+        return self.window().isVisible() and not self.isVisible()
+
+    def on_shown(self) -> None:
+        """The window shows this page: reload if changes arrived while it was hidden."""
+        if self._stale:
+            self.refresh()
+
+    def patch_rows(self, keys: Set[object]) -> None:
+        """Re-read only the rows with these keys (off the GUI thread) and replace them."""
+        if self._loading or self._patching:
+            self._patch_keys.update(keys)  # after the load or patch in flight
+            return
+        self._patching = True
+        wanted = frozenset(keys)
+        self._tasks.run(
+            self, lambda: self.load_rows_by_key(wanted), self._on_patch_ok, self._on_patch_err
+        )
+
+    def _key_of(self) -> Callable[[R], object]:
+        # One function for the panel's life: the model keeps its index of rows by key while
+        # the key function stays the same.
+        if self._key_fn is None:
+            self._key_fn = operator.attrgetter(self.key_attr) if self.key_attr else self.row_key
+        return self._key_fn
+
+    def _on_patch_ok(self, updates: Mapping[object, R | None]) -> None:
+        self._patching = False
+        current = self.current_row()
+        reset = self.model.update_rows(updates, self._key_of())
+        # Replaced in place: the selection stayed; its detail is refreshed if it changed.
+        # (A reset restores the selection by key and says so itself.)
+        if not reset and current is not None and self.row_key(current) in updates:
+            now = self.current_row()
+            if now is not None:
+                self.selection_kept.emit(now, now != current)
+        self._update_view()
+        self.rows_patched.emit(len(updates))
+        self._next_patch()
+
+    def _on_patch_err(self, exc: BaseException) -> None:
+        self._patching = False
+        if not isinstance(exc, AppError):
+            raise exc
+        self.refresh()  # the whole list, then: it says why if that fails too
+
+    def _next_patch(self) -> None:
+        if not self._patch_keys:
+            return
+        keys, self._patch_keys = self._patch_keys, set()
+        if len(keys) > MAX_PATCH:
+            self.refresh()
+        else:
+            self.patch_rows(keys)
 
     def refresh_then_select(self, predicate: Callable[[R], bool]) -> None:
         """Reload, then select the first row matching `predicate` (e.g. the one just saved)."""
@@ -286,7 +405,10 @@ class ListPanel(QWidget, Generic[R]):
         bars = (self.table.verticalScrollBar(), self.table.horizontalScrollBar())
         self._kept_scroll = (bars[0].value(), bars[1].value())
         try:
-            self.model.set_rows(rows)
+            if isinstance(rows, _Prepared):
+                self.model.set_rows(rows.rows, rows.haystack)
+            else:
+                self.model.set_rows(rows)
         finally:
             self._kept_scroll = None
         if not self.table.property("widthsSet"):
@@ -301,6 +423,8 @@ class ListPanel(QWidget, Generic[R]):
         self.rows_loaded.emit(self.model.total_count)
         if self._reload_pending:
             self.refresh()
+        else:
+            self._next_patch()
 
     def _on_load_err(self, exc: BaseException) -> None:
         self._loading = False

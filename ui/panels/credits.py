@@ -5,7 +5,7 @@ Purchases appear only after Stripe confirms a top-up payment; grants carry who a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from services.browse import CreditBalanceRow
+from services.changes import Changes
 from services.context import AppContext
 from services.credits import LedgerRow
 from services.errors import AppError
@@ -136,6 +137,8 @@ class CreditsPanel(ListPanel[CreditBalanceRow]):
 
     def __init__(self, ctx: AppContext, tasks: TaskRunner, parent: QWidget | None = None) -> None:
         super().__init__(tasks, ctx.browse.credit_balances, COLUMNS, _search_text, parent)
+        self._listed: frozenset[str] | None = None  # customers with a balance shown
+        self.model.modelReset.connect(self._on_model_reset_forget_listed)
         self._ctx = ctx
         self.grant_button = QPushButton("Grant credits…")
         self.grant_button.clicked.connect(self.grant_to_selected)
@@ -183,12 +186,29 @@ class CreditsPanel(ListPanel[CreditBalanceRow]):
     def row_key(self, row: CreditBalanceRow) -> object:
         return row.customer_id
 
+    def rows_changed(self, changes: Changes) -> Set[object] | None:
+        # Balances are sums over the ledger: reloaded whole, only when a ledger moved (or a
+        # customer with a balance was renamed).
+        if changes.everything or changes.credits:
+            return None
+        if changes.customers and not changes.customers.isdisjoint(self._listed_customers()):
+            return None
+        return frozenset()
+
+    def _on_model_reset_forget_listed(self) -> None:
+        self._listed = None
+
+    def _listed_customers(self) -> frozenset[str]:
+        # Built once per load (not per update: a burst checks it every frame).
+        if self._listed is None:
+            self._listed = frozenset(row.customer_id for row in self.model.all_rows())
+        return self._listed
+
     def grant_to_selected(self) -> None:
         row = self.current_row()
         if row is None or not self._can_grant:
             return
         dialog = GrantDialog(self._ctx, self._tasks, row.customer_id, row.customer_name, self)
-        dialog.granted.connect(lambda _entry: self.changed_elsewhere.emit())
         dialog.open()
 
     def auto_topup_for_selected(self) -> None:

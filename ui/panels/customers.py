@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence, Set
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication, QKeySequence
@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from services.browse import CustomerRow
+from services.changes import Changes
 from services.context import AppContext
 from services.customers import CustomerDetail
 from services.errors import AppError
@@ -291,8 +292,29 @@ class CustomersPanel(ListPanel[CustomerRow]):
     def column_widths(self) -> Sequence[int]:
         return (170, 235, 125, 105, 90, 170)
 
+    key_attr = "stripe_id"
+
     def row_key(self, row: CustomerRow) -> object:
         return row.stripe_id
+
+    # ---- changes: only the customers named are re-read (perf-refresh; see ListPanel)
+    def rows_changed(self, changes: Changes) -> Set[object] | None:
+        return None if changes.everything else changes.customers
+
+    def load_rows_by_key(self, keys: Set[object]) -> Mapping[object, CustomerRow | None]:
+        found = {r.stripe_id: r for r in self._ctx.browse.customers_by_id([str(k) for k in keys])}
+        # Gone, or deleted in Stripe: the list hides deleted customers.
+        return {k: r if (r := found.get(str(k))) and not r.deleted else None for k in keys}
+
+    def apply_changes(self, changes: Changes) -> None:
+        super().apply_changes(changes)
+        # The detail also shows credits, invoices and top-ups: re-read it when those moved
+        # (a changed row of its own is re-read by the patch, through `selection_kept`).
+        row = self.current_row()
+        if row is None or self.off_screen() or row.stripe_id in changes.customers:
+            return
+        if row.stripe_id in changes.credits or changes.invoices or changes.topups:
+            self._load_detail(row.stripe_id)
 
     # ---- actions
     def new_customer(self) -> None:
@@ -324,7 +346,6 @@ class CustomersPanel(ListPanel[CustomerRow]):
         dialog = TopUpDialog(
             self._ctx, self._tasks, detail.stripe_id, detail.name or detail.email, self
         )
-        dialog.issued.connect(lambda _link: self.changed_elsewhere.emit())  # the tracker, live
         dialog.open()
 
     def new_invoice_for_selected(self) -> None:
@@ -337,7 +358,6 @@ class CustomersPanel(ListPanel[CustomerRow]):
         dialog.open()
 
     def _on_invoice_created(self, invoice: InvoiceDetail) -> None:
-        self.changed_elsewhere.emit()
         self.open_requested.emit("invoices", invoice.stripe_id)
 
     def grant_to_selected(self) -> None:
@@ -347,7 +367,6 @@ class CustomersPanel(ListPanel[CustomerRow]):
         dialog = GrantDialog(
             self._ctx, self._tasks, detail.stripe_id, detail.name or detail.email, self
         )
-        dialog.granted.connect(lambda _entry: self.changed_elsewhere.emit())
         dialog.open()
 
     # ---- slots

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence, Set
 from datetime import datetime
 
 from PySide6.QtGui import QColor, QFont
@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from services.changes import Changes
 from services.context import AppContext
 from services.errors import AppError
 from services.events import MAX_ATTEMPTS, EventRow, ReplayReport
@@ -122,8 +123,24 @@ class EventsPanel(ListPanel[EventRow]):
     def column_widths(self) -> Sequence[int]:
         return (140, 230, 170, 70, 70, 60, 200)
 
+    key_attr = "evt_id"
+
     def row_key(self, row: EventRow) -> object:
         return row.evt_id
+
+    def rows_changed(self, changes: Changes) -> Set[object] | None:
+        return None if changes.everything else changes.events
+
+    def load_rows_by_key(self, keys: Set[object]) -> Mapping[object, EventRow | None]:
+        ids = [str(k) for k in keys]
+        if self._status == FLAGGED:
+            rows = self._ctx.events.events(self._ctx.authority, flagged=True, ids=ids)
+        else:
+            rows = self._ctx.events.events(self._ctx.authority, status=self._status, ids=ids)
+        found: dict[object, EventRow | None] = {row.evt_id: row for row in rows}  # newest first
+        for key in keys:
+            found.setdefault(key, None)
+        return found
 
     def show_listener(self, text: str) -> None:
         self.listener_label.setText(text)

@@ -3,7 +3,7 @@ and history, and the admin actions (new draft, finalize, charge, void, uncollect
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from services.changes import Changes
 from services.context import AppContext
 from services.errors import AppError, ValidationError
 from services.invoice_rules import InvoiceAction, InvoiceState, permission_for, why_not
@@ -283,6 +284,8 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
         self._scope: InvoiceFilter | None = None  # an Overview drill-down, filtered in SQL
         self._charging: set[str] = set()
         super().__init__(tasks, self._load_rows, COLUMNS, _search_text, parent)
+        self._by_customer: dict[str, list[str]] | None = None  # invoice ids, by customer shown
+        self.model.modelReset.connect(self._on_model_reset_forget_index)
         self.search.setMinimumWidth(300)
         # Newest first, and say so in the header.
         self.table.sortByColumn(COLUMNS.index(_CREATED), Qt.SortOrder.DescendingOrder)
@@ -398,8 +401,38 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
     def column_widths(self) -> Sequence[int]:
         return (118, 125, 112, 86, 82, 86, 86, 86, 200)
 
+    key_attr = "stripe_id"
+
     def row_key(self, row: InvoiceListRow) -> object:
         return row.stripe_id
+
+    def rows_changed(self, changes: Changes) -> Set[object] | None:
+        if changes.everything:
+            return None
+        if not changes.customers:
+            return changes.invoices
+        # A renamed customer: the rows that show that name are re-read too.
+        by_customer = self._invoices_by_customer()
+        named = [i for c in changes.customers for i in by_customer.get(c, ())]
+        return changes.invoices.union(named) if named else changes.invoices
+
+    def _invoices_by_customer(self) -> dict[str, list[str]]:
+        # Built once per load (a burst asks every frame), from the rows held.
+        if self._by_customer is None:
+            index: dict[str, list[str]] = {}
+            for row in self.model.all_rows():
+                index.setdefault(row.customer_id, []).append(row.stripe_id)
+            self._by_customer = index
+        return self._by_customer
+
+    def _on_model_reset_forget_index(self) -> None:
+        self._by_customer = None
+
+    def load_rows_by_key(self, keys: Set[object]) -> Mapping[object, InvoiceListRow | None]:
+        ids = tuple(sorted(str(k) for k in keys))
+        flt = replace(self._listed_filter(), ids=ids, limit=None)
+        found = {row.stripe_id: row for row in self._ctx.invoices.invoices(flt)}
+        return {key: found.get(str(key)) for key in keys}
 
     def clear_filters(self) -> None:
         for edit in (self.customer_filter, self.since, self.until, self.min_total, self.max_total):
@@ -409,17 +442,18 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
 
     # ---- loading
     def _load_rows(self) -> list[InvoiceListRow]:
+        return self._ctx.invoices.invoices(self._listed_filter())
+
+    def _listed_filter(self) -> InvoiceFilter:
         scope = self._scope
         if scope is None:
-            return self._ctx.invoices.invoices(self._filter)
-        return self._ctx.invoices.invoices(
-            replace(
-                self._filter,
-                currency=scope.currency,
-                paid_since=scope.paid_since,
-                paid_until=scope.paid_until,
-                days_overdue=scope.days_overdue,
-            )
+            return self._filter
+        return replace(
+            self._filter,
+            currency=scope.currency,
+            paid_since=scope.paid_since,
+            paid_until=scope.paid_until,
+            days_overdue=scope.days_overdue,
         )
 
     def show_filtered(self, label: str, scope: InvoiceFilter) -> None:
@@ -642,7 +676,6 @@ class InvoicesPanel(ListPanel[InvoiceListRow]):
 
     def _on_changed(self, detail: InvoiceDetail) -> None:
         self.refresh_then_select(lambda r: r.stripe_id == detail.stripe_id)
-        self.changed_elsewhere.emit()  # e.g. the customer's invoices in the Customers panel
 
     def _on_charge_started(self, invoice_id: str) -> None:
         self._charging.add(invoice_id)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QPushButton, QWidget
 
 from services.browse import ProductRow
+from services.changes import Changes
 from services.context import AppContext
 from services.errors import AppError
 from services.permissions import Permission
@@ -151,3 +152,7 @@ class ProductsPanel(ListPanel[ProductRow]):
 
     def row_key(self, row: ProductRow) -> object:
         return row.stripe_id
+
+    def rows_changed(self, changes: Changes) -> Set[object] | None:
+        # The catalog is short: reloaded whole when a product or price changed.
+        return None if changes.everything or changes.catalog or changes.products else frozenset()

@@ -6,7 +6,7 @@ what happens in money, see `ui.subscription_dialogs`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QColor
@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from services.changes import Changes
 from services.context import AppContext
 from services.errors import AppError
 from services.permissions import Permission
@@ -288,6 +289,13 @@ class SubscriptionsPanel(ListPanel[SubscriptionRow]):
         "Subscriptions appear here after a sync from Stripe (Ctrl+R) and as Stripe's events "
         "arrive. Admins can subscribe a customer with New subscription…"
     )
+
+    def rows_changed(self, changes: Changes) -> Set[object] | None:
+        # Filtered by status and price, with MRR per row: reloaded whole when a subscription
+        # (or a customer it names) changed.
+        if changes.everything or changes.subscriptions or changes.customers:
+            return None
+        return frozenset()
 
     def __init__(self, ctx: AppContext, tasks: TaskRunner, parent: QWidget | None = None) -> None:
         self._ctx = ctx

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication
@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from services.changes import Changes
 from services.context import AppContext
 from services.credits import TopUpRow
 from services.errors import AppError
@@ -207,6 +208,10 @@ class TopUpsPanel(ListPanel[TopUpRow]):
     def row_key(self, row: TopUpRow) -> object:
         return row.topup_id
 
+    def rows_changed(self, changes: Changes) -> Set[object] | None:
+        # A short list (links issued by staff): reloaded whole, only when a top-up changed.
+        return None if changes.everything or changes.topups else frozenset()
+
     def expire_selected(self) -> None:
         row = self.current_row()
         if row is None or row.status != "open" or not self._can_expire:
@@ -226,7 +231,7 @@ class TopUpsPanel(ListPanel[TopUpRow]):
         self._tasks.run(
             self,
             lambda: self._ctx.credits.expire_topup(row.topup_id, key),
-            lambda _row: self.changed_elsewhere.emit(),
+            None,  # the task runner announces the changed row to every panel
             self._on_expire_failed,
         )
 
