@@ -61,6 +61,7 @@ class PriceRow(NamedTuple):
     unit_amount: int | None
     active: bool
     lookup_key: str
+    recurring: bool = False  # a subscription's price: never on an invoice line or a top-up
 
 
 class ProductRow(NamedTuple):
@@ -171,9 +172,10 @@ class BrowseService:
             Price.unit_amount,
             Price.active,
             peewee.fn.COALESCE(Price.lookup_key, ""),
+            Price.type,
         ).order_by(Price.created.desc(), Price.id.desc())
         for t in tuples(price_query):
-            row = PriceRow._make((*t[:4], bool(t[4]), t[5]))
+            row = PriceRow._make((*t[:4], bool(t[4]), t[5], t[6] == "recurring"))
             prices.setdefault(row.product_id, []).append(row)
         product_query = Product.select(
             Product.stripe_id, Product.name, Product.active, Product.credits, Product.created

@@ -198,7 +198,14 @@ class CreditService:
             (Product.active == True) & Product.credits.is_null(False)  # noqa: E712
         ):
             price = Price.get_or_none(Price.stripe_id == product.default_price_id)
-            if price is not None and price.active and price.unit_amount and product.credits:
+            # A recurring price is a credit plan (a subscription), not a pack to top up with.
+            if (
+                price is not None
+                and price.active
+                and price.unit_amount
+                and product.credits
+                and price.type != "recurring"
+            ):
                 packs.append(
                     (
                         product.stripe_id,

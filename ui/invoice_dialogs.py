@@ -136,7 +136,14 @@ class NewInvoiceDialog(SubmitDialog):
     def _on_products_loaded(self, products: list[ProductRow]) -> None:
         for product in products:
             price = product.default_price
-            if product.active and price is not None and price.active and price.unit_amount:
+            # Invoice items take one-time prices only (Stripe refuses a recurring one).
+            if (
+                product.active
+                and price is not None
+                and price.active
+                and price.unit_amount
+                and not price.recurring
+            ):
                 self.price_combo.addItem(
                     f"{product.name} — {format_amount(price.unit_amount, price.currency)}",
                     price.stripe_id,

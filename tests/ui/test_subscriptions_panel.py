@@ -197,7 +197,8 @@ def test_create_and_cancel_through_the_dialogs(
     window.show_panel("customers")
     customers = window.panels["customers"]
     assert isinstance(customers, CustomersPanel)
-    assert customers.select_where(lambda r: r.stripe_id == seeded["bob"])
+    # A page shown after changes reloads then (off the GUI thread): wait for Bob's row.
+    spin_until(lambda: customers.select_where(lambda r: r.stripe_id == seeded["bob"]))
     spin_until(lambda: customers.detail.subscriptions.count() == 2)
     assert customers.detail.subscriptions_caption.text() == "Subscriptions: 2, 2 not ended"
 
