@@ -1,0 +1,332 @@
+"""The Customers panel's table model: 300,000 customers, searched as you type within a frame.
+
+What it holds (see `services.browse.CustomerColumns`): one list or array per field, a casefolded
+search text per customer (the haystack, built off the GUI thread after the first paint), and the
+current sort as a permutation of row numbers. What is shown is a list of row numbers; display
+strings are made in `data()` for the rows Qt paints, never for every row.
+
+A keystroke filters with one C-level `str.__contains__` pass per term. When the new query extends
+the one before ("ann" → "anna", "anna" → "anna k") only the previous matches are scanned, and the
+matches of the queries typed on the way are kept, so deleting back is a lookup. The view is told
+with one layout change that keeps the selection, not a reset.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterator, Sequence
+from itertools import compress, repeat
+from typing import Any, overload
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
+
+from services.browse import CustomerColumns, CustomerRow
+from ui.formatting import format_amount, format_date
+from ui.table_model import RowTableModel
+
+_DISPLAY = Qt.ItemDataRole.DisplayRole
+_ALIGN = Qt.ItemDataRole.TextAlignmentRole
+_TOOLTIP = Qt.ItemDataRole.ToolTipRole
+_HORIZONTAL = Qt.Orientation.Horizontal
+_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+_LEFT = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+_ASCENDING = Qt.SortOrder.AscendingOrder
+
+AnyIndex = QModelIndex | QPersistentModelIndex
+
+TITLES = ("Name", "Email", "Phone", "Balance", "Created", "Stripe id")
+_BALANCE = 3
+_BALANCE_TIP = "Stripe customer balance. Negative: credit toward future invoices."
+#: How many queries typed on the way are remembered (their matches), for narrowing and deleting.
+_TRAIL = 32
+
+
+def haystacks(columns: CustomerColumns) -> list[str]:
+    """What search looks at, per customer: name, email, phone, Stripe id and metadata, casefolded.
+
+    The same text as `ui.customer_picker.customer_search_text`, folded as `services.browse.fold`
+    (Straße finds STRASSE). Pure: runs on a worker thread.
+    """
+    return [
+        f"{n} {e} {p} {s} {m}".casefold()
+        for n, e, p, s, m in zip(
+            columns.name, columns.email, columns.phone, columns.stripe_id,
+            columns.metadata_text, strict=True,
+        )
+    ]  # fmt: skip
+
+
+def terms_of(text: str) -> tuple[str, ...]:
+    """The search box's text as the terms every shown row must contain (casefolded)."""
+    return tuple(text.strip().casefold().split())
+
+
+def narrows(before: tuple[str, ...], after: tuple[str, ...]) -> bool:
+    """True when every row matching `after` also matches `before`.
+
+    So it is when each earlier term lies inside some later term: "ann" inside "anna".
+    """
+    return all(any(old in new for new in after) for old in before)
+
+
+def _no_text(_row: CustomerRow) -> str:
+    return ""
+
+
+class VisibleRows(Sequence[CustomerRow]):
+    """The shown customers, as rows made when read (an export or a scan stops early)."""
+
+    def __init__(self, columns: CustomerColumns, shown: Sequence[int]) -> None:
+        self._columns = columns
+        self._shown = shown
+
+    def __len__(self) -> int:
+        return len(self._shown)
+
+    @overload
+    def __getitem__(self, i: int) -> CustomerRow: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[CustomerRow]: ...
+    def __getitem__(self, i: int | slice) -> CustomerRow | list[CustomerRow]:
+        if isinstance(i, slice):
+            return [self._columns.row(r) for r in self._shown[i]]
+        return self._columns.row(self._shown[i])
+
+    def __iter__(self) -> Iterator[CustomerRow]:
+        row = self._columns.row
+        return map(row, self._shown)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class CustomerTableModel(RowTableModel[CustomerRow]):
+    """The customers, filtered by text and sorted by a column, for a `QTableView`.
+
+    A `RowTableModel` to the panel around it (same methods), with its own storage.
+    """
+
+    def __init__(self) -> None:
+        super().__init__((), _no_text)
+        self._cols = CustomerColumns.empty()
+        self._hay: list[str] | None = None
+        self._only: Callable[[CustomerRow], bool] | None = None
+        self._sort: tuple[int, Qt.SortOrder] | None = None
+        self._order: Sequence[int] = range(0)  # every row number, in the sort's order
+        self._order_hay: list[str] | None = None  # haystacks in that order
+        self._terms: tuple[str, ...] = ()
+        # The queries typed on the way to this one, each narrowing the one before, with their
+        # matches (row numbers and haystacks, in the sort's order).
+        self._trail: list[tuple[tuple[str, ...], list[int], list[str]]] = []
+        self._shown: Sequence[int] = range(0)
+        self._formatters: tuple[Callable[[int], str], ...] = self._make_formatters()
+
+    # ---- loading
+    def set_rows(self, rows: CustomerColumns | Sequence[CustomerRow]) -> None:
+        """Show these customers (in the given order unless sorted), keeping the filter."""
+        columns = rows if isinstance(rows, CustomerColumns) else CustomerColumns.from_rows(rows)
+        self.beginResetModel()
+        self._cols = columns
+        self._formatters = self._make_formatters()
+        self._hay = None  # built by `set_haystacks` off the GUI thread, or here when needed
+        self._reorder()
+        self._refilter()
+        self.endResetModel()
+
+    @property
+    def columns(self) -> CustomerColumns:
+        return self._cols
+
+    @property
+    def has_haystacks(self) -> bool:
+        return self._hay is not None
+
+    def set_haystacks(self, columns: CustomerColumns, hay: list[str]) -> bool:
+        """Take haystacks built elsewhere for `columns`; False if other rows came since."""
+        if columns is not self._cols or len(hay) != len(columns):
+            return False
+        if self._hay is None:
+            self._hay = hay
+            self._order_hay = None
+        return True
+
+    # ---- what is shown
+    def set_filter(self, text: str) -> None:
+        terms = terms_of(text)
+        if terms == self._terms:
+            return
+        self._relayout(lambda: self._filter_to(terms))
+
+    def set_only(self, predicate: Callable[[CustomerRow], bool] | None) -> None:
+        """Show only rows where `predicate` holds (the Overview's drill-downs); None: all."""
+        self.beginResetModel()
+        self._only = predicate
+        self._reorder()
+        self._refilter()
+        self.endResetModel()
+
+    def clear_sort(self) -> None:
+        """Back to the order the rows were given in."""
+        if self._sort is not None:
+            self._sort = None
+            self._relayout(self._reorder_and_refilter)
+
+    def sort(self, column: int, order: Qt.SortOrder = _ASCENDING) -> None:
+        if not 0 <= column < len(TITLES) or self._sort == (column, order):
+            return
+        self._sort = (column, order)
+        self._relayout(self._reorder_and_refilter)
+
+    @property
+    def total_count(self) -> int:
+        return len(self._cols)
+
+    def row_at(self, row: int) -> CustomerRow:
+        return self._cols.row(self._shown[row])
+
+    def visible_rows(self) -> VisibleRows:  # type: ignore[override]
+        return VisibleRows(self._cols, self._shown)
+
+    def position_of(self, stripe_id: str) -> int | None:
+        """Where the customer `stripe_id` is shown, or None (filtered out, or unknown)."""
+        try:
+            return self._shown.index(self._cols.stripe_id.index(stripe_id))
+        except ValueError:
+            return None
+
+    # ---- the work
+    def _haystacks(self) -> list[str]:
+        if self._hay is None:
+            self._hay = haystacks(self._cols)  # a search before the background build finished
+        return self._hay
+
+    def _ordered_haystacks(self) -> list[str]:
+        if self._order_hay is None:
+            hay = self._haystacks()
+            self._order_hay = hay if isinstance(self._order, range) else list(
+                map(hay.__getitem__, self._order)
+            )  # fmt: skip
+        return self._order_hay
+
+    def _reorder(self) -> None:
+        """The sort's permutation of every row number (after an Overview drill-down's cut)."""
+        n = len(self._cols)
+        order: Sequence[int] = range(n)
+        if self._sort is not None:
+            column, direction = self._sort
+            keys = self._sort_keys(column)
+            order = sorted(order, key=keys.__getitem__, reverse=direction != _ASCENDING)
+        if self._only is not None:
+            keep, row = self._only, self._cols.row
+            order = [r for r in order if keep(row(r))]
+        self._order = order
+        self._order_hay = None
+        self._trail = []
+
+    def _sort_keys(self, column: int) -> Sequence[Any]:
+        c = self._cols
+        if column == 0:
+            return [n.lower() for n in c.name]
+        if column == 1:
+            return [e.lower() for e in c.email]
+        if column == 2:
+            return c.phone
+        if column == 3:
+            return c.balance
+        if column == 4:
+            return c.created
+        return c.stripe_id
+
+    def _reorder_and_refilter(self) -> None:
+        self._reorder()
+        self._refilter()
+
+    def _refilter(self) -> None:
+        terms, self._terms = self._terms, ()
+        self._filter_to(terms)
+
+    def _filter_to(self, terms: tuple[str, ...]) -> None:
+        self._terms = terms
+        if not terms:
+            self._shown = self._order
+            return
+        trail = self._trail
+        while trail and not narrows(trail[-1][0], terms):
+            trail.pop()  # a different search, or deleting back past it
+        if trail and trail[-1][0] == terms:
+            self._shown = trail[-1][1]  # deleting back: already known
+            return
+        if trail:
+            _, rows, hays = trail[-1]
+        else:
+            rows, hays = list(self._order), self._ordered_haystacks()
+        # One C-level pass per term over a shrinking list (bench/search_panel.py).
+        for term in terms:
+            mask = list(map(operator.contains, hays, repeat(term)))
+            rows = list(compress(rows, mask))
+            hays = list(compress(hays, mask))
+        trail.append((terms, rows, hays))
+        del trail[:-_TRAIL]
+        self._shown = rows
+
+    def _relayout(self, change: Callable[[], None]) -> None:
+        """Apply `change` to what is shown as one layout change that keeps selection and current."""
+        self.layoutAboutToBeChanged.emit()
+        before = self.persistentIndexList()
+        shown = self._shown
+        rows = [shown[p.row()] if 0 <= p.row() < len(shown) else -1 for p in before]
+        change()
+        shown = self._shown
+        where: dict[int, int] = {}
+        after = []
+        for p, r in zip(before, rows, strict=True):
+            if r not in where:
+                try:
+                    where[r] = shown.index(r) if r >= 0 else -1
+                except ValueError:
+                    where[r] = -1
+            at = where[r]
+            after.append(self.index(at, p.column()) if at >= 0 else QModelIndex())
+        self.changePersistentIndexList(before, after)
+        self.layoutChanged.emit()
+
+    def _make_formatters(self) -> tuple[Callable[[int], str], ...]:
+        c = self._cols
+        name, email, phone, sid = c.name, c.email, c.phone, c.stripe_id
+        balance, currency, created = c.balance, c.currency, c.created
+        return (
+            lambda r: name[r] or "(no name)",
+            email.__getitem__,
+            phone.__getitem__,
+            lambda r: format_amount(balance[r], currency[r] or "usd"),
+            lambda r: format_date(created[r]),
+            sid.__getitem__,
+        )
+
+    # ---- Qt's side
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._shown)
+
+    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(TITLES)
+
+    def data(self, index: AnyIndex, role: int = _DISPLAY) -> Any:
+        if not index.isValid():
+            return None
+        if role == _DISPLAY:
+            return self._formatters[index.column()](self._shown[index.row()])
+        if role == _ALIGN:
+            return _RIGHT if index.column() == _BALANCE else _LEFT
+        if role == _TOOLTIP and index.column() == _BALANCE:
+            return _BALANCE_TIP
+        return None
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = _DISPLAY) -> Any:
+        if orientation == _HORIZONTAL and 0 <= section < len(TITLES):
+            if role == _DISPLAY:
+                return TITLES[section]
+            if role == _ALIGN:
+                return _RIGHT if section == _BALANCE else _LEFT
+        return None
