@@ -14,6 +14,7 @@ with one layout change that keeps the selection, not a reset.
 from __future__ import annotations
 
 import operator
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from itertools import compress, repeat
 from typing import Any, overload
@@ -54,6 +55,20 @@ def haystacks(columns: CustomerColumns) -> list[str]:
             columns.metadata_text, strict=True,
         )
     ]  # fmt: skip
+
+
+_SEPARATOR = "\x1f"  # ASCII unit separator: not typed, not in names or emails
+
+
+def relocated(texts: list[str]) -> list[str]:
+    """The same strings, copied so they lie one after the other in memory, in this order.
+
+    A scan in sort order then reads memory in order: at 300,000 customers sorted by name it
+    took 100 ms of CPU per first keystroke over strings allocated in load order, 42 ms over
+    strings laid out in sort order. If the separator occurs in a text, the strings as given.
+    """
+    copied = _SEPARATOR.join(texts).split(_SEPARATOR)
+    return copied if len(copied) == len(texts) else texts
 
 
 def terms_of(text: str) -> tuple[str, ...]:
@@ -116,6 +131,8 @@ class CustomerTableModel(RowTableModel[CustomerRow]):
         self._sort: tuple[int, Qt.SortOrder] | None = None
         self._order: Sequence[int] = range(0)  # every row number, in the sort's order
         self._order_hay: list[str] | None = None  # haystacks in that order
+        self._order_rows: list[int] | None = None  # `_order` as a list
+        self._moved = False  # the haystacks were copied in some sort's order
         self._terms: tuple[str, ...] = ()
         # The queries typed on the way to this one, each narrowing the one before, with their
         # matches (row numbers and haystacks, in the sort's order).
@@ -131,6 +148,7 @@ class CustomerTableModel(RowTableModel[CustomerRow]):
         self._cols = columns
         self._formatters = self._make_formatters()
         self._hay = None  # built by `set_haystacks` off the GUI thread, or here when needed
+        self._moved = False
         self._reorder()
         self._refilter()
         self.endResetModel()
@@ -204,11 +222,22 @@ class CustomerTableModel(RowTableModel[CustomerRow]):
 
     def _ordered_haystacks(self) -> list[str]:
         if self._order_hay is None:
-            hay = self._haystacks()
-            self._order_hay = hay if isinstance(self._order, range) else list(
-                map(hay.__getitem__, self._order)
-            )  # fmt: skip
+            hay, order = self._haystacks(), self._order
+            if isinstance(order, range) and not self._moved:
+                self._order_hay = hay
+            else:
+                self._order_hay = relocated(list(map(hay.__getitem__, order)))
+                self._moved = True
+                if len(order) == len(hay):  # a permutation: keep one copy of the strings
+                    where = sorted(range(len(order)), key=order.__getitem__)
+                    self._hay = list(map(self._order_hay.__getitem__, where))
         return self._order_hay
+
+    def _ordered_rows(self) -> list[int]:
+        if self._order_rows is None:
+            # Fresh int objects in this order, for the same reason as `relocated`.
+            self._order_rows = array("q", self._order).tolist()
+        return self._order_rows
 
     def _reorder(self) -> None:
         """The sort's permutation of every row number (after an Overview drill-down's cut)."""
@@ -223,6 +252,7 @@ class CustomerTableModel(RowTableModel[CustomerRow]):
             order = [r for r in order if keep(row(r))]
         self._order = order
         self._order_hay = None
+        self._order_rows = None
         self._trail = []
 
     def _sort_keys(self, column: int) -> Sequence[Any]:
@@ -241,6 +271,8 @@ class CustomerTableModel(RowTableModel[CustomerRow]):
 
     def _reorder_and_refilter(self) -> None:
         self._reorder()
+        if self._hay is not None:
+            self._ordered_haystacks()  # the copy in the new order now, not at the next keystroke
         self._refilter()
 
     def _refilter(self) -> None:
@@ -261,7 +293,7 @@ class CustomerTableModel(RowTableModel[CustomerRow]):
         if trail:
             _, rows, hays = trail[-1]
         else:
-            rows, hays = list(self._order), self._ordered_haystacks()
+            rows, hays = self._ordered_rows(), self._ordered_haystacks()
         # One C-level pass per term over a shrinking list (bench/search_panel.py).
         for term in terms:
             mask = list(map(operator.contains, hays, repeat(term)))
