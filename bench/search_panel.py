@@ -142,12 +142,17 @@ def _measure(size: int, reps: int, tmp: Path, app: QApplication) -> list[Line]:
     bare.resize(panel.table.size())
     bare.show()
     app.processEvents()
-    base_keys = keys if size <= 10_000 else keys[:1]
+    # QSortFilterProxyModel takes seconds a keystroke at 100k sorted and at 300k: it types
+    # less there (the first letters of the name, the costliest keystrokes for either side).
+    name = keys[0]
+    base_keys = {
+        False: keys if size <= 10_000 else [name[:4]] if size <= 100_000 else [name[:2]],
+        True: [name[:2]],
+    }
 
     sorted_too = size == 100_000
     ours: dict[bool, list[float]] = {False: [], True: []}
     cpu: dict[bool, list[float]] = {False: [], True: []}
-    spare: list[float] = []
     base: dict[bool, list[float]] = {False: [], True: []}
     for rep in range(reps):
         for sort in (False, True) if sorted_too else (False,):
@@ -161,12 +166,15 @@ def _measure(size: int, reps: int, tmp: Path, app: QApplication) -> list[Line]:
             app.processEvents()
             # Interleaved, and each first in turn: neither always gets the warm caches.
             runs = [
-                (panel.search.setText, keys, ours, cpu[sort]),
-                (proxy.setFilterFixedString, base_keys, base, spare),
+                (panel.search.setText, keys, ours, cpu),
+                (proxy.setFilterFixedString, base_keys[sort], base, None),
             ]
             for set_text, typed, out, cpu_out in runs if rep % 2 == 0 else runs[::-1]:
-                samples = [t for seq in typed for t in _time_keys(app, set_text, seq, cpu_out)]
+                used: list[float] = []
+                samples = [t for seq in typed for t in _time_keys(app, set_text, seq, used)]
                 out[sort].append(_p95(samples))
+                if cpu_out is not None:
+                    cpu_out[sort].append(_p95(used))
     tasks.shutdown()
     panel.close()
     bare.close()
@@ -178,7 +186,8 @@ def _measure(size: int, reps: int, tmp: Path, app: QApplication) -> list[Line]:
     count = sum(len(s) for s in keys)
     lines: list[Line] = [
         f"search @ {size:,} customers (filled in {fill_s:.1f} s; {count} keystrokes per rep, "
-        f"{reps} reps; baseline types {sum(len(s) for s in base_keys)})"
+        f"{reps} reps; the baseline types {sum(len(s) for s in base_keys[False])} unsorted, "
+        f"{len(base_keys[True][0])} sorted; load average {os.getloadavg()[0]:.1f})"
     ]
     goal = GOALS_MS[size]
     for sort in (False, True) if sorted_too else (False,):
@@ -194,8 +203,21 @@ def _measure(size: int, reps: int, tmp: Path, app: QApplication) -> list[Line]:
                 f"p95 < {goal:.0f} ms",
                 value < goal,
                 f"  {label}: {_spread(ours[sort])}; QSortFilterProxyModel {_spread(base[sort])}; "
-                f"ratio {value / baseline:.2f}x (goal < {goal:.0f} ms); GUI-thread CPU per "
-                f"keystroke p95 {_p95(cpu[sort]):.1f} ms; load average {os.getloadavg()[0]:.1f}",
+                f"ratio {value / baseline:.2f}x (goal < {goal:.0f} ms)",
+            )
+        )
+        # What the keystroke costs the GUI thread itself, whatever else the machine runs.
+        used = statistics.median(cpu[sort])
+        lines.append(
+            Result(
+                label.replace("keystroke p95", "keystroke GUI-thread CPU p95"),
+                round(used, 2),
+                "ms",
+                None,
+                None,
+                f"p95 < {goal:.0f} ms",
+                used < goal,
+                f"    GUI-thread CPU time per keystroke p95: {_spread(cpu[sort])}",
             )
         )
     return lines
