@@ -27,8 +27,17 @@ def test_columns_hold_the_same_customers_in_the_same_order(
         columns = browse.customer_columns(include_deleted=include_deleted)
         assert [columns.row(i) for i in range(len(columns))] == rows
     columns = browse.customer_columns()
-    assert "cus_gone" not in columns.stripe_id
-    meta = columns.stripe_id.index("cus_meta")
-    assert (columns.name[meta], columns.email[meta], columns.phone[meta]) == ("", "", "")
+    assert "cus_gone" not in columns.column(0)
+    meta = columns.index_of("cus_meta")
+    assert columns.fields(meta) == ["cus_meta", "", "", ""]
     assert '"account_id":"acct-1"' in columns.metadata_text[meta]
     assert columns.balance[meta] == -5
+
+
+def test_a_separator_inside_a_field_cannot_shift_the_others() -> None:
+    from services.browse import FIELD_SEPARATOR, CustomerColumns, CustomerRow
+
+    odd = CustomerRow("cus_1", f"A{FIELD_SEPARATOR}B", "a@x.io", "", "usd", 0, 1, False, "{}")
+    columns = CustomerColumns.from_rows([odd])
+    assert columns.row(0) == odd._replace(name="A\ufffdB")
+    assert columns.index_of("cus_1") == 0
