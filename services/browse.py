@@ -75,10 +75,18 @@ class CustomerColumns:
 
     def row(self, i: int) -> CustomerRow:
         sid, name, email, phone = self.text[i].split(FIELD_SEPARATOR)
+        meta = self.metadata_text[i] if self.metadata_text else ""
         return CustomerRow(
             sid, name, email, phone, self.currency[i], self.balance[i], self.created[i],
-            bool(self.deleted[i]), self.metadata_text[i],
+            bool(self.deleted[i]), meta,
         )  # fmt: skip
+
+    def drop_metadata(self) -> None:
+        """Forget the metadata text once the search text holds it (~10 MB at 300,000).
+
+        Rows made after this have `metadata_text` "" (nothing shows it; search has it).
+        """
+        self.metadata_text.clear()
 
     @classmethod
     def empty(cls) -> CustomerColumns:

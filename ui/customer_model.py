@@ -168,6 +168,7 @@ class CustomerTableModel(RowTableModel[CustomerRow]):
         if self._hay is None:
             self._hay = hay
             self._order_hay = None
+            columns.drop_metadata()  # the haystacks hold it now; no other build is under way
         return True
 
     # ---- what is shown

@@ -139,6 +139,9 @@ def test_haystacks_built_for_older_rows_are_refused(qapp: object) -> None:
     assert new.set_haystacks(new.columns, haystacks(new.columns))
     new.set_filter("straße")
     assert len(_shown(new)) == 2
+    new.set_filter("acct-77")  # metadata: searched, though no longer kept beside the index
+    assert [r.name for r in new.visible_rows()] == ["Ünïcödé Ünïcödé"]
+    assert new.visible_rows()[0].metadata_text == ""
 
 
 def test_model_contract_while_searching_and_sorting(qtmodeltester: object, qapp: object) -> None:
