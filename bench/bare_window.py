@@ -53,7 +53,9 @@ class _Probe(QObject):
         if event.type() == QEvent.Type.Paint and self.model.rowCount() and not self.out.exists():
             record = {"first_paint": time.time(), "rows": self.model.rowCount(),
                       "rss_at_first_paint": rss_bytes(), "rss_settled": rss_bytes()}  # fmt: skip
-            self.out.write_text(json.dumps(record), encoding="utf-8")
+            part = self.out.with_name(self.out.name + ".part")
+            part.write_text(json.dumps(record), encoding="utf-8")
+            part.replace(self.out)  # whole, never half-written
             QTimer.singleShot(0, QApplication.quit)
         return False
 

@@ -44,10 +44,12 @@ def _admin_app() -> list[str]:
 def _wait_for(path: Path, key: str, proc: subprocess.Popen[bytes]) -> dict[str, float]:
     deadline = time.monotonic() + TIMEOUT_S
     while time.monotonic() < deadline:
-        if path.exists():
+        try:
             record: dict[str, float] = json.loads(path.read_text(encoding="utf-8"))
-            if key in record:
-                return record
+        except (OSError, ValueError):  # not there yet (both writers replace the file whole)
+            record = {}
+        if key in record:
+            return record
         if proc.poll() is not None:
             err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
             raise RuntimeError(f"exited with {proc.returncode} before {key}: {err[-500:]}")
