@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import peewee
 
@@ -46,7 +47,9 @@ from services.subscriptions import SubscriptionService
 from services.sync import SyncService
 from services.topup_attempts import TopUpAttemptReader
 from services.webhook_receiver import DEFAULT_PORT, WebhookReceiver
-from stripe_sandbox import SandboxServer
+
+if TYPE_CHECKING:  # imported when started: the window need not wait for the sandbox's code
+    from stripe_sandbox import SandboxServer
 
 log = logging.getLogger(__name__)
 
@@ -288,6 +291,8 @@ def build_context(
 
 
 def _start_local_sandbox(state_file: Path) -> SandboxServer:
+    from stripe_sandbox import SandboxServer
+
     try:
         make_private_dir(state_file.parent)
     except OSError as exc:

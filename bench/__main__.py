@@ -15,11 +15,13 @@ import time
 from pathlib import Path
 
 from bench import (
+    cold_start,
     consume,
     intake,
     overview,
     reconcile,
     sandbox_throughput,
+    search_panel,
     soak,
     stall,
     sync,
@@ -41,7 +43,8 @@ def main(argv: list[str]) -> int:
     began = time.perf_counter()
     # The stall bench last: it runs the window, which tunes the interpreter as the app does.
     for bench in (
-        sandbox_throughput, table_filter, overview, intake, reconcile, sync, consume, soak, stall,
+        sandbox_throughput, table_filter, search_panel, cold_start, overview, intake, reconcile,
+        sync, consume, soak, stall,
     ):  # fmt: skip
         name = bench.__name__.rsplit(".", 1)[-1]
         print(f"== {name}{' (quick)' if quick else ''}", flush=True)

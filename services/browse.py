@@ -6,8 +6,11 @@ table model can read their fields without any database access.
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from typing import NamedTuple
+from array import array
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import repeat
+from typing import Any, NamedTuple
 
 import peewee
 
@@ -28,6 +31,137 @@ class CustomerRow(NamedTuple):
     created: int
     deleted: bool
     metadata_text: str  # the metadata as stored (JSON text), for search
+
+
+#: Joins a customer's text fields in `CustomerColumns.text` (ASCII unit separator). Python's
+#: str.split() counts it as whitespace, so no search term can contain it.
+FIELD_SEPARATOR = "\x1f"
+
+
+@dataclass(frozen=True, eq=False)
+class CustomerColumns:
+    """Every listed customer, column by column: what the Customers panel holds at 300,000 rows.
+
+    No tuple per customer: its Stripe id, name, email and phone are one string (`text`, joined
+    by `FIELD_SEPARATOR`: one string object instead of four saves ~150 bytes a customer, 44 MB
+    at 300,000); amounts and times are 8-byte array items rather than int objects; the few
+    distinct currencies and the common "{}" metadata are shared rather than one string per
+    row. Row `i` is `row(i)`, built when asked for. A separator inside a field (a control
+    character no one types) is shown as U+FFFD.
+    """
+
+    text: list[str]
+    currency: list[str]
+    balance: array[int]
+    created: array[int]
+    deleted: bytearray
+    metadata_text: list[str]
+    _shared: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+    def fields(self, i: int) -> list[str]:
+        """Customer `i`'s [Stripe id, name, email, phone]."""
+        return self.text[i].split(FIELD_SEPARATOR)
+
+    def column(self, k: int) -> list[str]:
+        """Field `k` (0 Stripe id, 1 name, 2 email, 3 phone) of every customer, in order."""
+        return [t.split(FIELD_SEPARATOR)[k] for t in self.text]
+
+    def index_of(self, stripe_id: str) -> int:
+        """The row of the customer `stripe_id`; ValueError when there is none."""
+        prefix = stripe_id + FIELD_SEPARATOR
+        return list(map(str.startswith, self.text, repeat(prefix))).index(True)
+
+    def row(self, i: int) -> CustomerRow:
+        sid, name, email, phone = self.text[i].split(FIELD_SEPARATOR)
+        meta = self.metadata_text[i] if self.metadata_text else ""
+        return CustomerRow(
+            sid, name, email, phone, self.currency[i], self.balance[i], self.created[i],
+            bool(self.deleted[i]), meta,
+        )  # fmt: skip
+
+    def drop_metadata(self) -> None:
+        """Forget the metadata text once the search text holds it (~10 MB at 300,000).
+
+        Rows made after this have `metadata_text` "" (nothing shows it; search has it).
+        """
+        self.metadata_text.clear()
+
+    @classmethod
+    def empty(cls) -> CustomerColumns:
+        return cls([], [], array("q"), array("q"), bytearray(), [])
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[tuple[Any, ...]]) -> CustomerColumns:
+        """Columns from `CustomerRow`s (or tuples in its field order)."""
+        columns = cls.empty()
+        columns.extend(rows)
+        return columns
+
+    def copy(self) -> CustomerColumns:
+        """The same customers in new containers (the strings themselves are shared)."""
+        return CustomerColumns(
+            list(self.text), list(self.currency), array("q", self.balance),
+            array("q", self.created), bytearray(self.deleted), list(self.metadata_text),
+            dict(self._shared),
+        )  # fmt: skip
+
+    def put(self, i: int, row: tuple[Any, ...]) -> None:
+        """Customer `i` becomes `row` (a `CustomerRow` or a tuple in its field order)."""
+        one = CustomerColumns.from_rows([row])
+        currency = one.currency[0]
+        self.text[i], self.currency[i] = one.text[0], self._shared.setdefault(currency, currency)
+        self.balance[i], self.created[i] = one.balance[0], one.created[0]
+        self.deleted[i] = one.deleted[0]
+        if self.metadata_text:
+            self.metadata_text[i] = one.metadata_text[0]
+
+    def delete(self, i: int) -> None:
+        """Forget customer `i` (the rows after it move up one)."""
+        del self.text[i], self.currency[i], self.balance[i], self.created[i], self.deleted[i]
+        if self.metadata_text:
+            del self.metadata_text[i]
+
+    def prepend(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Put `rows` first (newest first, as the services list customers)."""
+        new = CustomerColumns.from_rows(rows)
+        self.text[:0] = new.text
+        self.currency[:0] = [self._shared.setdefault(c, c) for c in new.currency]
+        self.balance[:0] = new.balance
+        self.created[:0] = new.created
+        self.deleted[:0] = new.deleted
+        if self.metadata_text:
+            self.metadata_text[:0] = new.metadata_text
+
+    def extend(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Append rows (tuples in `CustomerRow` field order), sharing repeated short values.
+
+        Column by column (C-level `extend`/`map`): ~4x faster than a Python loop per row.
+        """
+        batch = list(rows)
+        if not batch:
+            return
+        sid, name, email, phone, currency, balance, created, deleted, meta = zip(
+            *batch, strict=True
+        )
+        sep = FIELD_SEPARATOR
+        fields = list(zip(sid, name, email, phone, strict=True))
+        text = [f"{s}{sep}{n}{sep}{e}{sep}{p or ''}" for s, n, e, p in fields]
+        if sum(map(str.count, text, repeat(sep))) != 3 * len(text):
+            text = [
+                sep.join(f.replace(sep, "\ufffd") for f in (s, n, e, p or ""))
+                for s, n, e, p in fields
+            ]
+        share = self._shared.setdefault
+        self.text.extend(text)
+        self.currency.extend(map(share, currency, currency))
+        self.balance.extend(balance)
+        self.created.extend(created)
+        self.deleted.extend(map(bool, deleted))
+        # Most customers have "{}": one string for all of them, not one per row.
+        self.metadata_text.extend([share(m, m) if len(m) <= 2 else m for m in meta])
 
 
 #: Longer search text is a mistake (a pasted file), not a name: refused before any query.
@@ -113,6 +247,10 @@ class BrowseService:
 
     def customers(self, *, include_deleted: bool = False) -> list[CustomerRow]:
         self._authority.require(Permission.BROWSE, "customers.list")
+        query = self._customer_query(include_deleted)
+        return [CustomerRow._make((*t[:7], bool(t[7]), t[8])) for t in tuples(query)]
+
+    def _customer_query(self, include_deleted: bool) -> peewee.ModelSelect[Customer]:
         query = Customer.select(
             Customer.stripe_id,
             peewee.fn.COALESCE(Customer.name, ""),
@@ -127,7 +265,22 @@ class BrowseService:
         ).order_by(Customer.created.desc(), Customer.id.desc())
         if not include_deleted:
             query = query.where(Customer.deleted == False)  # noqa: E712
-        return [CustomerRow._make((*t[:7], bool(t[7]), t[8])) for t in tuples(query)]
+        return query
+
+    def customer_columns(self, *, include_deleted: bool = False) -> CustomerColumns:
+        """`customers()` as columns (see `CustomerColumns`): the same rows in the same order.
+
+        Read with the driver's cursor in batches, without a tuple per row kept: at 300,000
+        customers this is what lets the Customers panel stay compact.
+        """
+        self._authority.require(Permission.BROWSE, "customers.list")
+        query = self._customer_query(include_deleted)
+        sql, params = query.sql()
+        cursor = self._db.execute_sql(sql, params)  # type: ignore[no-untyped-call]
+        columns = CustomerColumns.empty()
+        while batch := cursor.fetchmany(5000):
+            columns.extend(batch)
+        return columns
 
     def customers_by_id(self, ids: Collection[str]) -> list[CustomerRow]:
         """These customers' rows (deleted ones too, marked), in one query: what a window

@@ -201,3 +201,28 @@ def test_the_invoice_dialog_refuses_without_a_picked_customer(
     dialog.amount.setText("1.00")
     dialog.buttons.button(QDialogButtonBox.StandardButton.Save).click()
     assert "Pick the customer" in dialog.error.text()
+
+
+def test_the_selection_and_detail_stay_while_typing_a_search_that_keeps_the_row(
+    qtbot: QtBot, synced_window: MainWindow
+) -> None:
+    panel = _panel(synced_window)
+    panel.table.selectRow(panel.model.rowCount() - 1)
+    qtbot.waitUntil(lambda: panel.detail.detail is not None, timeout=5000)
+    chosen = panel.current_row()
+    assert chosen is not None
+    blanked: list[object] = []
+    panel.row_selected.connect(blanked.append)
+    for i in range(1, len(chosen.email) + 1):  # the email typed letter by letter
+        panel.search.setText(chosen.email[:i].upper())
+        assert panel.current_row() == chosen
+    assert panel.model.rowCount() == 1
+    panel.table.sortByColumn(1, Qt.SortOrder.DescendingOrder)
+    assert panel.current_row() == chosen
+    assert blanked == []  # the detail was never emptied on the way
+    assert panel.detail.detail is not None
+    panel.search.setText(chosen.email + " no-such-thing")
+    assert blanked == [None]  # filtered out: the detail empties
+    assert panel.detail.title.text() == "Select a customer"
+    panel.search.clear()
+    assert panel.model.rowCount() == panel.model.total_count

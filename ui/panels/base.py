@@ -153,7 +153,7 @@ class ListPanel(QWidget, Generic[R]):
         self._patching = False
         self._patch_keys: set[object] = set()
         self._key_fn: Callable[[R], object] | None = None
-        self.model: RowTableModel[R] = RowTableModel(columns, search_text)
+        self.model: RowTableModel[R] = self.make_model(columns, search_text)
 
         heading = QLabel(self.title)
         heading.setObjectName("panelTitle")
@@ -360,6 +360,19 @@ class ListPanel(QWidget, Generic[R]):
                 return True
         return False
 
+    def make_model(
+        self, columns: Sequence[Column[R]], search_text: Callable[[R], str]
+    ) -> RowTableModel[R]:
+        """The table model (a panel with a large list brings its own, e.g. Customers)."""
+        return RowTableModel(columns, search_text)
+
+    def shown_position(self, key: object) -> int | None:
+        """Where the row whose `row_key` is `key` is shown, or None; a model may know faster."""
+        for i, row in enumerate(self.model.visible_rows()):
+            if self.row_key(row) == key:
+                return i
+        return None
+
     def column_widths(self) -> Sequence[int]:
         """Initial widths in pixels, by column; subclasses override."""
         return ()
@@ -443,10 +456,9 @@ class ListPanel(QWidget, Generic[R]):
         if kept is None:
             self.row_selected.emit(None)
             return
-        key = self.row_key(kept)
-        for i, row in enumerate(self.model.visible_rows()):
-            if self.row_key(row) != key:
-                continue
+        i = self.shown_position(self.row_key(kept))
+        if i is not None:
+            row = self.model.row_at(i)
             self._restoring = True  # the same row: no "selection changed", no blank detail
             try:
                 self.table.selectRow(i)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Callable, Mapping, Sequence, Set
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication, QKeySequence
@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from services.browse import CustomerRow
+from services.browse import CustomerColumns, CustomerRow
 from services.changes import Changes
 from services.context import AppContext
 from services.customers import CustomerDetail
@@ -28,13 +28,14 @@ from services.invoices import InvoiceDetail
 from services.permissions import Permission
 from ui.credit_balances import credit_text
 from ui.customer_dialogs import CustomerDialog, PortalLinkDialog
+from ui.customer_model import CustomerTableModel, haystacks
 from ui.customer_picker import customer_search_text
 from ui.dialogs import denied_tooltip
 from ui.formatting import format_amount, format_date, format_datetime
 from ui.invoice_dialogs import NewInvoiceDialog
 from ui.panels.base import ListPanel
 from ui.panels.subscriptions import show_subscriptions
-from ui.table_model import Column
+from ui.table_model import Column, RowTableModel
 from ui.tasks import TaskRunner
 from ui.topup_dialogs import GrantDialog, TopUpDialog
 
@@ -216,8 +217,12 @@ class CustomersPanel(ListPanel[CustomerRow]):
     )
 
     def __init__(self, ctx: AppContext, tasks: TaskRunner, parent: QWidget | None = None) -> None:
-        super().__init__(tasks, ctx.browse.customers, COLUMNS, customer_search_text, parent)
+        super().__init__(tasks, ctx.browse.customer_columns, COLUMNS, customer_search_text, parent)
         self._ctx = ctx
+        self._shown_before: CustomerRow | None = None
+        self.model.layoutAboutToBeChanged.connect(self._on_model_layout_about_to_be_changed)
+        self.model.layoutChanged.connect(self._on_model_layout_changed)
+        self.rows_loaded.connect(self._on_self_rows_loaded)
         self.new_button = QPushButton("New customer")
         self.new_button.setShortcut(QKeySequence("Ctrl+N"))
         self.edit_button = QPushButton("Edit")
@@ -315,6 +320,40 @@ class CustomersPanel(ListPanel[CustomerRow]):
             return
         if row.stripe_id in changes.credits or changes.invoices or changes.topups:
             self._load_detail(row.stripe_id)
+
+    def make_model(
+        self, columns: Sequence[Column[CustomerRow]], search_text: Callable[[CustomerRow], str]
+    ) -> RowTableModel[CustomerRow]:
+        # Columns and search text are fixed in CustomerTableModel (the same as COLUMNS and
+        # customer_search_text), stored compactly for 300,000 customers.
+        return CustomerTableModel()
+
+    def shown_position(self, key: object) -> int | None:
+        assert isinstance(self.model, CustomerTableModel)
+        return self.model.position_of(key) if isinstance(key, str) else None
+
+    def _on_self_rows_loaded(self, _count: int) -> None:
+        """Build the search index off the GUI thread, now that the rows are on screen."""
+        model = self.model
+        assert isinstance(model, CustomerTableModel)
+        if model.has_haystacks:
+            return
+        columns: CustomerColumns = model.columns
+
+        def built(hay: list[str]) -> None:
+            model.set_haystacks(columns, hay)  # ignored when other rows came meanwhile
+
+        self._tasks.run(self, lambda: haystacks(columns), built)
+
+    def _on_model_layout_about_to_be_changed(self) -> None:
+        self._shown_before = self.current_row()
+
+    def _on_model_layout_changed(self) -> None:
+        # The selection follows its row through a search or sort; when the row is filtered
+        # out the detail empties, as it does when a reload loses it.
+        before, self._shown_before = self._shown_before, None
+        if before is not None and self.current_row() is None:
+            self.row_selected.emit(None)
 
     # ---- actions
     def new_customer(self) -> None:
