@@ -117,6 +117,21 @@ class VisibleRows(Sequence[CustomerRow]):
     __hash__ = None  # type: ignore[assignment]
 
 
+def _sort_key(row: CustomerRow, column: int) -> Any:
+    """One customer's key under column `column`'s sort (as `CustomerTableModel._sort_keys`)."""
+    if column == 0:
+        return row.name.lower()
+    if column == 1:
+        return row.email.lower()
+    if column == 2:
+        return row.phone
+    if column == 3:
+        return row.balance
+    if column == 4:
+        return row.created
+    return row.stripe_id
+
+
 class CustomerTableModel(RowTableModel[CustomerRow]):
     """The customers, filtered by text and sorted by a column, for a `QTableView`.
 
@@ -204,6 +219,7 @@ class CustomerTableModel(RowTableModel[CustomerRow]):
         def hay_of(row: CustomerRow, i: int) -> str:
             return f"{cols.text[i]} {row.metadata_text}".casefold().replace(_FIELDS, " ")
 
+        before = {i: (cols.row(i), hay[i] if hay is not None else None) for i in replaced}
         for i, row in replaced.items():
             cols.put(i, row)
             if hay is not None:
@@ -223,8 +239,42 @@ class CustomerTableModel(RowTableModel[CustomerRow]):
             self._refilter()
             self.endResetModel()
             return True
+        # The search's remembered matches hold the old search text: forget them (the next
+        # keystroke scans once), and the sort's copy of the search text unless it is `hay`.
+        self._trail = []
+        if self._order_hay is not hay:
+            self._order_hay = None
+        if all(self._stays(old, old_hay, row, hay[i] if hay is not None else None)
+               for i, (old, old_hay) in before.items() for row in (replaced[i],)):  # fmt: skip
+            # Shown where it was, or hidden as it was: one dataChanged per shown row.
+            view = self._view
+            place = {r: p for p, r in enumerate(view)} if len(replaced) > 8 else None
+            last = len(TITLES) - 1
+            for i in sorted(replaced):
+                try:
+                    at = place[i] if place is not None else view.index(i)
+                except (KeyError, ValueError):
+                    continue  # not shown
+                self.dataChanged.emit(self.index(at, 0), self.index(at, last))
+            return False
         self._relayout(self._reorder_and_refilter)
         return False
+
+    def _stays(
+        self, old: CustomerRow, old_hay: str | None, new: CustomerRow, new_hay: str | None
+    ) -> bool:
+        """Whether a customer changed from `old` to `new` keeps its place in the view."""
+        if self._only is not None and self._only(old) != self._only(new):
+            return False
+        if self._sort is not None:
+            column = self._sort[0]
+            if _sort_key(old, column) != _sort_key(new, column):
+                return False
+        if self._terms:
+            if old_hay is None or new_hay is None:
+                return False
+            return all(t in old_hay for t in self._terms) == all(t in new_hay for t in self._terms)
+        return True
 
     # ---- what is shown
     def set_filter(self, text: str) -> None:
