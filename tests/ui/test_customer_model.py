@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PySide6.QtCore import Qt
@@ -256,55 +257,56 @@ def test_first_paint_probe_records_rows_then_settles(
     tasks.shutdown()
 
 
-def test_changed_customers_are_taken_in_place_and_search_follows(qtbot: QtBot) -> None:
+@pytest.mark.parametrize("built", [True, False], ids=["search text built", "not yet"])
+def test_changed_customers_are_taken_in_place_and_search_follows(built: bool) -> None:
     """What a burst of events does to the model (ListPanel.patch_rows → update_rows): a
     rename in place is one dataChanged; leaving the search or moving in the sort is one layout
     change; added or gone is one reset; search always sees the new text."""
     rows = list(TRICKY)
-    for built in (True, False):  # with the search text built, and before its build ran
-        model = CustomerTableModel()
-        model.set_rows(rows)
-        if built:
-            assert model.set_haystacks(model.columns, haystacks(model.columns))
-        model.set_filter("anna")
-        shown = [r.stripe_id for r in model.visible_rows()]
-        assert shown == [rows[6].stripe_id, rows[7].stripe_id]
-        resets: list[int] = []
-        layouts: list[int] = []
-        changed: list[tuple[int, int]] = []
-        model.modelReset.connect(lambda: resets.append(1))
-        model.layoutChanged.connect(lambda: layouts.append(1))
-        model.dataChanged.connect(lambda a, b: changed.append((a.row(), b.row())))
+    model = CustomerTableModel()
+    model.set_rows(rows)
+    if built:
+        assert model.set_haystacks(model.columns, haystacks(model.columns))
+    model.set_filter("anna")
+    shown = [r.stripe_id for r in model.visible_rows()]
+    assert shown == [rows[6].stripe_id, rows[7].stripe_id]
+    resets: list[int] = []
+    layouts: list[int] = []
+    changed: list[tuple[int, int]] = []
+    model.modelReset.connect(lambda: resets.append(1))
+    model.layoutChanged.connect(lambda: layouts.append(1))
+    model.dataChanged.connect(lambda a, b: changed.append((a.row(), b.row())))
 
-        # Renamed, still matching: in place.
-        model.update_rows({rows[7].stripe_id: rows[7]._replace(name="Anna Kowalska-Nowak")}, str)
-        if built:
-            assert (resets, layouts, changed) == ([], [], [(1, 1)])
-        assert model.visible_rows()[1].name == "Anna Kowalska-Nowak"
-        # Renamed, still matching (Jo-anna), then out of the search: the row leaves the view.
-        model.update_rows({rows[6].stripe_id: rows[6]._replace(name="Joanna K")}, str)
-        assert resets == []
-        assert [r.name for r in model.visible_rows()] == ["Joanna K", "Anna Kowalska-Nowak"]
-        gone_from_search = rows[6]._replace(name="Jo K", email="jo@example.com")
-        model.update_rows({rows[6].stripe_id: gone_from_search}, str)
-        assert [r.name for r in model.visible_rows()] == ["Anna Kowalska-Nowak"]
-        assert layouts
-        # Added and gone: a reset over the rows held; search finds the new one at once.
-        fresh = _row(99, "Anna New", "new@example.com")
-        model.update_rows({fresh.stripe_id: fresh, rows[7].stripe_id: None}, str)
-        assert resets == [1]
-        assert [r.name for r in model.visible_rows()] == ["Anna New"]
-        model.set_filter("")
-        assert model.total_count == len(rows)  # one added, one gone
-        assert model.visible_rows()[0].stripe_id == fresh.stripe_id  # newest first
-        model.set_filter("kowalska-nowak")
-        assert list(model.visible_rows()) == []
-        model.set_filter("jo k")
-        assert [r.name for r in model.visible_rows()] == ["Jo K"]
-        # Sorted by name: a rename that moves the row is a layout change, not in place.
-        model.set_filter("")
-        model.sort(0, _ASC)
-        layouts.clear()
-        model.update_rows({rows[0].stripe_id: rows[0]._replace(name="Aaron First")}, str)
-        names = [r.name for r in model.visible_rows()]
-        assert layouts and names.index("Aaron First") < names.index("Anna New")
+    # Renamed, still matching: in place.
+    model.update_rows({rows[7].stripe_id: rows[7]._replace(name="Anna Kowalska-Nowak")}, str)
+    if built:
+        assert (resets, layouts, changed) == ([], [], [(1, 1)])
+    assert model.visible_rows()[1].name == "Anna Kowalska-Nowak"
+    # Renamed, still matching (Jo-anna), then out of the search: the row leaves the view.
+    model.update_rows({rows[6].stripe_id: rows[6]._replace(name="Joanna K")}, str)
+    assert resets == []
+    assert [r.name for r in model.visible_rows()] == ["Joanna K", "Anna Kowalska-Nowak"]
+    gone_from_search = rows[6]._replace(name="Jo K", email="jo@example.com")
+    model.update_rows({rows[6].stripe_id: gone_from_search}, str)
+    assert [r.name for r in model.visible_rows()] == ["Anna Kowalska-Nowak"]
+    assert layouts
+    # Added and gone: a reset over the rows held; search finds the new one at once.
+    fresh = _row(99, "Anna New", "new@example.com")
+    model.update_rows({fresh.stripe_id: fresh, rows[7].stripe_id: None}, str)
+    assert resets == [1]
+    assert [r.name for r in model.visible_rows()] == ["Anna New"]
+    model.set_filter("")
+    assert model.total_count == len(rows)  # one added, one gone
+    assert model.visible_rows()[0].stripe_id == fresh.stripe_id  # newest first
+    model.set_filter("kowalska-nowak")
+    assert list(model.visible_rows()) == []
+    model.set_filter("jo k")
+    assert [r.name for r in model.visible_rows()] == ["Jo K"]
+    # Sorted by name: a rename that moves the row is a layout change, not in place.
+    model.set_filter("")
+    model.sort(0, _ASC)
+    layouts.clear()
+    model.update_rows({rows[0].stripe_id: rows[0]._replace(name="Aaron First")}, str)
+    names = [r.name for r in model.visible_rows()]
+    assert layouts
+    assert names.index("Aaron First") < names.index("Anna New")
