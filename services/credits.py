@@ -419,9 +419,12 @@ class CreditService:
         now = int(time.time())
         if expires_at is not None and expires_at <= now:
             raise ValidationError("A grant's expiry must be in the future.")
+        params: dict[str, object] = {"credits": credits}
+        if expires_at is not None:
+            params["expires_at"] = expires_at
         with self._authority.action(
-            Permission.GRANT_CREDITS, "credits.grant", target=customer_id,
-            params={"credits": credits, "expires_at": expires_at}, reason=reason,
+            Permission.GRANT_CREDITS, "credits.grant", target=customer_id, params=params,
+            reason=reason,
         ):  # fmt: skip
             if not Customer.select().where(Customer.stripe_id == customer_id).exists():
                 raise NotFound(f"No customer {customer_id} in the local mirror.")

@@ -294,6 +294,8 @@ def test_audit_parameters_read_as_money_and_dates_not_raw_json() -> None:
         "expires at: 2026-12-04 09:30"
     )  # fmt: skip
     assert describe_params({"amount": 5000, "currency": "jpy"}) == "amount: ¥5,000 · currency: jpy"
+    # Nothing said for what is not set; lists read as lists.
+    assert describe_params({"expires_at": None, "note": "", "ids": ["a", "b"]}) == "ids: a, b"
     assert describe_params(
         {"before": {"unit_amount": 10, "currency": "usd", "minimum": 100, "maximum": 100000},
          "after": {"unit_amount": 25, "currency": "usd", "minimum": 100, "maximum": 50000}}
