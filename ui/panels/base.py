@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QFormLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -31,6 +32,19 @@ from ui.tasks import TaskRunner
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
+
+
+def field_form(keys: Sequence[str]) -> tuple[QFormLayout, dict[str, QLabel]]:
+    """A detail pane's "Key: value" rows: selectable, wrapping values, "—" until filled."""
+    form = QFormLayout()
+    fields: dict[str, QLabel] = {}
+    for key in keys:
+        label = QLabel("—")
+        label.setWordWrap(True)
+        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        fields[key] = label
+        form.addRow(f"{key}:", label)
+    return form, fields
 
 
 class _Prepared(Generic[R]):

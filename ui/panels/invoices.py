@@ -11,7 +11,6 @@ from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QColor, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
-    QFormLayout,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -40,7 +39,7 @@ from services.validation import amount_in_minor_units
 from ui.dialogs import ask_first, denied_tooltip
 from ui.formatting import format_amount, format_date, format_datetime
 from ui.invoice_dialogs import ChargeDialog, NewInvoiceDialog
-from ui.panels.base import ListPanel
+from ui.panels.base import ListPanel, field_form
 from ui.table_model import Column
 from ui.tasks import TaskRunner
 
@@ -132,14 +131,7 @@ class InvoiceDetailPane(QFrame):
         self.note.setObjectName("errorText")
         self.note.setWordWrap(True)
         self.note.setVisible(False)
-        self.fields: dict[str, QLabel] = {}
-        form = QFormLayout()
-        for key in self.FIELDS:
-            label = QLabel("—")
-            label.setWordWrap(True)
-            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            self.fields[key] = label
-            form.addRow(f"{key}:", label)
+        form, self.fields = field_form(self.FIELDS)
         self.lines = self._section()
         self.payments = self._section()
         self.history = self._section()

@@ -13,7 +13,6 @@ from PySide6.QtGui import QAction, QColor
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
-    QFormLayout,
     QFrame,
     QLabel,
     QListWidget,
@@ -40,7 +39,7 @@ from services.subscriptions import (
 )
 from ui.dialogs import SubmitDialog, ask_first, confirm_money_move, denied_tooltip
 from ui.formatting import format_amount, format_date, format_datetime
-from ui.panels.base import ListPanel
+from ui.panels.base import ListPanel, field_form
 from ui.subscription_dialogs import (
     AdvanceClockDialog,
     CancelSubscriptionDialog,
@@ -150,14 +149,7 @@ class SubscriptionDetailPane(QFrame):
         self.title = QLabel("Select a subscription")
         self.title.setObjectName("detailTitle")
         self.title.setWordWrap(True)
-        self.fields: dict[str, QLabel] = {}
-        form = QFormLayout()
-        for key in self.FIELDS:
-            label = QLabel("—")
-            label.setWordWrap(True)
-            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            self.fields[key] = label
-            form.addRow(f"{key}:", label)
+        form, self.fields = field_form(self.FIELDS)
         self.items = self._section("Items")
         self.upcoming = self._section("Next invoice")
         self.invoices_caption = QLabel("Invoices")

@@ -9,7 +9,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication
 from PySide6.QtWidgets import (
     QComboBox,
-    QFormLayout,
     QFrame,
     QLabel,
     QPushButton,
@@ -27,7 +26,7 @@ from services.topup_attempts import TopUpAttempts
 from services.topup_status import STATUS_VALUES
 from ui.dialogs import ask_first, denied_tooltip
 from ui.formatting import format_amount, format_datetime
-from ui.panels.base import ListPanel
+from ui.panels.base import ListPanel, field_form
 from ui.table_model import Column
 from ui.tasks import TaskRunner
 
@@ -97,14 +96,7 @@ class TopUpDetailPane(QFrame):
         self.title = QLabel("Select a top-up link")
         self.title.setObjectName("detailTitle")
         self.title.setWordWrap(True)
-        self.fields: dict[str, QLabel] = {}
-        form = QFormLayout()
-        for key in self.FIELDS:
-            label = QLabel("—")
-            label.setWordWrap(True)
-            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            self.fields[key] = label
-            form.addRow(f"{key}:", label)
+        form, self.fields = field_form(self.FIELDS)
         caption = QLabel("Payment attempts")
         caption.setStyleSheet("font-weight: 600; margin-top: 8px;")
         self.attempts = QLabel("—")
