@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QProxyStyle,
     QPushButton,
+    QSplitter,
     QStackedWidget,
     QStyle,
     QTableView,
@@ -263,6 +264,21 @@ class ListPanel(QWidget, Generic[R]):
         if isinstance(rows, list):
             return _Prepared(rows, self.model.haystack(rows))
         return rows
+
+    def put_beside(self, pane: QWidget, sizes: tuple[int, int], *, stretch: bool = True) -> None:
+        """The list on the left and `pane` (a detail, a ledger) on its right, in a splitter
+        under the toolbar; with `stretch` the list takes three parts of any extra width."""
+        layout = self.layout()
+        assert isinstance(layout, QVBoxLayout)
+        layout.removeWidget(self.stack)
+        splitter = QSplitter()
+        splitter.addWidget(self.stack)
+        splitter.addWidget(pane)
+        if stretch:
+            splitter.setStretchFactor(0, 3)
+            splitter.setStretchFactor(1, 1)
+        splitter.setSizes(list(sizes))
+        layout.addWidget(splitter, 1)
 
     # ---- changes (Anki's operation_did_execute with its OpChanges)
     def rows_changed(self, changes: Changes) -> Set[object] | None:

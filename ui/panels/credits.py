@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -160,14 +159,7 @@ class CreditsPanel(ListPanel[CreditBalanceRow]):
         self.toolbar.addWidget(self.attention_button)
         self.attention_dialog: AttentionDialog | None = None
         self.ledger = LedgerPane()
-        splitter = QSplitter()
-        layout = self.layout()
-        assert isinstance(layout, QVBoxLayout)
-        layout.removeWidget(self.stack)
-        splitter.addWidget(self.stack)
-        splitter.addWidget(self.ledger)
-        splitter.setSizes([620, 520])
-        layout.addWidget(splitter, 1)
+        self.put_beside(self.ledger, (620, 520), stretch=False)
         note = QLabel(
             "Purchased credits come only from payments Stripe confirmed. Free credits are "
             "grants, made by admins with a reason."
@@ -175,6 +167,8 @@ class CreditsPanel(ListPanel[CreditBalanceRow]):
         note.setObjectName("hintText")
         row = QHBoxLayout()
         row.addWidget(note, 1)
+        layout = self.layout()
+        assert isinstance(layout, QVBoxLayout)
         layout.insertLayout(1, row)
         self.row_selected.connect(self._on_self_row_selected)
         # The ledger of the kept customer is reloaded in place (a new entry may have arrived).

@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
-    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -278,16 +277,7 @@ class CustomersPanel(ListPanel[CustomerRow]):
             self.detail.grant_button.setToolTip(
                 denied_tooltip(ctx.actor.role, Permission.GRANT_CREDITS)
             )
-        splitter = QSplitter()
-        layout = self.layout()
-        assert isinstance(layout, QVBoxLayout)
-        layout.removeWidget(self.stack)
-        splitter.addWidget(self.stack)
-        splitter.addWidget(self.detail)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([860, 300])
-        layout.addWidget(splitter, 1)
+        self.put_beside(self.detail, (860, 300))
         self.row_selected.connect(self._on_self_row_selected)
         # Credits, invoices and top-ups may change without the row: reload the detail in place.
         self.selection_kept.connect(lambda row, _changed: self._load_detail(row.stripe_id))

@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QMenu,
     QPushButton,
     QScrollArea,
-    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -347,16 +346,7 @@ class SubscriptionsPanel(ListPanel[SubscriptionRow]):
         self.detail.invoices.itemActivated.connect(
             lambda item: self.open_requested.emit("invoices", item.data(_ID))
         )
-        splitter = QSplitter()
-        layout = self.layout()
-        assert isinstance(layout, QVBoxLayout)
-        layout.removeWidget(self.stack)
-        splitter.addWidget(self.stack)
-        splitter.addWidget(self.detail)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([800, 360])
-        layout.addWidget(splitter, 1)
+        self.put_beside(self.detail, (800, 360))
         self.row_selected.connect(self._on_self_row_selected)
         self.selection_kept.connect(self._on_self_selection_kept)
         self.rows_loaded.connect(self._on_self_rows_loaded)

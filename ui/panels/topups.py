@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QFrame,
     QLabel,
     QPushButton,
-    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -180,16 +179,7 @@ class TopUpsPanel(ListPanel[TopUpRow]):
         for widget in (self.status_combo, self.copy_button, self.expire_button):
             self.toolbar.addWidget(widget)
         self.detail = TopUpDetailPane()
-        splitter = QSplitter()
-        layout = self.layout()
-        assert isinstance(layout, QVBoxLayout)
-        layout.removeWidget(self.stack)
-        splitter.addWidget(self.stack)
-        splitter.addWidget(self.detail)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([800, 330])
-        layout.addWidget(splitter, 1)
+        self.put_beside(self.detail, (800, 330))
         self.row_selected.connect(self._on_self_row_selected)
         self.selection_kept.connect(self._on_self_selection_kept)
         self._on_self_row_selected(None)
