@@ -495,6 +495,9 @@ class MainWindow(QMainWindow):
         panel = self.current_panel()  # None on the Overview: nothing to export there
         if panel is None or not self.export_action.isEnabled():
             return
+        if not panel.loaded:  # only its first screen, or nothing yet: not the list
+            self.statusBar().showMessage(f"{panel.title} is still loading: export it then.", 10_000)
+            return
         name = next(n for n, p in self.panels.items() if p is panel)
         table = PANEL_TABLES[name]
         path = self.choose_export_path(f"{table.name}.csv")
