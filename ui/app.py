@@ -172,7 +172,7 @@ def run_gui(
 
     With no `ctx` (the person is not an operator) only the access-denied window opens.
     `make_listener` builds the window's webhook listener (None: the team's listener receives
-    them); it reads the keyring, so it is called after the first paint.
+    them); it reads the keyring, so it runs on a worker after the first paint.
     """
     app = make_application(resources, version)
     for leak in reference_leaks():
@@ -205,9 +205,17 @@ def run_gui(
             window.show_panel("customers")  # what cold-start benchmark measures
 
         def begin() -> None:
-            nonlocal listener
             window.start(sync_first=ctx.mode is StripeMode.SANDBOX)
-            listener = make_listener() if make_listener is not None else None
+            if make_listener is None:
+                listener_made(None)
+            else:
+                # On a worker: it reads the webhook secret from the keyring (finding the
+                # backend alone takes ~0.1 s), which would hold the rows' first paint back.
+                tasks.run(window, make_listener, listener_made)
+
+        def listener_made(made: ListenerService | None) -> None:
+            nonlocal listener
+            listener = made
             if listener is not None:
                 window.attach_listener(listener)
                 listener.start()
