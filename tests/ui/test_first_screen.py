@@ -98,3 +98,28 @@ def test_the_first_screen_paints_before_the_whole_list_and_nothing_reads_a_part_
     finally:
         release.set()
         tasks.wait_idle()
+
+
+def test_the_window_builds_only_the_page_it_shows_and_the_others_once_that_page_has_loaded(
+    qtbot: QtBot, many: Runtime, tasks: TaskRunner
+) -> None:
+    window = MainWindow(many.require_context(), tasks)
+    qtbot.addWidget(window)
+    assert window.panels.built() == []  # the Overview is in front: no list page yet
+    assert "audit" in window.panels  # asking whether there is a page is not building it
+    assert window.panels.built() == []
+    window.show_panel("customers")
+    customers = window.panels.built()
+    assert [type(p) for p in customers] == [CustomersPanel]
+    assert window.stack.currentWidget() is customers[0]
+    window.show()
+    with qtbot.waitSignal(customers[0].rows_loaded, timeout=20_000):
+        window.start(sync_first=False)
+    tasks.wait_idle()
+    # Then every other page, each with its rows loaded, in its place in the navigation.
+    assert window.panels.unbuilt() == []
+    for name, panel in window.panels.items():
+        assert window.stack.widget(window.nav_row(name)) is panel
+        assert panel.loaded, name
+    assert window.stack.currentWidget() is customers[0]
+    assert window.current_panel() is customers[0]
