@@ -2,8 +2,10 @@
 
 For `bench/cold_start.py`: with `BILLING_ADMIN_FIRST_PAINT_FILE=PATH` set, the window opens on
 Customers and this probe writes PATH (JSON, replaced whole) twice: at the first paint of the
-table with rows in it (`first_paint`, seconds since the epoch, and the RSS then), and once the
-start-up work has settled (every task done, the search index built: `settled` and its RSS).
+table with rows in it (`first_paint`, seconds since the epoch, and the RSS then: the first
+screen of customers, see `ListPanel.first_screen_rows`), and once the start-up work has
+settled (every task done, every page built, the whole list and its search index loaded:
+`settled` and its RSS).
 Unset, nothing is installed.
 """
 
