@@ -14,22 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from admin_app import (
-    __version__,
-    argtypes,
-    catalog_commands,
-    db_commands,
-    event_commands,
-    invoice_commands,
-    journal_commands,
-    overview_commands,
-    pricing_commands,
-    reconcile_commands,
-    settings_commands,
-    subscription_commands,
-    team_commands,
-)
-from admin_app import commands as cmd
+from admin_app import __version__
 from admin_app.logging_setup import setup_logging
 from admin_app.paths import AppPaths, resources_dir
 from admin_app.wiring import Options, Runtime, build_runtime
@@ -52,38 +37,58 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class _NotJustTheWindow(Exception):
+    """The arguments name a command, ask for help, or are wrong: the full parser decides."""
+
+
+class _WindowParser(_Parser):
+    def error(self, message: str) -> NoReturn:
+        raise _NotJustTheWindow(message)
+
+
+def window_args(raw: Sequence[str]) -> argparse.Namespace | None:
+    """The arguments when they only open the window (no command), else None.
+
+    Parsed without the command modules: importing them all (and the services behind them)
+    cost a tenth of a second or more before the window could show. Anything else, `--help`
+    included, goes to `build_parser()`, which knows every command.
+    """
+    parser = _WindowParser(prog="admin-app", add_help=False)
+    _add_global_options(parser)
+    try:
+        args, rest = parser.parse_known_args(list(raw))
+    except _NotJustTheWindow:
+        return None
+    if rest:
+        return None
+    args.command = None
+    return args
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The whole command line: the window's options and every command."""
+    from admin_app import (
+        argtypes,
+        catalog_commands,
+        db_commands,
+        event_commands,
+        invoice_commands,
+        journal_commands,
+        overview_commands,
+        pricing_commands,
+        reconcile_commands,
+        settings_commands,
+        subscription_commands,
+        team_commands,
+    )
+    from admin_app import commands as cmd
+
     parser = _Parser(
         prog="admin-app",
         description="Billing Admin: the staff desktop app over Stripe Billing. "
         "Without a command it opens the window.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--db", metavar="URL", help="database URL: sqlite:///PATH or postgresql://HOST/DB"
-    )
-    parser.add_argument(
-        "--api-base",
-        metavar="URL",
-        help="Stripe API address, e.g. a sandbox's http://127.0.0.1:PORT",
-    )
-    parser.add_argument(
-        "--sandbox",
-        action="store_true",
-        help="use the built-in Stripe sandbox even when a secret key is configured",
-    )
-    parser.add_argument(
-        "--screenshot",
-        metavar="DIR",
-        type=Path,
-        help="render each panel offscreen into DIR/<panel>.png, then exit",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
-    parser.add_argument(
-        "--self-test",
-        action="store_true",
-        help="check this installation (database, keyring, resources, window, API pin), then exit",
-    )
+    _add_global_options(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     sandbox = commands.add_parser(
@@ -114,6 +119,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_global_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--db", metavar="URL", help="database URL: sqlite:///PATH or postgresql://HOST/DB"
+    )
+    parser.add_argument(
+        "--api-base",
+        metavar="URL",
+        help="Stripe API address, e.g. a sandbox's http://127.0.0.1:PORT",
+    )
+    parser.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="use the built-in Stripe sandbox even when a secret key is configured",
+    )
+    parser.add_argument(
+        "--screenshot",
+        metavar="DIR",
+        type=Path,
+        help="render each panel offscreen into DIR/<panel>.png, then exit",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check this installation (database, keyring, resources, window, API pin), then exit",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `admin-app` console script."""
     raw = list(sys.argv[1:] if argv is None else argv)
@@ -123,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from stripe_sandbox import listen
 
         return listen.main(raw[1:])
-    args = build_parser().parse_args(raw)
+    args = window_args(raw) or build_parser().parse_args(raw)
     paths = AppPaths.detect()
     setup_logging(paths.log_file, verbose=args.verbose)
     try:
@@ -171,6 +205,8 @@ def _dispatch(args: argparse.Namespace, paths: AppPaths) -> int:
         return run_sandbox(port=args.port, seed_demo=args.seed_demo, state_file=args.state)
     handler = getattr(args, "handler", None)
     if handler is not None:
+        from admin_app import commands as cmd
+
         with cmd.signed_in(args, paths) as runtime:
             target = runtime if getattr(args, "wants_runtime", False) else runtime.context
             result: int = handler(args, target)
@@ -205,7 +241,7 @@ def _run_gui(args: argparse.Namespace, paths: AppPaths) -> int:
             runtime.context,
             mode=runtime.mode,
             access_problem=str(runtime.access_problem) if runtime.access_problem else None,
-            listener=_window_listener(runtime) if not args.screenshot else None,
+            make_listener=None if args.screenshot else lambda: _window_listener(runtime),
             resources=resources_dir(),
             log_file=paths.log_file,
             screenshot_dir=args.screenshot,

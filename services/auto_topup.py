@@ -32,10 +32,9 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import peewee
-import stripe
 
 from services import validation
 from services.audit import Authority
@@ -54,6 +53,9 @@ from services.models import AutoTopUpSetting, AutoTopUpTrigger, CreditEntry, Cus
 from services.money import format_amount
 from services.permissions import Permission
 from services.stripe_gateway import StripeGateway
+
+if TYPE_CHECKING:  # Stripe's code is imported when first called, after the window paints
+    import stripe
 
 log = logging.getLogger(__name__)
 

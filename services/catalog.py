@@ -8,10 +8,9 @@ Every change goes to Stripe first with the user action's idempotency key, then t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import peewee
-import stripe
 
 from services import validation
 from services.audit import ActionRecord, Authority
@@ -22,6 +21,9 @@ from services.mirror import upsert
 from services.models import Price, Product
 from services.permissions import Permission
 from services.stripe_gateway import StripeGateway
+
+if TYPE_CHECKING:  # Stripe's code is imported when first called, after the window paints
+    import stripe
 
 
 @dataclass(frozen=True)

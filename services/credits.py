@@ -20,10 +20,9 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import peewee
-import stripe
 
 from services import changes, lots, validation
 from services.audit import Authority
@@ -53,6 +52,9 @@ from services.permissions import Permission
 from services.pricing import pricing_at
 from services.settings import Settings
 from services.stripe_gateway import StripeGateway, StripeMode
+
+if TYPE_CHECKING:  # Stripe's code is imported when first called, after the window paints
+    import stripe
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import peewee
-import stripe
 
 from services import changes, lots, validation
 from services.audit import ActionRecord, Authority
@@ -24,6 +23,9 @@ from services.models import Customer, Invoice, TopUp
 from services.permissions import Permission
 from services.stripe_gateway import StripeGateway
 from services.subscriptions import SubscriptionRow, subscription_rows
+
+if TYPE_CHECKING:  # Stripe's code is imported when first called, after the window paints
+    import stripe
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import peewee
-import stripe
 
 from services import validation
 from services.audit import Authority
@@ -43,6 +42,9 @@ from services.models import AuditRecord, Customer, Invoice, Price, WebhookEvent,
 from services.money import format_amount
 from services.permissions import Permission
 from services.stripe_gateway import StripeGateway
+
+if TYPE_CHECKING:  # Stripe's code is imported when first called, after the window paints
+    import stripe
 
 log = logging.getLogger(__name__)
 

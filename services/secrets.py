@@ -12,9 +12,6 @@ import logging
 import os
 from dataclasses import dataclass
 
-import keyring
-import keyring.errors
-
 from services.errors import ConfigurationError, ValidationError
 
 log = logging.getLogger(__name__)
@@ -109,6 +106,8 @@ class SecretStore:
 
     def set(self, name: SecretName, value: str) -> None:
         """Validate and store a secret in the OS keyring."""
+        import keyring.errors  # on first use: the window paints before the keyring is read
+
         value = validate_secret(name, value)
         try:
             keyring.set_password(KEYRING_SERVICE, name.value, value)
@@ -118,6 +117,8 @@ class SecretStore:
 
     def delete(self, name: SecretName) -> None:
         """Remove a secret from the keyring; removing one that is not there is fine."""
+        import keyring.errors  # on first use: the window paints before the keyring is read
+
         try:
             keyring.delete_password(KEYRING_SERVICE, name.value)
         except keyring.errors.PasswordDeleteError:
@@ -127,6 +128,8 @@ class SecretStore:
 
     def backend_description(self) -> str:
         """Which keyring backend this machine has, for Settings and the self-test."""
+        import keyring.errors  # on first use: the window paints before the keyring is read
+
         backend = keyring.get_keyring()
         name = f"{type(backend).__module__}.{type(backend).__qualname__}"
         if name.startswith("keyring.backends.fail."):
@@ -134,6 +137,8 @@ class SecretStore:
         return name
 
     def _from_keyring(self, name: SecretName) -> str | None:
+        import keyring.errors  # on first use: the window paints before the keyring is read
+
         try:
             value = keyring.get_password(KEYRING_SERVICE, name.value)
         except keyring.errors.KeyringError as exc:

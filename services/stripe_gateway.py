@@ -10,9 +10,7 @@ import enum
 import logging
 import threading
 from collections.abc import Callable
-from typing import TypeVar
-
-import stripe
+from typing import TYPE_CHECKING, TypeVar
 
 from services.errors import (
     AppError,
@@ -31,8 +29,13 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: The API version every request is pinned to: the one this stripe-python release was built for.
-PINNED_API_VERSION: str = stripe.api_version
+if TYPE_CHECKING:  # imported on first use: the window paints before Stripe's code is loaded
+    import stripe
+
+#: The API version every request is pinned to: the one the pinned stripe-python (16.1.0) was
+#: built for. Written out so that reading it loads no Stripe code; the self-test and
+#: tests/e2e/test_cold_start.py check that the installed stripe-python agrees.
+PINNED_API_VERSION = "2026-10-28.endive"
 
 
 class StripeMode(enum.Enum):
@@ -62,6 +65,8 @@ def mode_for_key(api_key: str, *, sandbox: bool) -> StripeMode:
 
 def translate_stripe_error(exc: stripe.StripeError) -> AppError:
     """Map a stripe-python exception to the `AppError` a clerk can understand."""
+    import stripe
+
     detail = exc.user_message or ""
     request_id = exc.request_id
     result: AppError
@@ -153,6 +158,8 @@ class StripeGateway:
 
     @property
     def client(self) -> stripe.StripeClient:
+        import stripe  # the first call loads it (~0.1 s), not the start of the app
+
         with self._lock:
             if self._client is None:
                 self._client = stripe.StripeClient(
@@ -170,6 +177,8 @@ class StripeGateway:
 
     def call(self, fn: Callable[[stripe.StripeClient], T]) -> T:
         """Run `fn` with the client; Stripe errors come out as `AppError` subclasses."""
+        import stripe
+
         try:
             return fn(self.client)
         except stripe.StripeError as exc:

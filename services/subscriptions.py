@@ -17,10 +17,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import peewee
-import stripe
 
 from services import validation
 from services.audit import Authority
@@ -42,6 +41,9 @@ from services.models import (
 from services.money import format_amount
 from services.permissions import Permission
 from services.stripe_gateway import StripeGateway, StripeMode
+
+if TYPE_CHECKING:  # Stripe's code is imported when first called, after the window paints
+    import stripe
 
 log = logging.getLogger(__name__)
 

@@ -32,8 +32,6 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import stripe
-
 from services.errors import AppError, ConfigurationError
 from services.events import EventPipeline, Result, Source
 
@@ -64,6 +62,8 @@ def verify(payload: bytes, header: str, secrets: Sequence[str]) -> dict[str, Any
     Raises:
         ValueError: with the reason, for a 400.
     """
+    import stripe  # here, not at start-up: the window paints before Stripe's code is loaded
+
     if not secrets:
         raise ValueError("no webhook signing secret is configured")
     text = payload.decode("utf-8")  # UnicodeDecodeError is a ValueError

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import (
@@ -160,7 +161,7 @@ def run_gui(
     *,
     mode: StripeMode,
     access_problem: str | None,
-    listener: ListenerService | None = None,
+    make_listener: Callable[[], ListenerService | None] | None = None,
     resources: Path,
     log_file: Path | None,
     screenshot_dir: Path | None = None,
@@ -170,6 +171,8 @@ def run_gui(
     """Open the main window and run until it closes (or take screenshots and return).
 
     With no `ctx` (the person is not an operator) only the access-denied window opens.
+    `make_listener` builds the window's webhook listener (None: the team's listener receives
+    them); it reads the keyring, so it runs on a worker after the first paint.
     """
     app = make_application(resources, version)
     for leak in reference_leaks():
@@ -188,10 +191,11 @@ def run_gui(
     crash = CrashHandler(log_file)
     tasks = TaskRunner()
     window = MainWindow(ctx, tasks)
-    if listener is None and not ctx.events.may_apply():
-        window.show_team_listener()
+    listener: ListenerService | None = None
     try:
         if screenshot_dir is not None:
+            if not ctx.events.may_apply():
+                window.show_team_listener()
             return take_screenshots(window, tasks, screenshot_dir)
         if placement_file is not None and placement_file.exists():
             window.restore_placement(placement_file.read_bytes())
@@ -202,9 +206,21 @@ def run_gui(
 
         def begin() -> None:
             window.start(sync_first=ctx.mode is StripeMode.SANDBOX)
+            if make_listener is None:
+                listener_made(None)
+            else:
+                # On a worker: it reads the webhook secret from the keyring (finding the
+                # backend alone takes ~0.1 s), which would hold the rows' first paint back.
+                tasks.run(window, make_listener, listener_made)
+
+        def listener_made(made: ListenerService | None) -> None:
+            nonlocal listener
+            listener = made
             if listener is not None:
                 window.attach_listener(listener)
                 listener.start()
+            elif not ctx.events.may_apply():
+                window.show_team_listener()
 
         # The window first, everything that can wait after its first paint (rows, Stripe).
         after_first_paint(window, begin)

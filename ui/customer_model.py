@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import operator
 from array import array
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import compress, repeat
 from typing import Any, overload
 
@@ -55,6 +55,28 @@ def haystacks(columns: CustomerColumns) -> list[str]:
         f"{t} {m}".casefold().replace(_FIELDS, " ")
         for t, m in zip(columns.text, columns.metadata_text, strict=True)
     ]
+
+
+def load_with_haystacks(
+    batches: Iterable[Sequence[tuple[Any, ...]]],
+) -> tuple[CustomerColumns, list[str]]:
+    """The customers (`BrowseService.customer_batches`) as columns, with their haystacks.
+
+    Built batch by batch on a worker: each batch's metadata goes into its haystacks and is
+    never kept in the columns (as `drop_metadata` would leave them, without ~10 MB of JSON
+    text held until the whole search index was built, and the holes it left when dropped).
+    The haystacks are the same strings `haystacks` makes.
+    """
+    columns = CustomerColumns.empty()
+    hay: list[str] = []
+    for batch in batches:
+        start = len(columns)
+        columns.extend(batch, metadata=False)
+        hay += [
+            f"{t} {row[8]}".casefold().replace(_FIELDS, " ")
+            for t, row in zip(columns.text[start:], batch, strict=True)
+        ]
+    return columns, hay
 
 
 _SEPARATOR = "\x1f"  # ASCII unit separator: never in a haystack (fields, JSON escape it)
@@ -159,12 +181,17 @@ class CustomerTableModel(RowTableModel[CustomerRow]):
     def set_rows(
         self, rows: CustomerColumns | Sequence[CustomerRow], haystack: list[str] | None = None
     ) -> None:
-        """Show these customers (in the given order unless sorted), keeping the filter."""
+        """Show these customers (in the given order unless sorted), keeping the filter.
+
+        `haystack`: their search text, built with them off the GUI thread; without it,
+        `set_haystacks` brings it later, or a search builds it when it needs it."""
         columns = rows if isinstance(rows, CustomerColumns) else CustomerColumns.from_rows(rows)
+        if haystack is not None and len(haystack) != len(columns):
+            haystack = None
         self.beginResetModel()
         self._cols = columns
         self._formatters = self._make_formatters()
-        self._hay = None  # built by `set_haystacks` off the GUI thread, or here when needed
+        self._hay = haystack
         self._moved = False
         self._reorder()
         self._refilter()
@@ -201,9 +228,8 @@ class CustomerTableModel(RowTableModel[CustomerRow]):
         if not updates:
             return False
         cols = self._cols
-        prefixes = tuple(f"{k}{_FIELDS}" for k in updates)
-        hits = compress(range(len(cols)), map(str.startswith, cols.text, repeat(prefixes)))
-        where = {cols.text[i].split(_FIELDS, 1)[0]: i for i in hits}
+        found = cols.text.find_prefixed([f"{k}{_FIELDS}" for k in updates])
+        where = {prefix[:-1]: i for prefix, i in found.items()}
         replaced = {where[str(k)]: r for k, r in updates.items() if r and str(k) in where}
         gone = sorted((where[str(k)] for k, r in updates.items() if r is None and str(k) in where),
                       reverse=True)  # fmt: skip

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,53 @@ class _ListenerRelay(QObject):
     changes_arrived = Signal(object)
 
 
+class Pages(Mapping[str, "ListPanel[Any]"]):
+    """The list panels by name. Each is built the first time it is asked for or shown: the
+    window paints its first page without building the others (~0.2 s of a cold start, issue
+    15); once that page has its data, it builds the rest one a turn, each loading its rows."""
+
+    def __init__(self, names: Sequence[str], build: Callable[[str], ListPanel[Any]]) -> None:
+        self._names = tuple(names)
+        self._build = build
+        self._built: dict[str, ListPanel[Any]] = {}
+
+    def __getitem__(self, name: str) -> ListPanel[Any]:
+        panel = self._built.get(name)
+        if panel is None:
+            if name not in self._names:
+                raise KeyError(name)
+            panel = self._built[name] = self._build(name)
+        return panel
+
+    def __contains__(self, name: object) -> bool:  # without building it
+        return name in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def built(self) -> list[ListPanel[Any]]:
+        """The panels built so far (the others load when they are built)."""
+        return list(self._built.values())
+
+    def unbuilt(self) -> list[str]:
+        return [name for name in self._names if name not in self._built]
+
+
+def _nothing() -> None:
+    return None
+
+
+#: The list panels' classes (called with the context and the task runner; `title` read unbuilt).
+_PAGE_CLASSES: dict[str, Any] = {
+    "customers": CustomersPanel, "products": ProductsPanel, "invoices": InvoicesPanel,
+    "credits": CreditsPanel, "topups": TopUpsPanel, "events": EventsPanel,
+    "audit": AuditPanel, "subscriptions": SubscriptionsPanel,
+}  # fmt: skip
+
+
 class MainWindow(QMainWindow):
     #: Something changed the local data in a way nobody named: every panel reloads.
     data_changed = Signal()
@@ -128,19 +175,10 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"Billing Admin — {ctx.mode.label}")
         self.fit_to_screen()
 
-        self.panels: dict[str, ListPanel[Any]] = {
-            "customers": CustomersPanel(ctx, tasks),
-            "products": ProductsPanel(ctx, tasks),
-            "invoices": InvoicesPanel(ctx, tasks),
-            "credits": CreditsPanel(ctx, tasks),
-            "topups": TopUpsPanel(ctx, tasks),
-            "events": EventsPanel(ctx, tasks),
-            "subscriptions": SubscriptionsPanel(ctx, tasks),
-        }
-        if ctx.authority.can(Permission.VIEW_AUDIT):
-            audit = AuditPanel(ctx, tasks)
-            audit.exported.connect(lambda text: self.statusBar().showMessage(text, 15_000))
-            self.panels["audit"] = audit
+        self._load_when_built = False  # once started or refreshed: a page built then loads
+        self._swapping = False  # a built page is taking its placeholder's place in the stack
+        may_audit = ctx.authority.can(Permission.VIEW_AUDIT)
+        self.panels = Pages([n for n in PANEL_NAMES if n != "audit" or may_audit], self._build_page)
         self.nav = QListWidget()
         self.nav.setObjectName("nav")
         self.nav.setFixedWidth(170)
@@ -153,12 +191,11 @@ class MainWindow(QMainWindow):
         self.overview.load_failed.connect(self._on_panel_load_failed)
         self.overview.drill_requested.connect(self._on_overview_drill_requested)
         for number, name in enumerate(PANEL_NAMES, start=1):
-            panel = self.panels.get(name)
-            title = panel.title if panel is not None else "Audit log"
+            title = _PAGE_CLASSES[name].title
             item = QListWidgetItem(title)
             item.setToolTip(f"{title} (Ctrl+{number})")
             self.nav.addItem(item)
-            if panel is None:
+            if name not in self.panels:
                 # Shown, but greyed out with the reason: the operator knows it exists.
                 reason = denied_tooltip(ctx.actor.role, Permission.VIEW_AUDIT)
                 item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEnabled)
@@ -167,14 +204,10 @@ class MainWindow(QMainWindow):
                 placeholder.show_message("Audit log", reason)
                 self.stack.addWidget(placeholder)
                 continue
-            self.stack.addWidget(panel)
-            panel.load_failed.connect(self._on_panel_load_failed)
-            panel.changed_elsewhere.connect(self.data_changed)
-            panel.open_requested.connect(self._on_panel_open_requested)
-            self.changes_applied.connect(panel.apply_changes)
+            self.stack.addWidget(QWidget())  # until the panel is built (Pages)
         self.data_changed.connect(lambda: self.note_changes(ALL))
         tasks.changes_made.connect(self.note_changes)
-        self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.nav.currentRowChanged.connect(self._on_nav_current_row_changed)
         self.stack.currentChanged.connect(self._on_stack_current_changed)
 
         body = QHBoxLayout()
@@ -200,6 +233,67 @@ class MainWindow(QMainWindow):
         self._connection_timer.timeout.connect(self.check_connection)
 
     # ---- construction
+    def _build_page(self, name: str) -> ListPanel[Any]:
+        """Build the panel `name` and put it in its place (Pages calls this once a panel)."""
+        panel: ListPanel[Any] = _PAGE_CLASSES[name](self.ctx, self.tasks)
+        if isinstance(panel, AuditPanel):
+            panel.exported.connect(lambda text: self.statusBar().showMessage(text, 15_000))
+        index = self.nav_row(name)
+        placeholder = self.stack.widget(index)
+        assert placeholder is not None
+        current = self.stack.currentIndex()
+        self._swapping = True
+        try:
+            self.stack.insertWidget(index, panel)
+            self.stack.removeWidget(placeholder)
+            self.stack.setCurrentIndex(current)
+        finally:
+            self._swapping = False
+        placeholder.deleteLater()
+        panel.load_failed.connect(self._on_panel_load_failed)
+        panel.changed_elsewhere.connect(self.data_changed)
+        panel.open_requested.connect(self._on_panel_open_requested)
+        self.changes_applied.connect(panel.apply_changes)
+        if self._load_when_built:
+            panel.refresh()  # built after the others loaded: its rows now
+        return panel
+
+    def _build_pages_after_current_loads(self) -> None:
+        """The pages not built yet, one a turn once the page shown has its data on screen
+        (built sooner, they held its first rows' paint back by ~0.3 s)."""
+        page = self.stack.currentWidget()
+        if isinstance(page, ListPanel) and not page.loaded:
+            done, failed = page.rows_loaded, page.load_failed
+        elif page is self.overview:
+            done, failed = self.overview.overview_shown, self.overview.load_failed
+        else:
+            self._next_page_soon()
+            return
+        begun = False
+
+        def begin(*_args: object) -> None:
+            nonlocal begun
+            if not begun:
+                begun = True
+                self._next_page_soon()
+
+        done.connect(begin)
+        failed.connect(begin)
+
+    def _next_page_soon(self) -> None:
+        # Through the task runner (a task that does nothing): the event loop paints between
+        # two pages, and whoever waits for the runner to be idle (screenshots, tests) waits
+        # for every page to be built and loading.
+        if self.panels.unbuilt():
+            self.tasks.run(self, _nothing, lambda _: self._build_next_page())
+
+    def _build_next_page(self) -> None:
+        """Build one more page (it loads its rows), then the next one a turn later."""
+        unbuilt = self.panels.unbuilt()
+        if unbuilt:
+            self.panels[unbuilt[0]]
+            self._next_page_soon()
+
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
         self.mode_label = QLabel(self.ctx.mode.label)
@@ -363,7 +457,11 @@ class MainWindow(QMainWindow):
 
     def start(self, *, sync_first: bool) -> None:
         """Show what the local database has, check Stripe, and pull if asked."""
-        self.refresh()
+        self._load_when_built = True
+        self.overview.refresh()
+        for panel in self.panels.built():
+            panel.refresh()
+        self._build_pages_after_current_loads()
         self.check_connection()
         self._connection_timer.start()
         self.journal_indicator.start()
@@ -408,9 +506,13 @@ class MainWindow(QMainWindow):
         self.nav.setCurrentRow(self.nav_row(name))
 
     def refresh(self) -> None:
+        """Reload every page (building the pages not built yet: each loads as it is built)."""
+        self._load_when_built = True
         self.overview.refresh()
-        for panel in self.panels.values():
+        for panel in self.panels.built():
             panel.refresh()
+        for name in self.panels.unbuilt():
+            self.panels[name]
 
     def note_changes(self, changes: Changes) -> None:
         """Something changed these rows: update the panels within a frame, merged with
@@ -435,6 +537,8 @@ class MainWindow(QMainWindow):
         if not changes:
             return
         log.debug("Changes: %s", changes.describe())
+        for name in self.panels.unbuilt():
+            self.panels[name]  # built now, each takes these changes as it would have
         if changes.everything or changes.invoices or changes.topups or changes.credits:
             if self.isVisible() and self.stack.currentWidget() is not self.overview:
                 self._overview_stale = True
@@ -444,7 +548,14 @@ class MainWindow(QMainWindow):
             self.journal_indicator.refresh()
         self.changes_applied.emit(changes)
 
+    def _on_nav_current_row_changed(self, row: int) -> None:
+        if row > 0 and PANEL_NAMES[row - 1] in self.panels:
+            self.panels[PANEL_NAMES[row - 1]]  # built before it is shown
+        self.stack.setCurrentIndex(row)
+
     def _on_stack_current_changed(self, _index: int) -> None:
+        if self._swapping:
+            return
         page = self.stack.currentWidget()
         if page is self.overview:
             if self._overview_stale:
@@ -495,7 +606,10 @@ class MainWindow(QMainWindow):
         panel = self.current_panel()  # None on the Overview: nothing to export there
         if panel is None or not self.export_action.isEnabled():
             return
-        name = next(n for n, p in self.panels.items() if p is panel)
+        if not panel.loaded:  # only its first screen, or nothing yet: not the list
+            self.statusBar().showMessage(f"{panel.title} is still loading: export it then.", 10_000)
+            return
+        name = PANEL_NAMES[self.stack.currentIndex() - 1]
         table = PANEL_TABLES[name]
         path = self.choose_export_path(f"{table.name}.csv")
         if path is None:

@@ -48,10 +48,11 @@ def field_form(keys: Sequence[str]) -> tuple[QFormLayout, dict[str, QLabel]]:
     return form, fields
 
 
-class _Prepared(Generic[R]):
-    """Rows loaded on a worker with their search text already folded (off the GUI thread)."""
+class Prepared:
+    """Rows loaded on a worker with their search text already folded (off the GUI thread):
+    a list of rows, or a model's own storage of them (the Customers panel's columns)."""
 
-    def __init__(self, rows: list[R], haystack: list[str]) -> None:
+    def __init__(self, rows: Any, haystack: list[str]) -> None:
         self.rows = rows
         self.haystack = haystack
 
@@ -145,6 +146,10 @@ class ListPanel(QWidget, Generic[R]):
     empty_hint = ""
     #: The row field that `row_key` returns, read fast over every row when rows are patched.
     key_attr: str | None = None
+    #: A long list's first load reads this many rows first (`load_first_screen`): the screen
+    #: and a margin, painted while the whole list loads (Anki's browser fetches what it
+    #: shows). 0: the whole list in one load.
+    first_screen_rows = 0
 
     def __init__(
         self,
@@ -160,6 +165,7 @@ class ListPanel(QWidget, Generic[R]):
         self._loading = False
         self._reload_pending = False
         self._loaded_once = False
+        self._first_screen_asked = False
         self._select_after_load: Callable[[R], bool] | None = None
         self._kept: R | None = None  # the selected row while the model resets
         self._kept_scroll: tuple[int, int] | None = None
@@ -255,14 +261,30 @@ class ListPanel(QWidget, Generic[R]):
         self._patch_keys.clear()  # what changed so far is in what this load reads
         if not self._loaded_once:
             self.count_label.setText("Loading…")
+            if self.first_screen_rows and not self._first_screen_asked:
+                self._first_screen_asked = True  # then the whole list (still "loading")
+                self._tasks.run(
+                    self, self.load_first_screen, self._on_first_screen_ok,
+                    self._on_first_screen_err,
+                )  # fmt: skip
+                return
         self._tasks.run(self, self._load_prepared, self._on_load_ok, self._on_load_err)
+
+    @property
+    def loaded(self) -> bool:
+        """The whole list has been loaded at least once (not just its first screen)."""
+        return self._loaded_once
+
+    def load_first_screen(self) -> Any:
+        """Worker side: the first `first_screen_rows` rows, in the list's order."""
+        raise NotImplementedError
 
     def _load_prepared(self) -> Any:
         """Worker side: the rows, and their search text folded here rather than on the GUI
         thread (a list of rows; any other result, e.g. the audit log's, goes on as it is)."""
         rows = self._load()
         if isinstance(rows, list):
-            return _Prepared(rows, self.model.haystack(rows))
+            return Prepared(rows, self.model.haystack(rows))
         return rows
 
     def put_beside(self, pane: QWidget, sizes: tuple[int, int], *, stretch: bool = True) -> None:
@@ -441,6 +463,26 @@ class ListPanel(QWidget, Generic[R]):
         self.clear_scope()
 
     # ---- slots
+    def _on_first_screen_ok(self, rows: Any) -> None:
+        self._loading = False
+        self.refresh()  # the whole list, on a worker while this part is painted
+        if not self._loaded_once:
+            self.model.set_rows(rows)
+            self._set_column_widths()
+            self._update_view()
+
+    def _on_first_screen_err(self, exc: BaseException) -> None:
+        self._loading = False
+        if not isinstance(exc, AppError):
+            raise exc
+        self.refresh()  # the whole list says why, if it fails too
+
+    def _set_column_widths(self) -> None:
+        if not self.table.property("widthsSet"):
+            for col, width in enumerate(self.column_widths()):
+                self.table.setColumnWidth(col, width)
+            self.table.setProperty("widthsSet", True)
+
     def _on_load_ok(self, rows: Any) -> None:
         self._loading = False
         self._loaded_once = True
@@ -448,16 +490,13 @@ class ListPanel(QWidget, Generic[R]):
         bars = (self.table.verticalScrollBar(), self.table.horizontalScrollBar())
         self._kept_scroll = (bars[0].value(), bars[1].value())
         try:
-            if isinstance(rows, _Prepared):
+            if isinstance(rows, Prepared):
                 self.model.set_rows(rows.rows, rows.haystack)
             else:
                 self.model.set_rows(rows)
         finally:
             self._kept_scroll = None
-        if not self.table.property("widthsSet"):
-            for col, width in enumerate(self.column_widths()):
-                self.table.setColumnWidth(col, width)
-            self.table.setProperty("widthsSet", True)
+        self._set_column_widths()
         self._update_view()
         wanted, self._select_after_load = self._select_after_load, None
         if wanted is not None and not self.select_where(wanted) and self.search.text():
@@ -521,6 +560,16 @@ class ListPanel(QWidget, Generic[R]):
         total = self.model.total_count
         shown = self.model.rowCount()
         one, many = self.noun
+        if self._loading and not self._loaded_once:
+            # At most the first screen is here: no count yet, and no search or scope result
+            # from a part of the list (it would miss rows); the whole list brings both.
+            self.count_label.setText("Loading…")
+            if total and not self.search.text().strip() and not self.scope_bar.isVisible():
+                self.stack.setCurrentWidget(self.table)
+            else:
+                self.empty.show_message(f"Loading {many}…", "")
+                self.stack.setCurrentWidget(self.empty)
+            return
         if total == 0:
             self.count_label.setText(f"No {many}")
             self.empty.show_message(self.empty_title, self.empty_hint)

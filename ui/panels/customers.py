@@ -27,12 +27,12 @@ from services.invoices import InvoiceDetail
 from services.permissions import Permission
 from ui.credit_balances import credit_text
 from ui.customer_dialogs import CustomerDialog, PortalLinkDialog
-from ui.customer_model import CustomerTableModel, haystacks
+from ui.customer_model import CustomerTableModel, haystacks, load_with_haystacks
 from ui.customer_picker import customer_search_text
 from ui.dialogs import denied_tooltip
 from ui.formatting import format_amount, format_date, format_datetime
 from ui.invoice_dialogs import NewInvoiceDialog
-from ui.panels.base import ListPanel
+from ui.panels.base import ListPanel, Prepared
 from ui.panels.subscriptions import show_subscriptions
 from ui.table_model import Column, RowTableModel
 from ui.tasks import TaskRunner
@@ -216,7 +216,13 @@ class CustomersPanel(ListPanel[CustomerRow]):
     )
 
     def __init__(self, ctx: AppContext, tasks: TaskRunner, parent: QWidget | None = None) -> None:
-        super().__init__(tasks, ctx.browse.customer_columns, COLUMNS, customer_search_text, parent)
+        super().__init__(
+            tasks,
+            lambda: Prepared(*load_with_haystacks(ctx.browse.customer_batches())),
+            COLUMNS,
+            customer_search_text,
+            parent,
+        )
         self._ctx = ctx
         self._shown_before: CustomerRow | None = None
         self.model.layoutAboutToBeChanged.connect(self._on_model_layout_about_to_be_changed)
@@ -288,6 +294,11 @@ class CustomersPanel(ListPanel[CustomerRow]):
         return (170, 235, 125, 105, 90, 170)
 
     key_attr = "stripe_id"
+    #: Painted first at start-up (a tall screen shows ~80 rows); the rest follow on a worker.
+    first_screen_rows = 200
+
+    def load_first_screen(self) -> CustomerColumns:
+        return self._ctx.browse.customer_columns(limit=self.first_screen_rows)
 
     def row_key(self, row: CustomerRow) -> object:
         return row.stripe_id
@@ -323,7 +334,7 @@ class CustomersPanel(ListPanel[CustomerRow]):
         return self.model.position_of(key) if isinstance(key, str) else None
 
     def _on_self_rows_loaded(self, _count: int) -> None:
-        """Build the search index off the GUI thread, now that the rows are on screen."""
+        """Build the search index off the GUI thread, unless it came with the rows."""
         model = self.model
         assert isinstance(model, CustomerTableModel)
         if model.has_haystacks:
