@@ -172,11 +172,13 @@ def main(argv: list[str]) -> int:
     ]
     by_module: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     checked = [(n, s) for n, s in picked if s != "not checked"]
-    print(
-        f"mutmut: {len(checked)} of {len(picked)} mutants checked in {took / 60:.1f} min "
-        f"(set-up {setup / 60:.1f} min, mutants {(took - setup) / 60:.1f} min, "
-        f"{children} workers)\n"
+    timing = (
+        f" in {took / 60:.1f} min (set-up {setup / 60:.1f} min, mutants "
+        f"{(took - setup) / 60:.1f} min, {children} workers)"
+        if took
+        else ""
     )
+    print(f"mutmut: {len(checked)} of {len(picked)} mutants checked{timing}\n")
     picked = checked
     for name, status in picked:
         by_module[name.split(".x", 1)[0]][status] += 1
