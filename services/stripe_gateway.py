@@ -109,7 +109,10 @@ def translate_stripe_error(exc: stripe.StripeError) -> AppError:
         )
     else:
         result = StripeRefused(f"Stripe refused the request: {detail}", request_id=request_id)
-    log.warning(
+    # INFO, not WARNING: the AppError carries the words for the person (the CLI prints them as
+    # its one line on stderr, the window in a dialog); this line is for the log file, with the
+    # request id support quotes to Stripe.
+    log.info(
         "Stripe error %s (request %s, status %s): %s",
         type(exc).__name__,
         request_id,
