@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import peewee
 import pytest
 
 from services.database import open_database
-from services.errors import ConfigurationError
-from services.events import ROUTES, EventPipeline
+from services.errors import ConfigurationError, StripeUnreachable
+from services.events import ROUTES, EventPipeline, Handler, Status
 from services.stripe_gateway import StripeGateway
 from services.webhook_receiver import MAX_BODY, WEBHOOK_PATH, WebhookReceiver, verify
 from stripe_sandbox import SandboxServer
@@ -55,17 +56,80 @@ def _message(answer: bytes) -> tuple[int, str]:
     return sent["status"], sent["message"]
 
 
+@pytest.mark.parametrize("query", ["?attempt=2", "?next=/a?b=1"])
 def test_a_query_string_on_the_webhook_path_is_still_the_webhook(
-    receiver: WebhookReceiver, db: peewee.Database
+    receiver: WebhookReceiver, db: peewee.Database, query: str
 ) -> None:
     body = _event_body("evt_query")
     raw = _request(
         body, f"Stripe-Signature: {_sign(body)}", f"Content-Length: {len(body)}",
-        path=f"{WEBHOOK_PATH}?attempt=2",
+        path=f"{WEBHOOK_PATH}{query}",  # a query may itself hold a "?"
     )  # fmt: skip
     status, answer = _exchange(receiver, raw)
     assert (status, _message(answer)) == (200, (200, "ignored"))
     assert _stored() == ["evt_query"]
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "expected"),
+    [
+        ("/webhooks/other", [], (404, "not found")),
+        (f"{WEBHOOK_PATH}/", [], (404, "not found")),
+        (
+            WEBHOOK_PATH,
+            ["Transfer-Encoding: gzip"],
+            (400, "Transfer-Encoding is not supported: send Content-Length"),
+        ),
+    ],
+    ids=["other-path", "trailing-slash", "transfer-encoding"],
+)
+def test_a_delivery_to_the_wrong_place_or_framed_wrongly_is_refused_with_why(
+    receiver: WebhookReceiver,
+    db: peewee.Database,
+    path: str,
+    headers: list[str],
+    expected: tuple[int, str],
+) -> None:
+    body = _event_body("evt_wrong")
+    raw = _request(
+        body, f"Stripe-Signature: {_sign(body)}", f"Content-Length: {len(body)}", *headers,
+        path=path,
+    )  # fmt: skip
+    status, answer = _exchange(receiver, raw)
+    assert (status, _message(answer)) == (expected[0], expected)
+    assert _stored() == []
+
+
+def test_the_answer_says_what_became_of_the_event(
+    db: peewee.Database, sandbox: SandboxServer
+) -> None:
+    """200 with "applied" / "duplicate"; a handler that failed (Stripe unreachable) gets a
+    500 that says the event is stored and will be retried."""
+    fail = [True]
+
+    def apply(_ctx: Any, _event: Mapping[str, Any], _fetched: Any) -> Status:
+        if fail[0]:
+            raise StripeUnreachable("Cannot reach Stripe")
+        return Status.APPLIED
+
+    gateway = StripeGateway(TEST_KEY, api_base=sandbox.url, sandbox=True)
+    routes = [("test.not_routed", Handler(lambda _c, _e: None, apply))]
+    rx = WebhookReceiver(EventPipeline(db, gateway, routes), lambda: [SECRET], port=0)
+    rx.start()
+    try:
+        body = _event_body("evt_told")
+        raw = _request(body, f"Stripe-Signature: {_sign(body)}", f"Content-Length: {len(body)}")
+        answers = []
+        for now_failing in (True, False, False):
+            fail[0] = now_failing
+            answers.append(_message(_exchange(rx, raw)[1]))
+    finally:
+        rx.stop()
+    assert answers == [
+        (500, "stored; the handler failed and it will be retried"),
+        (200, "applied"),
+        (200, "duplicate"),
+    ]
 
 
 @pytest.mark.parametrize(
