@@ -9,6 +9,7 @@ from pathlib import Path
 import peewee
 import pytest
 
+from services import changes
 from services.audit import AuditFilter, AuditLog, Authority
 from services.errors import AppError, PermissionDenied, StripeRefused, StripeUnreachable
 from services.models import AuditRecord, Customer
@@ -177,3 +178,31 @@ def test_the_audit_log_lists_action_names_and_filters_by_end_time_and_count(
     first_at = min(r.at for r in log.records())
     assert log.records(AuditFilter(until_ms=first_at)) == []
     assert log.records(AuditFilter(until_ms=first_at + 1)) != []
+
+
+def test_a_denial_inside_an_action_is_recorded_once_as_denied(
+    database: peewee.Database, authority: Authority
+) -> None:
+    """A permission checked inside another action writes its own "denied" row; the enclosing
+    action must not add a second, "failed" one for the same refusal."""
+    support = _acting(database, authority, Role.SUPPORT)
+    with (
+        pytest.raises(PermissionDenied, match="grant credits"),
+        support.action(Permission.BROWSE, "probe.outer", target="cus_9"),
+    ):
+        support.require(Permission.GRANT_CREDITS, "probe.inner", target="cus_9")
+    rows = list(AuditRecord.select().where(AuditRecord.action.startswith("probe.")))
+    assert [(r.action, r.outcome, r.target) for r in rows] == [("probe.inner", "denied", "cus_9")]
+    assert rows[0].error == why_not(Role.SUPPORT, Permission.GRANT_CREDITS)
+
+
+def test_every_audit_row_tells_the_window_the_log_changed(
+    database: peewee.Database, authority: Authority
+) -> None:
+    with changes.collecting() as noted:
+        authority.record("probe.noted")
+    assert noted.changes().audit
+    support = _acting(database, authority, Role.SUPPORT)
+    with changes.collecting() as noted, pytest.raises(PermissionDenied):
+        support.require(Permission.GRANT_CREDITS, "probe.denied")
+    assert noted.changes().audit
