@@ -180,15 +180,16 @@ def test_the_audit_log_lists_action_names_and_filters_by_end_time_and_count(
     assert log.records(AuditFilter(until_ms=first_at + 1)) != []
 
 
+@pytest.mark.parametrize("stripe_first", [False, True], ids=["in-its-transaction", "stripe-first"])
 def test_a_denial_inside_an_action_is_recorded_once_as_denied(
-    database: peewee.Database, authority: Authority
+    database: peewee.Database, authority: Authority, stripe_first: bool
 ) -> None:
-    """A permission checked inside another action writes its own "denied" row; the enclosing
-    action must not add a second, "failed" one for the same refusal."""
+    """A permission checked inside another action writes its own "denied" row, which must
+    outlive the action's rolled-back transaction; the enclosing action adds no second row."""
     support = _acting(database, authority, Role.SUPPORT)
     with (
         pytest.raises(PermissionDenied, match="grant credits"),
-        support.action(Permission.BROWSE, "probe.outer", target="cus_9"),
+        support.action(Permission.BROWSE, "probe.outer", target="cus_9", stripe_first=stripe_first),
     ):
         support.require(Permission.GRANT_CREDITS, "probe.inner", target="cus_9")
     rows = list(AuditRecord.select().where(AuditRecord.action.startswith("probe.")))
