@@ -144,8 +144,14 @@ def test_the_answer_says_what_became_of_the_event(
         ([], (411, "Content-Length required")),
         (["Content-Length: ten"], (400, "bad Content-Length")),
         (["Content-Length: -1"], (413, "body too large")),
+        # An empty body is read (and its signature then fails), not refused as too large.
+        (
+            ["Content-Length: 0"],
+            (400, "signature verification failed: No signatures found matching the expected "
+                  "signature for payload"),
+        ),
     ],
-    ids=["conflicting", "repeated", "missing", "not-a-number", "negative"],
+    ids=["conflicting", "repeated", "missing", "not-a-number", "negative", "zero"],
 )  # fmt: skip
 def test_the_body_length_is_taken_from_one_unambiguous_content_length(
     receiver: WebhookReceiver,
