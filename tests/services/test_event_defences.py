@@ -137,6 +137,8 @@ def test_a_replay_tells_listeners_which_event_ended_how(
     fail[0] = False
     assert pipe.replay("evt_flaky", authority) is Result.APPLIED
     assert seen == [("evt_flaky", Result.FAILED), ("evt_flaky", Result.APPLIED)]
+    row = _row("evt_flaky")  # applied now: the old error is gone with the failure
+    assert (row.status, row.attempts, row.last_error) == ("applied", 2, None)
 
 
 def test_a_long_error_is_stored_cut_to_2000_characters(
