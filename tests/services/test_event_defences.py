@@ -313,3 +313,16 @@ def test_replay_failed_summary_counts_what_it_replayed(
     fail[0] = False
     report = pipe.replay_failed(authority)
     assert report.summary() == "Replayed 2 failed events: 2 applied."
+
+
+def test_a_handler_that_finds_nothing_to_do_settles_only_its_own_event(
+    database: peewee.Database, gateway: StripeGateway
+) -> None:
+    def apply(_ctx: Any, event: Mapping[str, Any], _fetched: Any) -> Status:
+        return Status.APPLIED if event["type"] == "test.does" else Status.IGNORED
+
+    handler = Handler(lambda _c, _e: None, apply)
+    pipe = EventPipeline(database, gateway, [("test.does", handler), ("test.skips", handler)])
+    assert pipe.receive(_event("evt_does", "test.does"), Source.RECEIVER) is Result.APPLIED
+    assert pipe.receive(_event("evt_skips", "test.skips"), Source.RECEIVER) is Result.IGNORED
+    assert (_row("evt_does").status, _row("evt_skips").status) == ("applied", "ignored")
