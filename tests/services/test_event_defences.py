@@ -12,7 +12,7 @@ import peewee
 import pytest
 
 from services.audit import Authority
-from services.errors import NotFound, ValidationError
+from services.errors import NotFound, StripeUnreachable, ValidationError
 from services.events import ROUTES, EventPipeline, Handler, Ignore, Result, Source, Status
 from services.models import AuditRecord, CreditEntry, Customer, WebhookEvent
 from services.stripe_gateway import StripeGateway
@@ -326,3 +326,25 @@ def test_a_handler_that_finds_nothing_to_do_settles_only_its_own_event(
     assert pipe.receive(_event("evt_does", "test.does"), Source.RECEIVER) is Result.APPLIED
     assert pipe.receive(_event("evt_skips", "test.skips"), Source.RECEIVER) is Result.IGNORED
     assert (_row("evt_does").status, _row("evt_skips").status) == ("applied", "ignored")
+
+
+def test_a_failed_event_whose_time_is_unknown_is_retried_not_flagged_as_too_old(
+    database: peewee.Database, gateway: StripeGateway
+) -> None:
+    """A v2 thin event's `created` is a string; one that cannot be read is stored as 0, which
+    means "unknown", not "1970": a transient failure leaves it for Stripe's retries."""
+
+    def apply(_ctx: Any, _event: Mapping[str, Any], _fetched: Any) -> Status:
+        raise StripeUnreachable("Cannot reach Stripe")
+
+    pipe = EventPipeline(database, gateway, [("v1.test.thin", Handler(lambda _c, _e: None, apply))])
+    thin = {
+        "id": "evt_thin_undated",
+        "object": "v2.core.event",
+        "type": "v1.test.thin",
+        "created": "sometime",
+        "related_object": {"id": "obj_1", "type": "thing", "url": "/v1/things/obj_1"},
+    }
+    assert pipe.receive(thin, Source.RECEIVER) is Result.FAILED
+    row = _row("evt_thin_undated")
+    assert (row.status, row.created, row.flagged) == ("failed", 0, None)
