@@ -13,7 +13,16 @@ import pytest
 
 from services.audit import Authority
 from services.errors import NotFound, StripeUnreachable, ValidationError
-from services.events import ROUTES, EventPipeline, Handler, Ignore, Result, Source, Status
+from services.events import (
+    ROUTES,
+    EventPipeline,
+    Handler,
+    Ignore,
+    Reject,
+    Result,
+    Source,
+    Status,
+)
 from services.models import AuditRecord, CreditEntry, Customer, WebhookEvent
 from services.stripe_gateway import StripeGateway
 from stripe_sandbox import SandboxServer
@@ -348,3 +357,37 @@ def test_a_failed_event_whose_time_is_unknown_is_retried_not_flagged_as_too_old(
     assert pipe.receive(thin, Source.RECEIVER) is Result.FAILED
     row = _row("evt_thin_undated")
     assert (row.status, row.created, row.flagged) == ("failed", 0, None)
+
+
+def test_a_rejected_events_flag_is_cut_to_2000_characters_too(
+    database: peewee.Database, gateway: StripeGateway
+) -> None:
+    def apply(_ctx: Any, _event: Mapping[str, Any], _fetched: Any) -> Status:
+        raise Reject("y" * 5000)
+
+    pipe = EventPipeline(database, gateway, [("test.huge", Handler(lambda _c, _e: None, apply))])
+    assert pipe.receive(_event("evt_huge", "test.huge"), Source.RECEIVER) is Result.REJECTED
+    row = _row("evt_huge")
+    assert row.flagged.startswith("rejected: ")
+    assert (len(row.flagged), len(row.last_error)) == (2000, 2000)
+
+
+@pytest.mark.parametrize(
+    ("error", "traceback_logged"),
+    [(RuntimeError("a bug in the handler"), True), (Reject("no amount in the event"), False)],
+    ids=["bug", "known-rejection"],
+)
+def test_a_handler_bug_is_logged_with_its_traceback_and_a_known_rejection_is_not(
+    database: peewee.Database,
+    gateway: StripeGateway,
+    caplog: pytest.LogCaptureFixture,
+    error: Exception,
+    traceback_logged: bool,
+) -> None:
+    def apply(_ctx: Any, _event: Mapping[str, Any], _fetched: Any) -> Status:
+        raise error
+
+    pipe = EventPipeline(database, gateway, [("test.bad", Handler(lambda _c, _e: None, apply))])
+    assert pipe.receive(_event("evt_bad", "test.bad"), Source.RECEIVER) is Result.REJECTED
+    tracebacks = [r for r in caplog.records if r.exc_info and "failed for good" in r.message]
+    assert bool(tracebacks) is traceback_logged
