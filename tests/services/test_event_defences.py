@@ -391,3 +391,40 @@ def test_a_handler_bug_is_logged_with_its_traceback_and_a_known_rejection_is_not
     assert pipe.receive(_event("evt_bad", "test.bad"), Source.RECEIVER) is Result.REJECTED
     tracebacks = [r for r in caplog.records if r.exc_info and "failed for good" in r.message]
     assert bool(tracebacks) is traceback_logged
+
+
+def _rejected(pipe: EventPipeline, event: dict[str, Any]) -> list[tuple[str, str, str]]:
+    assert pipe.receive(event, Source.RECEIVER) is Result.REJECTED
+    return [
+        (r.evt_id, r.type, r.last_error) for r in WebhookEvent.select().order_by(WebhookEvent.id)
+    ]
+
+
+def test_an_event_without_id_or_type_is_stored_under_its_content_and_says_what_is_missing(
+    database: peewee.Database, gateway: StripeGateway
+) -> None:
+    pipe = EventPipeline(database, gateway, [])
+    no_id = {"object": "event", "type": "customer.updated", "created": 1, "data": {"object": {}}}
+    ((evt_id, event_type, why),) = _rejected(pipe, no_id)
+    assert evt_id.startswith("evt_unusable_")
+    assert (event_type, why) == ("customer.updated", "the event's id '' is not a Stripe event id")
+    # The same content with its keys in another order is the same delivery: stored once.
+    assert pipe.receive(dict(reversed(list(no_id.items()))), Source.RECEIVER) is Result.DUPLICATE
+    assert WebhookEvent.select().count() == 1
+    # Different content is a different delivery.
+    other = {**no_id, "created": 2}
+    assert len(_rejected(pipe, other)) == 2
+
+    no_type = _event("evt_no_type", "")
+    assert _rejected(pipe, no_type)[-1] == ("evt_no_type", "(no type)", "the event has no type")
+
+
+@pytest.mark.parametrize(("length", "kept"), [(255, True), (256, False)])
+def test_a_malformed_event_keeps_its_id_only_if_the_column_can_hold_it(
+    database: peewee.Database, gateway: StripeGateway, length: int, kept: bool
+) -> None:
+    evt_id = "evt_" + "x" * (length - 4)
+    pipe = EventPipeline(database, gateway, [])
+    ((stored, _type, _why),) = _rejected(pipe, _event(evt_id, "test.x", data={}))
+    assert (stored == evt_id) is kept
+    assert len(stored) <= 255
