@@ -207,3 +207,21 @@ def test_every_audit_row_tells_the_window_the_log_changed(
     with changes.collecting() as noted, pytest.raises(PermissionDenied):
         support.require(Permission.GRANT_CREDITS, "probe.denied")
     assert noted.changes().audit
+
+
+def test_a_failed_action_is_recorded_with_its_reason_and_the_kind_of_error(
+    database: peewee.Database, authority: Authority
+) -> None:
+    """An unexpected error is named by its type (a bug, not a refusal), and the reason the
+    operator gave is kept on the failed row as on an "ok" one."""
+
+    def fail() -> None:
+        with authority.action(
+            Permission.GRANT_CREDITS, "credits.grant", target="cus_5", reason="goodwill"
+        ):
+            raise KeyError("amount")
+
+    with pytest.raises(KeyError):
+        fail()
+    (row,) = _rows("credits.grant")
+    assert (row.outcome, row.reason, row.error) == ("failed", "goodwill", "KeyError: 'amount'")
