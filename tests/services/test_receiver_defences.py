@@ -4,6 +4,7 @@ pinned by its message too, and each acceptance by the event stored (docs/mutants
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 from collections.abc import Iterator, Mapping
@@ -262,3 +263,35 @@ def test_starting_twice_keeps_one_server_and_stopping_twice_is_harmless(
     assert not receiver.running
     with pytest.raises(ConnectionRefusedError):  # nothing listens there any more
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        ["Content-Length: {n}", "Content-Length: 2"],
+        ["Transfer-Encoding: chunked", "Content-Length: {n}"],
+        ["Content-Length: -1"],
+    ],
+    ids=["conflicting-lengths", "transfer-encoding", "negative-length"],
+)
+def test_a_request_whose_body_cannot_be_trusted_ends_the_connection(
+    receiver: WebhookReceiver, db: peewee.Database, headers: list[str]
+) -> None:
+    """Where its body ends is in doubt (or it is not read), so nothing after it may be taken
+    as the next request on that connection (request smuggling): the answer says
+    `Connection: close` and the server hangs up."""
+    body = _event_body("evt_smuggled")
+    raw = _request(body, *(h.format(n=len(body)) for h in headers))
+    with socket.create_connection(("127.0.0.1", receiver.port), timeout=10) as sock:
+        sock.sendall(
+            raw + _request(body, f"Stripe-Signature: {_sign(body)}", f"Content-Length: {len(body)}")
+        )
+        status, answer = _read_answer(sock)
+        assert status in (400, 413)
+        assert b"\r\nConnection: close\r\n" in answer.split(b"\r\n\r\n", 1)[0] + b"\r\n"
+        rest = b""
+        with contextlib.suppress(ConnectionResetError):  # hung up with our bytes unread
+            while chunk := sock.recv(65536):
+                rest += chunk
+    assert rest == b"", "a second answer: the rest was read as another request"
+    assert _stored() == []
