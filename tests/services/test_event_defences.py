@@ -428,3 +428,18 @@ def test_a_malformed_event_keeps_its_id_only_if_the_column_can_hold_it(
     ((stored, _type, _why),) = _rejected(pipe, _event(evt_id, "test.x", data={}))
     assert (stored == evt_id) is kept
     assert len(stored) <= 255
+
+
+def test_long_names_are_cut_to_what_their_columns_hold(
+    database: peewee.Database, gateway: StripeGateway
+) -> None:
+    """A signed event may carry any strings; storing it must not fail on a column's length
+    (PostgreSQL refuses what SQLite would keep), or the delivery would fail for three days."""
+    pipe = EventPipeline(database, gateway, [])
+    event = _event("evt_long", "t" * 300, data={"object": {"id": "o" * 300}}, livemode=True)
+    assert pipe.receive(event, Source.RECEIVER) is Result.IGNORED
+    row = _row("evt_long")
+    assert (row.type, row.object_id, row.livemode) == ("t" * 128, "o" * 255, True)
+    no_id = _event("evt_no_object_id", "test.x", data={"object": {"object": "thing"}})
+    pipe.receive(no_id, Source.RECEIVER)
+    assert (_row("evt_no_object_id").object_id, _row("evt_no_object_id").livemode) == (None, False)
