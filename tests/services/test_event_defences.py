@@ -190,12 +190,14 @@ def test_the_events_list_filters_by_type_pattern_ids_and_status(
     database: peewee.Database, gateway: StripeGateway, authority: Authority
 ) -> None:
     pipe = EventPipeline(database, gateway, [])
+    before_ms = int(time.time() * 1000)
     for evt_id, event_type in (
         ("evt_c1", "customer.created"),
         ("evt_c2", "customer.updated"),
         ("evt_i1", "invoice.paid"),
     ):
         pipe.receive(_event(evt_id, event_type), Source.CATCH_UP)
+    after_ms = int(time.time() * 1000)
 
     def listed(**filters: Any) -> list[str]:
         return sorted(r.evt_id for r in pipe.events(authority, **filters))
@@ -206,6 +208,7 @@ def test_the_events_list_filters_by_type_pattern_ids_and_status(
     assert listed(status="ignored") == ["evt_c1", "evt_c2", "evt_i1"]
     assert listed(status="applied") == []
     (row,) = pipe.events(authority, ids=["evt_c1"])
+    assert before_ms <= row.received_at <= after_ms  # when it arrived, in milliseconds
     assert (row.type, row.object_id, row.source, row.last_error, row.flagged) == (
         "customer.created",
         "obj_1",
