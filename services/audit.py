@@ -139,6 +139,16 @@ def _clean_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
+class _Denial(PermissionDenied):
+    """A refusal `Authority.require` has recorded, with what it recorded."""
+
+    def __init__(self, message: str, action: str, target: str | None) -> None:
+        super().__init__(message)
+        self.action = action
+        self.target = target
+        self.audited = True  # so an enclosing action() does not record it twice
+
+
 def _outcome_for(exc: BaseException) -> Outcome:
     if isinstance(exc, PermissionDenied):
         return Outcome.DENIED
@@ -163,9 +173,7 @@ class Authority:
             return
         message = why_not(self.actor.role, permission)
         self._write(action, Outcome.DENIED, ActionRecord(target=target), error=message)
-        denied = PermissionDenied(message)
-        denied.audited = True  # so an enclosing action() does not record it twice
-        raise denied
+        raise _Denial(message, action, target)
 
     @contextmanager
     def action(
@@ -188,14 +196,18 @@ class Authority:
         """
         self.require(permission, action, target)
         record = ActionRecord(target=target, params=dict(params or {}))
-        committed = False
+        committed = rolled_back = False
 
         @contextmanager
         def writes() -> Iterator[None]:
-            nonlocal committed
-            with self._db.atomic():
-                yield
-                self._write(action, Outcome.OK, record, reason=reason)
+            nonlocal committed, rolled_back
+            try:
+                with self._db.atomic():
+                    yield
+                    self._write(action, Outcome.OK, record, reason=reason)
+            except BaseException:
+                rolled_back = True
+                raise
             committed = True
 
         try:
@@ -209,16 +221,35 @@ class Authority:
                 with writes():
                     yield record
         except BaseException as exc:
-            if committed or isinstance(exc, GeneratorExit) or getattr(exc, "audited", False):
+            if committed or isinstance(exc, GeneratorExit):
                 raise
-            error = str(exc) if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
+            if getattr(exc, "audited", False):
+                if rolled_back and isinstance(exc, _Denial):
+                    # Its "denied" row was written inside the transaction that just rolled
+                    # back: written again, or the refusal would leave no trace.
+                    self._audit_failure(exc.action, Outcome.DENIED, ActionRecord(exc.target), exc)
+                raise
             if isinstance(exc, AppError) and exc.request_id and not record.stripe_request_id:
                 record.stripe_request_id = exc.request_id
-            try:
-                self._write(action, _outcome_for(exc), record, reason=reason, error=error)
-            except peewee.PeeweeException:
-                log.exception("Could not write the audit row for a failed %s", action)
+            self._audit_failure(action, _outcome_for(exc), record, exc, reason=reason)
             raise
+
+    def _audit_failure(
+        self,
+        action: str,
+        outcome: Outcome,
+        record: ActionRecord,
+        exc: BaseException,
+        *,
+        reason: str | None = None,
+    ) -> None:
+        """The row of an action that did not happen; a failure to write it is logged, so the
+        operator still sees the action's own error."""
+        error = str(exc) if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
+        try:
+            self._write(action, outcome, record, reason=reason, error=error)
+        except peewee.PeeweeException:
+            log.exception("Could not write the audit row for a failed %s", action)
 
     def record(
         self,

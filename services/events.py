@@ -441,7 +441,9 @@ class EventPipeline:
         inserted = (
             WebhookEvent.insert(
                 evt_id=evt_id,
-                type=event_type[:255] or "(no type)",
+                # Cut to the column's 128: PostgreSQL refuses a longer one (and Stripe would
+                # retry that delivery for three days), SQLite would keep it.
+                type=event_type[:128] or "(no type)",
                 object_id=str(event_object(event).get("id") or "")[:255] or None,
                 created=_created(event),
                 received_at=int(time.time() * 1000),

@@ -19,6 +19,7 @@ It answers 200 only after the event is committed, and every refusal has a status
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -385,6 +386,11 @@ class WebhookReceiver:
         self._server = self._thread = None
         if server is None:
             return
+        # serve_forever looks for shutdown() only between its 0.5 s polls, and every stop
+        # waited for one. A shut listening socket is readable at once: the loop wakes, its
+        # accept fails harmlessly until shutdown() has set the flag, then it ends.
+        with contextlib.suppress(OSError):
+            server.socket.shutdown(socket.SHUT_RDWR)
         server.shutdown()
         server.server_close()
         if thread is not None:
