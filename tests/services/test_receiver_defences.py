@@ -15,7 +15,7 @@ import peewee
 import pytest
 
 from services.database import open_database
-from services.errors import ConfigurationError, StripeUnreachable
+from services.errors import ConfigurationError, StripeUnreachable, ValidationError
 from services.events import ROUTES, EventPipeline, Handler, Status
 from services.stripe_gateway import StripeGateway
 from services.webhook_receiver import MAX_BODY, WEBHOOK_PATH, WebhookReceiver, verify
@@ -294,4 +294,31 @@ def test_a_request_whose_body_cannot_be_trusted_ends_the_connection(
             while chunk := sock.recv(65536):
                 rest += chunk
     assert rest == b"", "a second answer: the rest was read as another request"
+    assert _stored() == []
+
+
+def test_an_event_the_pipeline_refuses_as_bad_input_gets_400_with_its_words(
+    db: peewee.Database, sandbox: SandboxServer
+) -> None:
+    """Defence in depth: today `receive` refuses only what `verify` already refused, but a refusal
+    it raises must answer 400 with its reason (Stripe stops retrying), never a 500 retried for
+    three days nor a 200 that hides it."""
+
+    class Refusing(EventPipeline):
+        def receive(self, event: Mapping[str, Any], source: Any) -> Any:
+            raise ValidationError("The event's object is not one this app can read.")
+
+    gateway = StripeGateway(TEST_KEY, api_base=sandbox.url, sandbox=True)
+    rx = WebhookReceiver(Refusing(db, gateway, list(ROUTES)), lambda: [SECRET], port=0)
+    rx.start()
+    try:
+        body = _event_body("evt_refused")
+        raw = _request(body, f"Stripe-Signature: {_sign(body)}", f"Content-Length: {len(body)}")
+        status, answer = _exchange(rx, raw)
+    finally:
+        rx.stop()
+    assert (status, _message(answer)) == (
+        400,
+        (400, "The event's object is not one this app can read."),
+    )
     assert _stored() == []
