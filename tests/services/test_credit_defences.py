@@ -17,11 +17,12 @@ import pytest
 import stripe
 
 import services.credits
+from services import changes
 from services.audit import Authority
 from services.credits import CreditService, settle_topup
 from services.errors import NotFound, ValidationError
 from services.events import HandlerContext, Result, Source, Status
-from services.models import AuditRecord, Customer, TopUp, WebhookEvent
+from services.models import AuditRecord, Customer, Invoice, TopUp, WebhookEvent
 from services.settings import Settings
 from services.stripe_gateway import StripeGateway
 from services.sync import SyncService, SyncTarget
@@ -224,6 +225,21 @@ def test_a_grant_that_expires_is_audited_with_its_expiry_and_never_in_the_past(
     assert audit.params == {"credits": 100, "expires_at": later}
     balances = world.credits.balances(customer)
     assert (balances.available, balances.next_expiry_at) == (100, later)
+
+
+def test_a_grant_says_what_is_wrong_and_writes_nothing(world: World) -> None:
+    customer = world.customer()
+    for reason, credits, words in [
+        ("", 100, "A reason is required"),
+        ("x" * 501, 100, "A reason is too long"),
+        ("goodwill", 0, "Credits must be a positive whole number"),
+        ("goodwill", 10_000_001, "Credits must be at most 10,000,000"),
+    ]:
+        with pytest.raises(ValidationError, match=words):
+            world.credits.grant(customer, credits, reason)
+    assert world.credits.ledger(customer) == []
+    world.credits.grant(customer, 10_000_000, "x" * 500)  # the largest, with the longest reason
+    assert world.balance(customer) == 10_000_000
 
 
 def test_only_a_new_spend_runs_the_after_spend_check(world: World) -> None:
@@ -453,6 +469,9 @@ def test_a_forged_paid_event_for_an_open_invoice_credits_nothing(world: World) -
     }  # fmt: skip
     world.pipeline.receive(forged, Source.RECEIVER)
     assert world.credits.ledger(customer) == []
+    stored = WebhookEvent.get(WebhookEvent.evt_id == forged["id"])
+    assert stored.status == "applied", stored.last_error  # mirrored as Stripe has it: open
+    assert Invoice.get(Invoice.stripe_id == invoice).status == "open"
 
 
 def test_every_line_of_a_pack_on_a_paid_invoice_is_credited(world: World) -> None:
@@ -464,3 +483,29 @@ def test_every_line_of_a_pack_on_a_paid_invoice_is_credited(world: World) -> Non
     [entry] = world.credits.ledger(customer)
     assert (entry.kind, entry.amount, entry.source) == ("purchase", 1000, invoice)
     assert entry.reason.count("1 x 500-credit pack") == 2
+
+
+# ---- what changed is announced, so the panels refresh those rows
+
+
+def test_what_changed_is_announced_for_the_rows_the_panels_show(world: World) -> None:
+    customer = world.customer()
+    with changes.collecting() as noted:
+        world.credits.grant(customer, 5, "goodwill")
+    assert noted.changes().credits == {customer}
+    with changes.collecting() as noted:
+        topup_id = world.issue(customer, credits=100)
+    assert topup_id in noted.changes().topups
+    heard: list[changes.Changes] = []
+    world.pipeline.add_change_listener(heard.append)
+    assert world.pay(topup_id, card=CARD)[0] == 200
+    _credit(world, topup_id)
+    assert any(topup_id in c.topups and customer in c.credits for c in heard), heard
+    heard.clear()
+    refund = world.client.v1.refunds.create(
+        {"payment_intent": world.topup(topup_id).payment_intent_id, "amount": 500}
+    )
+    [stored] = _deliver(world, str(refund.charge), kind="charge.refunded")
+    assert stored.status == "applied"
+    assert any(topup_id in c.topups and customer in c.credits for c in heard), heard
+    assert world.balance(customer) == 55
