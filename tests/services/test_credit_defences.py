@@ -474,6 +474,22 @@ def test_a_forged_paid_event_for_an_open_invoice_credits_nothing(world: World) -
     assert Invoice.get(Invoice.stripe_id == invoice).status == "open"
 
 
+def test_a_payload_that_says_deleted_and_paid_is_not_taken_for_a_payment(world: World) -> None:
+    """An event whose payload says the invoice is deleted is not re-read (it is gone): the
+    rest of that payload, "paid" included, is then all there is, and proves no payment."""
+    customer = world.customer()
+    invoice = _pack_invoice(world, customer, 1)
+    payload = world.client.v1.invoices.retrieve(invoice).to_dict(for_json=True)
+    payload.update(status="paid", deleted=True)
+    forged = {
+        "id": f"evt_{uuid.uuid4().hex[:12]}", "object": "event", "type": "invoice.paid",
+        "created": int(time.time()), "livemode": False, "data": {"object": payload},
+    }  # fmt: skip
+    world.pipeline.receive(forged, Source.RECEIVER)
+    assert world.credits.ledger(customer) == []
+    assert world.client.v1.invoices.retrieve(invoice).status == "open"
+
+
 def test_every_line_of_a_pack_on_a_paid_invoice_is_credited(world: World) -> None:
     customer = world.customer()
     invoice = _pack_invoice(world, customer, 2)
