@@ -22,7 +22,8 @@ from services.audit import Authority
 from services.credits import CreditService, settle_topup
 from services.errors import NotFound, ValidationError
 from services.events import HandlerContext, Result, Source, Status
-from services.models import AuditRecord, Customer, Invoice, TopUp, WebhookEvent
+from services.models import AuditRecord, CreditEntry, Customer, Invoice, TopUp, WebhookEvent
+from services.pricing import CreditPricing, PricingService
 from services.settings import Settings
 from services.stripe_gateway import StripeGateway
 from services.sync import SyncService, SyncTarget
@@ -195,6 +196,55 @@ def test_a_link_that_saves_the_card_keeps_it_for_automatic_top_ups(world: World)
     assert audited[saving]["save_card"] is True
     assert "save_card" not in audited[plain]
     assert (audited[saving]["credits"], audited[saving]["amount"]) == (100, 1000)
+
+
+def test_a_paid_link_leaves_its_trail_in_stripe_the_audit_and_the_ledger(world: World) -> None:
+    """What Stripe is sent names the top-up (dashboard, receipts, refunds); the audit row
+    names the session, the key and Stripe's request; once credited the link is gone from the
+    row, the times are kept, and the ledger entry says who and what paid."""
+    customer = world.customer()
+    link = world.credits.issue_topup(customer, "trail-key", credits=250)
+    topup_id, session_id = link.topup.topup_id, link.topup.checkout_session_id
+    sent = world.client.v1.checkout.sessions.retrieve(session_id)
+    assert sent.client_reference_id == topup_id
+    assert sent.to_dict()["metadata"] == {"topup_id": topup_id, "credits": "250"}
+    assert sent.expires_at == link.topup.expires_at
+    assert link.topup.issued_at + 23 * 3600 < link.topup.expires_at <= link.topup.issued_at + 86400
+    assert link.topup.url
+    assert link.topup.url in link.email_text
+    audit = AuditRecord.get((AuditRecord.action == "topup.issue") & (AuditRecord.outcome == "ok"))
+    assert audit.target == topup_id
+    assert audit.params == {
+        "credits": 250, "amount": 2500, "currency": "usd", "pack": None,
+        "checkout_session": session_id,
+    }  # fmt: skip
+    assert audit.idempotency_key == "trail-key"
+    assert (audit.stripe_request_id or "").startswith("req_")
+    assert world.pay(topup_id, card=CARD)[0] == 200
+    _credit(world, topup_id)
+    row = world.topup(topup_id)
+    assert (row.status, row.url) == ("credited", None)
+    assert row.paid_at
+    assert row.credited_at
+    intent = world.client.v1.payment_intents.retrieve(str(row.payment_intent_id))
+    assert intent.to_dict()["metadata"] == {"topup_id": topup_id, "credits": "250"}
+    entry = CreditEntry.get(CreditEntry.kind == "purchase")
+    assert (entry.customer_id, entry.amount, entry.source, entry.topup_id) == (
+        customer, 250, topup_id, topup_id,
+    )  # fmt: skip
+    assert (entry.operator, entry.reason) == ("stripe", f"Checkout {session_id} paid")
+
+
+def test_a_link_issued_before_a_price_change_is_credited_at_its_price(world: World) -> None:
+    customer = world.customer()
+    topup_id = world.issue(customer, credits=200)  # $20.00 at the default $0.10
+    # Issued a minute ago: the new price below is set after it, not in the same second.
+    TopUp.update(issued_at=TopUp.issued_at - 60).where(TopUp.topup_id == topup_id).execute()
+    PricingService(world.db, world.authority).set(CreditPricing(unit_amount=20), "dearer")
+    assert world.credits.quote_custom(200) == (4000, "usd")
+    assert world.pay(topup_id, card=CARD)[0] == 200
+    _credit(world, topup_id)
+    assert world.balance(customer) == 200
 
 
 def test_expiring_a_top_up_we_do_not_have_is_not_found(world: World) -> None:
@@ -498,7 +548,9 @@ def test_every_line_of_a_pack_on_a_paid_invoice_is_credited(world: World) -> Non
     assert stored.status == "applied", stored.last_error
     [entry] = world.credits.ledger(customer)
     assert (entry.kind, entry.amount, entry.source) == ("purchase", 1000, invoice)
-    assert entry.reason.count("1 x 500-credit pack") == 2
+    number = world.client.v1.invoices.retrieve(invoice).number
+    assert number
+    assert entry.reason == f"Invoice {number} paid: 1 x 500-credit pack, 1 x 500-credit pack"
 
 
 # ---- what changed is announced, so the panels refresh those rows
