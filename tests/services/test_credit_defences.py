@@ -491,14 +491,20 @@ def test_a_repair_credits_a_top_up_whose_events_never_came_once(world: World) ->
 # ---- credit packs sold on invoices
 
 
-def _pack_invoice(w: World, customer: str, lines: int) -> str:
-    """A finalized invoice with `lines` lines of the 500-credit pack, one each."""
+def _pack_invoice(w: World, customer: str, lines: int, *, plain_first: bool = False) -> str:
+    """A finalized invoice with `lines` lines of the 500-credit pack, one each (after a line
+    that sells no credits, if `plain_first`)."""
     _sandbox_post(w.sandbox, f"/_sandbox/customers/{customer}/attach_card", card=CARD)
     pack = next(p for p in w.credits.credit_packs() if p[2] == 500)
     price = w.client.v1.products.retrieve(pack[0]).default_price
     invoice = w.client.v1.invoices.create(
         {"customer": customer, "pending_invoice_items_behavior": "exclude"}
     )
+    if plain_first:
+        w.client.v1.invoice_items.create(
+            {"customer": customer, "invoice": invoice.id, "amount": 1500, "currency": "usd",
+             "description": "Onboarding call"}
+        )  # fmt: skip
     for _ in range(lines):
         w.client.v1.invoice_items.create(
             {"customer": customer, "invoice": invoice.id, "pricing": {"price": str(price)}}
@@ -577,3 +583,32 @@ def test_what_changed_is_announced_for_the_rows_the_panels_show(world: World) ->
     assert stored.status == "applied"
     assert any(topup_id in c.topups and customer in c.credits for c in heard), heard
     assert world.balance(customer) == 55
+
+
+def test_a_pack_after_a_line_that_sells_no_credits_is_credited(world: World) -> None:
+    customer = world.customer()
+    invoice = _pack_invoice(world, customer, 1, plain_first=True)
+    world.client.v1.invoices.pay(invoice)
+    [stored] = _deliver(world, invoice, kind="invoice.paid")
+    assert stored.status == "applied", stored.last_error
+    assert world.balance(customer) == 500
+
+
+def test_a_refund_made_before_the_invoice_paid_event_came_is_taken_back_with_it(
+    world: World,
+) -> None:
+    """The refund's event may come first (or be lost): the paid invoice's event reads the
+    refunds with the payment and credits the packs less what was refunded, in one go."""
+    customer = world.customer()
+    invoice = _pack_invoice(world, customer, 2)  # 1,000 credits for $90.00
+    world.client.v1.invoices.pay(invoice)
+    [payment] = world.client.v1.invoice_payments.list({"invoice": invoice}).data
+    intent = str(payment.payment.payment_intent)
+    refund = world.client.v1.refunds.create({"payment_intent": intent, "amount": 4500})
+    [stored] = _deliver(world, invoice, kind="invoice.paid")
+    assert stored.status == "applied", stored.last_error
+    assert sorted((e.kind, e.amount, e.source) for e in world.credits.ledger(customer)) == [
+        ("clawback", -500, refund.id),
+        ("purchase", 1000, invoice),
+    ]
+    assert world.balance(customer) == 500
