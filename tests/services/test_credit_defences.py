@@ -465,6 +465,23 @@ def test_a_refund_too_small_to_take_a_credit_takes_none(world: World) -> None:
     assert (row.status, row.refunded_amount) == ("credited", 10)
 
 
+def test_a_dispute_under_review_keeps_the_top_up_flagged(world: World) -> None:
+    """Evidence that decides nothing leaves the dispute under review: the credits are still
+    at risk, so the flag stays (a closed dispute clears it: test_credits.py)."""
+    customer = world.customer()
+    topup_id = world.issue(customer, credits=300)
+    assert world.pay(topup_id, card="4000000000000259")[0] == 200  # Stripe's dispute card
+    _credit(world, topup_id)
+    intent = world.client.v1.payment_intents.retrieve(str(world.topup(topup_id).payment_intent_id))
+    [dispute] = world.client.v1.disputes.list({"charge": str(intent.latest_charge)}).data
+    world.client.v1.disputes.update(dispute.id, {"evidence": {"uncategorized_text": "receipt"}})
+    assert world.client.v1.disputes.retrieve(dispute.id).status == "under_review"
+    [updated] = _deliver(world, dispute.id, kind="charge.dispute.updated")
+    assert updated.status == "ignored", updated.last_error  # flagged since the credit: as is
+    assert f"dispute {dispute.id} open" in (world.topup(topup_id).flagged or "")
+    assert world.balance(customer) == 300
+
+
 # ---- the repair: a top-up settled from Stripe when its events never came
 
 
