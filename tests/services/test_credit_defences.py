@@ -233,6 +233,32 @@ def test_a_paid_link_leaves_its_trail_in_stripe_the_audit_and_the_ledger(world: 
         customer, 250, topup_id, topup_id,
     )  # fmt: skip
     assert (entry.operator, entry.reason) == ("stripe", f"Checkout {session_id} paid")
+    assert abs(entry.created_at - time.time()) < 3600  # when it was credited, not some other time
+    balances = world.credits.balances(customer)
+    assert (balances.available, balances.paid, balances.promotional) == (250, 250, 0)
+    assert balances.next_expiry_at is None  # the team sets no expiry for purchases by default
+
+
+def test_purchased_credits_expire_when_the_team_says(world: World) -> None:
+    world.credits.lot_service.set_purchase_expiry_months(12, "a year")
+    customer = world.customer()
+    topup_id = _paid(world, customer, 100)
+    _credit(world, topup_id)
+    entry = CreditEntry.get(CreditEntry.kind == "purchase")
+    assert entry.expires_at is not None
+    assert 364 * 86400 <= entry.expires_at - entry.created_at <= 366 * 86400
+    assert world.credits.balances(customer).next_expiry_at == entry.expires_at
+
+
+def test_the_largest_custom_top_up_the_team_allows_is_credited(world: World) -> None:
+    customer = world.customer()
+    low, high = world.credits.custom_limits()
+    assert (low, high) == (100, 100_000)
+    with pytest.raises(ValidationError, match="100 to 100,000 credits"):
+        world.credits.quote_custom(high + 1)
+    topup_id = _paid(world, customer, high)  # $10,000.00
+    _credit(world, topup_id)
+    assert world.balance(customer) == high
 
 
 def test_a_link_issued_before_a_price_change_is_credited_at_its_price(world: World) -> None:
