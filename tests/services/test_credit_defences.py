@@ -486,7 +486,8 @@ def test_a_refund_too_small_to_take_a_credit_takes_none(world: World) -> None:
     second = world.client.v1.refunds.create({"payment_intent": intent, "amount": 6})
     _deliver(world, str(second.charge), kind="charge.refunded")  # the first again, and the new
     assert _clawbacks(world, customer) == [(-1, second.id)]
-    assert world.balance(customer) == 99
+    balances = world.credits.balances(customer)
+    assert (balances.available, balances.paid) == (99, 99)  # drawn from the paid lot
     row = world.topup(topup_id)
     assert (row.status, row.refunded_amount) == ("credited", 10)
 
