@@ -488,6 +488,8 @@ def test_a_refund_too_small_to_take_a_credit_takes_none(world: World) -> None:
     assert _clawbacks(world, customer) == [(-1, second.id)]
     balances = world.credits.balances(customer)
     assert (balances.available, balances.paid) == (99, 99)  # drawn from the paid lot
+    entry = CreditEntry.get(CreditEntry.kind == "clawback")
+    assert (entry.topup_id, entry.operator) == (topup_id, "stripe")  # reconcile counts by top-up
     row = world.topup(topup_id)
     assert (row.status, row.refunded_amount) == ("credited", 10)
 
