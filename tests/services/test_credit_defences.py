@@ -490,6 +490,7 @@ def test_a_refund_too_small_to_take_a_credit_takes_none(world: World) -> None:
     assert (balances.available, balances.paid) == (99, 99)  # drawn from the paid lot
     entry = CreditEntry.get(CreditEntry.kind == "clawback")
     assert (entry.topup_id, entry.operator) == (topup_id, "stripe")  # reconcile counts by top-up
+    assert entry.reason == f"Refund {second.id} of {topup_id}"
     row = world.topup(topup_id)
     assert (row.status, row.refunded_amount) == ("credited", 10)
 
