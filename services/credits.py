@@ -52,6 +52,7 @@ from services.permissions import Permission
 from services.pricing import pricing_at
 from services.settings import Settings
 from services.stripe_gateway import StripeGateway, StripeMode
+from services.topup_status import TopUpStatus
 
 if TYPE_CHECKING:  # Stripe's code is imported when first called, after the window paints
     import stripe
@@ -369,7 +370,7 @@ class CreditService:
             amount=amount,
             currency=currency,
             product_id=pack_product_id,
-            status="open",
+            status=TopUpStatus.OPEN.value,
             checkout_session_id=session.id,
             url=session.url,
             issued_by=self._authority.actor.login,
@@ -392,7 +393,7 @@ class CreditService:
             topup = TopUp.get_or_none(TopUp.topup_id == topup_id)
             if topup is None:
                 raise NotFound(f"No top-up {topup_id}.")
-            if topup.status != "open":
+            if topup.status != TopUpStatus.OPEN.value:
                 raise ValidationError(f"{topup_id} is {topup.status}, not open: nothing to expire.")
             record.idempotency_key = attempt.key
             session = self._gateway.call(
@@ -403,8 +404,8 @@ class CreditService:
             attempt.answered(session.id)
             record.stripe_request_id = getattr(session.last_response, "request_id", None)
             with record.writes():
-                TopUp.update(status="expired", url=None).where(
-                    (TopUp.topup_id == topup_id) & (TopUp.status == "open")
+                TopUp.update(status=TopUpStatus.EXPIRED.value, url=None).where(
+                    (TopUp.topup_id == topup_id) & (TopUp.status == TopUpStatus.OPEN.value)
                 ).execute()
                 changes.note(topups=[topup_id])
         return _row(TopUp.get(TopUp.topup_id == topup_id))
@@ -656,7 +657,7 @@ def _credit_purchase(topup: TopUp, session: Mapping[str, Any], now: int) -> bool
     ):  # fmt: skip
         return False
     TopUp.update(
-        status="credited",
+        status=TopUpStatus.CREDITED.value,
         paid_at=TopUp.paid_at if topup.paid_at else now,
         credited_at=now,
         payment_intent_id=session.get("payment_intent"),
@@ -721,7 +722,13 @@ def _claw_back(topup: TopUp, truth: _TopUpTruth, now: int) -> bool:
         if r.get("status") in ("succeeded", "pending")
     )
     lost = any(d.get("status") == "lost" for d in truth.disputes)
-    status = "disputed" if lost else "refunded" if refunded >= topup.amount else "credited"
+    status = (
+        TopUpStatus.DISPUTED
+        if lost
+        else TopUpStatus.REFUNDED
+        if refunded >= topup.amount
+        else TopUpStatus.CREDITED
+    )
     open_disputes = [
         d["id"] for d in truth.disputes
         if d.get("status") in ("needs_response", "under_review", "warning_needs_response",
@@ -732,7 +739,7 @@ def _claw_back(topup: TopUp, truth: _TopUpTruth, now: int) -> bool:
         flagged = f"dispute {', '.join(open_disputes)} open: these credits may be taken back"
     elif flagged and flagged.startswith("dispute "):
         flagged = None  # the dispute closed (won, or lost and clawed back above)
-    TopUp.update(refunded_amount=refunded, status=status, flagged=flagged).where(
+    TopUp.update(refunded_amount=refunded, status=status.value, flagged=flagged).where(
         TopUp.id == topup.id
     ).execute()
     return wrote or flagged != topup.flagged
@@ -771,22 +778,25 @@ def _settle(_ctx: HandlerContext, event: Mapping[str, Any], truth: _TopUpTruth) 
         clawed = _claw_back(TopUp.get_by_id(topup.id), truth, now)
         return Status.APPLIED if credited or clawed else Status.IGNORED
     read = session.get("status")
-    new_status = ""
+    new_status: TopUpStatus | None = None
     if read == "expired":
-        new_status = "expired"
+        new_status = TopUpStatus.EXPIRED
     elif read == "complete" and event.get("type") == "checkout.session.async_payment_failed":
-        new_status = "failed"  # completed, unpaid, and Stripe says the debit failed
+        new_status = TopUpStatus.FAILED  # completed, unpaid, and Stripe says the debit failed
     elif read == "complete" and session.get("payment_status") == "unpaid":
-        new_status = "pending"  # an asynchronous payment (bank debit) still settling
+        new_status = TopUpStatus.PENDING  # an asynchronous payment (bank debit) still settling
     elif event.get("type") == "checkout.session.expired":
         _flag_event(event, f"the event says expired, but Stripe says {topup.topup_id} is {read}")
         return Status.IGNORED
-    if not new_status:
+    if new_status is None:
         return Status.IGNORED  # still open
-    settling = ("open",) if new_status == "pending" else ("open", "pending")
+    # Only forward: open → pending, and open or pending → expired or failed.
+    settling = [TopUpStatus.OPEN]
+    if new_status is not TopUpStatus.PENDING:
+        settling.append(TopUpStatus.PENDING)
     changed = (
-        TopUp.update(status=new_status, url=None)
-        .where((TopUp.id == topup.id) & TopUp.status.in_(settling))
+        TopUp.update(status=new_status.value, url=None)
+        .where((TopUp.id == topup.id) & TopUp.status.in_([s.value for s in settling]))
         .execute()
     )
     return Status.APPLIED if changed else Status.IGNORED

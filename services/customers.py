@@ -23,6 +23,7 @@ from services.models import Customer, Invoice, TopUp
 from services.permissions import Permission
 from services.stripe_gateway import StripeGateway
 from services.subscriptions import SubscriptionRow, subscription_rows
+from services.topup_status import TopUpStatus
 
 if TYPE_CHECKING:  # Stripe's code is imported when first called, after the window paints
     import stripe
@@ -201,7 +202,7 @@ class CustomerService:
             invoices=invoices,
             synced_at=row.synced_at,
             topups=len(statuses),
-            open_topups=statuses.count("open"),
+            open_topups=statuses.count(TopUpStatus.OPEN.value),
             recent_topups=recent_topups,
             credits=credits,
             subscriptions=tuple(subscription_rows(customer_id=stripe_id, limit=50)),

@@ -42,6 +42,7 @@ from services.credit_sql import INSUFFICIENT, KEY_REUSED
 from services.errors import AppError, NotFound, ValidationError
 from services.models import CreditAccount, Customer, TeamSetting, TopUp
 from services.permissions import Permission
+from services.topup_status import TopUpStatus
 
 PAID_KINDS = ("purchase", "plan_renewal")
 EXPIRY_SETTING = "credit_purchase_expiry_months"
@@ -511,7 +512,10 @@ def balances(db: peewee.Database, customer_id: str, now: int | None = None) -> B
         TopUp.select(peewee.fn.COALESCE(peewee.fn.SUM(TopUp.credits), 0))
         .where(
             (TopUp.customer_id == customer_id)
-            & ((TopUp.status == "pending") | ((TopUp.status == "open") & (TopUp.expires_at > now)))
+            & (
+                (TopUp.status == TopUpStatus.PENDING.value)
+                | ((TopUp.status == TopUpStatus.OPEN.value) & (TopUp.expires_at > now))
+            )
         )
         .scalar()
     )
@@ -570,9 +574,9 @@ def all_balances(
         row(cid)[0] += int(unabsorbed)
     for cid, pending in _sql(
         db,
-        "SELECT customer_id, SUM(credits) FROM top_up WHERE status = 'pending' OR "
-        f"(status = 'open' AND expires_at > {p}) GROUP BY customer_id",
-        (now,),
+        f"SELECT customer_id, SUM(credits) FROM top_up WHERE status = {p} OR "
+        f"(status = {p} AND expires_at > {p}) GROUP BY customer_id",
+        (TopUpStatus.PENDING.value, TopUpStatus.OPEN.value, now),
     ).fetchall():
         row(cid)[3] = int(pending)
     return {cid: (r[0], r[1], r[2], r[3]) for cid, r in found.items()}

@@ -29,6 +29,7 @@ from services.errors import ValidationError
 from services.models import CreditEntry, Invoice, TopUp, tuples
 from services.permissions import Permission
 from services.subscriptions import SubscriptionFigures, subscription_figures
+from services.topup_status import TopUpStatus
 
 SLOT = 900  # seconds: the quarter-hour the database sums by
 DAY = 86_400
@@ -467,8 +468,8 @@ class OverviewService:
             peewee.fn.COUNT(TopUp.id),
             peewee.fn.COUNT(TopUp.paid_at),
             peewee.fn.COUNT(TopUp.credited_at),
-            peewee.fn.SUM(peewee.Case(TopUp.status, (("expired", one),), 0)),
-            peewee.fn.SUM(peewee.Case(TopUp.status, (("failed", one),), 0)),
+            peewee.fn.SUM(peewee.Case(TopUp.status, ((TopUpStatus.EXPIRED.value, one),), 0)),
+            peewee.fn.SUM(peewee.Case(TopUp.status, ((TopUpStatus.FAILED.value, one),), 0)),
         ).where((TopUp.currency == currency) & (TopUp.issued_at >= start) & (TopUp.issued_at < end))
         row = next(tuples(query))
         return Funnel(*(int(v or 0) for v in row))

@@ -45,6 +45,7 @@ from services.money import format_amount
 from services.permissions import Permission
 from services.pg_security import can_write
 from services.stripe_gateway import StripeGateway
+from services.topup_status import TopUpStatus
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +311,7 @@ class Reconciler:
                         f"refunded or lost in disputes; {owed_back:,} credits should have been "
                         f"taken back, {clawed:,} were", **base,
                     )  # fmt: skip
-            if topup.status == "open" and session.get("status") == "expired":
+            if topup.status == TopUpStatus.OPEN.value and session.get("status") == "expired":
                 yield Finding(
                     Kind.TOPUP_STATUS, topup.topup_id,
                     f"{topup.topup_id}: open here, expired in Stripe", **base,
