@@ -26,6 +26,7 @@ from services.events import EventPipeline, Handler, HandlerContext, Result, Sour
 from services.invoices import ChargeOutcome, ChargeUnreachable
 from services.models import AuditRecord, CreditEntry, RequestJournal, TopUp, WebhookEvent
 from services.reconcile import Reconciler
+from services.settings import Settings
 from services.stripe_gateway import StripeGateway
 from services.sync import SyncService, SyncTarget
 from stripe_sandbox import SandboxServer
@@ -76,6 +77,36 @@ def test_a_retried_issue_a_minute_later_makes_one_link(
     assert RequestJournal.get(RequestJournal.idempotency_key == "dialog-key").outcome == (
         "succeeded"
     )
+
+
+def _post_keys(caplog: pytest.LogCaptureFixture, path: str) -> list[str]:
+    """The Idempotency-Key of every `POST {path}` the sandbox received ("-" for none)."""
+    keys = []
+    for record in caplog.records:
+        message = record.getMessage()
+        if record.name.startswith("stripe_sandbox") and f"POST {path} " in message:
+            match = re.search(r"idempotency-key=(\S+)", message)
+            keys.append(match.group(1) if match else "-")
+    return keys
+
+
+def test_issuing_a_link_sends_the_actions_idempotency_key_to_stripe(
+    topups: test_credits.World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The key the dialog made is the one Stripe sees on `POST /v1/checkout/sessions`, so a
+    second click or a retry after a lost answer replays the first session instead of making
+    another link (stripe-python would otherwise send a random key of its own, or none)."""
+    caplog.set_level(logging.DEBUG, logger="stripe_sandbox")
+    customer = topups.customer()
+    first = topups.credits.issue_topup(customer, "link-key-1", credits=100)
+    assert _post_keys(caplog, "/v1/checkout/sessions") == ["link-key-1"]
+    # The same key through a fresh service (a restarted app: no journal in memory) replays.
+    again = services.credits.CreditService(
+        topups.db, StripeGateway(TEST_KEY, api_base=topups.sandbox.url, sandbox=True),
+        topups.authority, Settings(),
+    ).issue_topup(customer, "link-key-1", credits=100)  # fmt: skip
+    assert again.topup.checkout_session_id == first.topup.checkout_session_id
+    assert TopUp.select().count() == 1
 
 
 # ---- a top-up is credited only for a session that pays for exactly it
